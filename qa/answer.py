@@ -1,0 +1,41 @@
+"""Turn reader spans over retrieved chunks into ranked, de-duplicated answers, or no answer."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from qa.metrics import normalize_answer
+from qa.reader import ReaderSpan
+from qa.types import Answer, Article, Hit
+
+
+def assemble(
+    spans: Sequence[ReaderSpan],
+    hits: Sequence[Hit],
+    articles: dict[str, Article],
+    top_k: int,
+    threshold: float,
+) -> tuple[list[Answer], bool]:
+    """Answers best first. The same answer found in overlapping chunks, or the same words
+    found twice, is one answer (its best score). If no span reaches the threshold the result
+    is "no answer": an honest empty list rather than a confident guess."""
+    answers: list[Answer] = []
+    seen_text: set[str] = set()
+    seen_places: list[tuple[str, int, int]] = []
+    for span in sorted(spans, key=lambda s: -s.score):
+        chunk = hits[span.passage].chunk
+        article = articles[chunk.article_id]
+        start, end = chunk.start + span.start, chunk.start + span.end
+        key = normalize_answer(span.text) or span.text.strip()
+        if not key or key in seen_text:
+            continue
+        if any(a == article.id and start < e and s < end for a, s, e in seen_places):
+            continue  # overlaps a better answer at the same place ("Lavrov" inside "Sergey V. Lavrov")
+        seen_text.add(key)
+        seen_places.append((article.id, start, end))
+        answers.append(Answer(span.text, span.score, article, chunk.text, chunk.start, start, end))
+        if len(answers) == top_k:
+            break
+    if not answers or answers[0].score < threshold:
+        return [], True
+    return [a for a in answers if a.score >= threshold], False

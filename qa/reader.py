@@ -1,0 +1,203 @@
+"""Extractive reader: find answer spans in passages with a SQuAD-style span model.
+
+Every passage is cut into overlapping token windows (so an answer split by one window is
+whole in the next), windows are batched by length, and each candidate span is scored as
+p(start) * p(end) under the model's softmax over the whole window. The model was trained to
+put its mass on [CLS] when a window holds no answer, so that product is a probability that
+means the same thing in every window and passage, and can be thresholded for "no answer".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+
+@dataclass(frozen=True)
+class ReaderSpan:
+    """A candidate answer: characters [start, end) of passage number `passage`."""
+
+    passage: int
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+@dataclass
+class EncodedWindows:
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]]
+    offsets: list[list[tuple[int, int] | None]]  # char offsets for context tokens, else None
+    sample: list[int]  # which (question, context) pair each window came from
+
+
+def encode_windows(
+    tokenizer: "PreTrainedTokenizerFast",
+    questions: Sequence[str],
+    contexts: Sequence[str],
+    max_length: int,
+    stride: int,
+) -> EncodedWindows:
+    """Tokenise question/context pairs into overlapping windows of at most max_length tokens."""
+    enc = tokenizer(
+        list(questions),
+        list(contexts),
+        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding=False,
+    )
+    offsets: list[list[tuple[int, int] | None]] = []
+    for i, window_offsets in enumerate(enc["offset_mapping"]):
+        seq_ids = enc.sequence_ids(i)
+        offsets.append([tuple(o) if s == 1 else None for o, s in zip(window_offsets, seq_ids)])
+    return EncodedWindows(
+        input_ids=enc["input_ids"],
+        token_type_ids=enc["token_type_ids"],
+        offsets=offsets,
+        sample=list(enc["overflow_to_sample_mapping"]),
+    )
+
+
+def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max()
+    return x - np.log(np.exp(x).sum())
+
+
+def best_spans_in_window(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    offsets: list[tuple[int, int] | None],
+    max_answer_tokens: int,
+    n_best: int,
+) -> list[tuple[int, int, float]]:
+    """Top (start_char, end_char, probability) spans of one window, best first."""
+    n = len(offsets)
+    log_start = _log_softmax(start_logits[:n])
+    log_end = _log_softmax(end_logits[:n])
+    context = np.array([o is not None for o in offsets])
+    if not context.any():
+        return []
+    idx = np.flatnonzero(context)
+    lo, hi = idx[0], idx[-1] + 1
+    s = log_start[lo:hi]
+    e = log_end[lo:hi]
+    scores = s[:, None] + e[None, :]
+    width = hi - lo
+    i, j = np.indices((width, width))
+    valid = (j >= i) & (j - i < max_answer_tokens)
+    valid &= context[lo:hi][:, None] & context[lo:hi][None, :]
+    scores = np.where(valid, scores, -np.inf)
+    flat = scores.ravel()
+    k = min(n_best, int(valid.sum()))
+    if k == 0:
+        return []
+    top = np.argpartition(-flat, k - 1)[:k]
+    top = top[np.argsort(-flat[top])]
+    out = []
+    for t in top:
+        a, b = divmod(int(t), width)
+        start_char = offsets[lo + a][0]
+        end_char = offsets[lo + b][1]
+        out.append((start_char, end_char, float(np.exp(flat[t]))))
+    return out
+
+
+class ExtractiveReader:
+    """Reads passages for a question and returns the best answer spans with probabilities."""
+
+    def __init__(
+        self,
+        tokenizer: "PreTrainedTokenizerFast",
+        model: "PreTrainedModel",
+        max_length: int = 256,
+        stride: int = 96,
+        max_answer_tokens: int = 30,
+        batch_size: int = 32,
+    ) -> None:
+        if max_length < 32:
+            raise ValueError(f"max_length must be at least 32 tokens, got {max_length}")
+        if not 0 <= stride < max_length // 2:
+            raise ValueError(f"stride must be in [0, max_length/2), got {stride}")
+        if max_answer_tokens < 1:
+            raise ValueError(f"max_answer_tokens must be positive, got {max_answer_tokens}")
+        self.tokenizer = tokenizer
+        self.model = model
+        self.max_length = max_length
+        self.stride = stride
+        self.max_answer_tokens = max_answer_tokens
+        self.batch_size = batch_size
+
+    def _logits(self, windows: EncodedWindows) -> list[tuple[np.ndarray, np.ndarray]]:
+        import torch
+
+        order = sorted(range(len(windows.input_ids)), key=lambda w: len(windows.input_ids[w]))
+        out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(order)
+        pad_id = self.tokenizer.pad_token_id or 0
+        with torch.inference_mode():
+            for b in range(0, len(order), self.batch_size):
+                chunk = order[b : b + self.batch_size]
+                ids, mask = pad_batch([windows.input_ids[w] for w in chunk], pad_id)
+                types, _ = pad_batch([windows.token_type_ids[w] for w in chunk], 0)
+                result = self.model(
+                    input_ids=torch.from_numpy(ids),
+                    attention_mask=torch.from_numpy(mask),
+                    token_type_ids=torch.from_numpy(types),
+                )
+                starts = result.start_logits.float().numpy()
+                ends = result.end_logits.float().numpy()
+                for row, w in enumerate(chunk):
+                    out[w] = (starts[row], ends[row])
+        return out  # type: ignore[return-value]
+
+    def read_many(
+        self, questions: Sequence[str], passages: Sequence[str], n_best: int = 5
+    ) -> list[list[ReaderSpan]]:
+        """One (question, passage) pair per row; returns the best spans of each pair."""
+        if len(questions) != len(passages):
+            raise ValueError("questions and passages must have the same length")
+        if not passages:
+            return []
+        windows = encode_windows(self.tokenizer, questions, passages, self.max_length, self.stride)
+        logits = self._logits(windows)
+        best: list[dict[tuple[int, int], float]] = [dict() for _ in passages]
+        for w, (start_logits, end_logits) in enumerate(logits):
+            pair = windows.sample[w]
+            spans = best_spans_in_window(
+                start_logits, end_logits, windows.offsets[w], self.max_answer_tokens, n_best
+            )
+            for start, end, score in spans:
+                key = (start, end)
+                if score > best[pair].get(key, 0.0):
+                    best[pair][key] = score
+        results = []
+        for pair, spans in enumerate(best):
+            ranked = sorted(spans.items(), key=lambda kv: -kv[1])[:n_best]
+            results.append(
+                [ReaderSpan(pair, s, e, passages[pair][s:e], score) for (s, e), score in ranked]
+            )
+        return results
+
+    def read(self, question: str, passages: Sequence[str], n_best: int = 5) -> list[ReaderSpan]:
+        """Best spans over all passages for one question, best first."""
+        per_passage = self.read_many([question] * len(passages), passages, n_best)
+        spans = [s for group in per_passage for s in group]
+        return sorted(spans, key=lambda s: -s.score)[:n_best]

@@ -1,0 +1,78 @@
+"""Reading SQuAD-format files (v1.1 and v2.0) into flat, typed records."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SquadFormatError(ValueError):
+    """The file is not a SQuAD JSON file; the message names the field that is wrong."""
+
+
+@dataclass(frozen=True)
+class SquadQuestion:
+    id: str
+    question: str
+    context: str
+    title: str
+    paragraph_index: int
+    answers: tuple[str, ...]
+    answer_starts: tuple[int, ...]
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+
+def _require(obj: object, key: str, kind: type, where: str) -> object:
+    if not isinstance(obj, dict) or key not in obj:
+        raise SquadFormatError(f"{where}: missing field '{key}'")
+    value = obj[key]
+    if not isinstance(value, kind):
+        raise SquadFormatError(f"{where}.{key}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def load_squad(path: str | Path) -> list[SquadQuestion]:
+    """All questions of a SQuAD file, in file order. Unanswerable v2.0 questions have no answers."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SquadFormatError(f"{path}: not valid UTF-8 JSON ({exc})") from exc
+    articles = _require(raw, "data", list, "top level")
+    out: list[SquadQuestion] = []
+    for a, article in enumerate(articles):
+        where_a = f"data[{a}]"
+        title = str(article.get("title", f"article {a}")) if isinstance(article, dict) else ""
+        paragraphs = _require(article, "paragraphs", list, where_a)
+        for p, paragraph in enumerate(paragraphs):
+            where_p = f"{where_a}.paragraphs[{p}]"
+            context = _require(paragraph, "context", str, where_p)
+            qas = _require(paragraph, "qas", list, where_p)
+            for q, qa in enumerate(qas):
+                where_q = f"{where_p}.qas[{q}]"
+                question = _require(qa, "question", str, where_q)
+                answers = qa.get("answers", []) if isinstance(qa, dict) else []
+                if not isinstance(answers, list):
+                    raise SquadFormatError(f"{where_q}.answers: expected list")
+                if qa.get("is_impossible"):
+                    answers = []
+                texts, starts = [], []
+                for n, ans in enumerate(answers):
+                    texts.append(_require(ans, "text", str, f"{where_q}.answers[{n}]"))
+                    starts.append(int(_require(ans, "answer_start", int, f"{where_q}.answers[{n}]")))
+                out.append(
+                    SquadQuestion(
+                        id=str(qa.get("id", f"{a}-{p}-{q}")),
+                        question=question,
+                        context=context,
+                        title=title,
+                        paragraph_index=p,
+                        answers=tuple(texts),
+                        answer_starts=tuple(starts),
+                    )
+                )
+    return out

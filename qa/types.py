@@ -1,0 +1,59 @@
+"""The typed records that flow between stages. All character offsets are into Article.text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Article:
+    id: str
+    title: str
+    text: str
+    date: str | None = None  # ISO yyyy-mm-dd when known
+    source: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage: article.text[start:end] == text."""
+
+    id: int  # row in the chunk store; also the FAISS id
+    article_id: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score and the ranks it had in each retriever."""
+
+    chunk: Chunk
+    score: float
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer lifted from an article: article.text[start:end] == text."""
+
+    text: str
+    score: float  # probability the span answers the question, 0..1
+    article: Article
+    passage: str
+    passage_start: int  # where the passage starts in the article
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    question: str
+    answers: list[Answer]
+    no_answer: bool
+    retrieval_query: str  # the question as sent to retrieval (follow-ups add context)
+    hits: list[Hit] = field(default_factory=list)
+    timing_ms: dict[str, float] = field(default_factory=dict)
