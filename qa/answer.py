@@ -16,22 +16,23 @@ def assemble(
     top_k: int,
     threshold: float,
 ) -> tuple[list[Answer], bool]:
-    """Answers best first. The same answer found in overlapping chunks, or the same words
-    found twice, is one answer (its best score). If no span reaches the threshold the result
+    """Answers best first. The same answer found in overlapping chunks, the same words found
+    twice, or words already inside a better answer ("Lavrov" after "Sergey V. Lavrov") are
+    one answer (its best score). If no span reaches the threshold the result
     is "no answer": an honest empty list rather than a confident guess."""
     answers: list[Answer] = []
-    seen_text: set[str] = set()
+    seen_words: list[set[str]] = []
     seen_places: list[tuple[str, int, int]] = []
     for span in sorted(spans, key=lambda s: -s.score):
         chunk = hits[span.passage].chunk
         article = articles[chunk.article_id]
         start, end = chunk.start + span.start, chunk.start + span.end
-        key = normalize_answer(span.text) or span.text.strip()
-        if not key or key in seen_text:
+        words = set((normalize_answer(span.text) or span.text.strip()).split())
+        if not words or any(words <= kept for kept in seen_words):
             continue
         if any(a == article.id and start < e and s < end for a, s, e in seen_places):
             continue  # overlaps a better answer at the same place ("Lavrov" inside "Sergey V. Lavrov")
-        seen_text.add(key)
+        seen_words.append(words)
         seen_places.append((article.id, start, end))
         answers.append(Answer(span.text, span.score, article, chunk.text, chunk.start, start, end))
         if len(answers) == top_k:

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+MAX_QUESTION_CHARS = 1000  # documented limit of the API and the CLI
 # In a source checkout (the README's install), index/ and seeds/ sit beside the package.
 _PROJECT_DIR = _PACKAGE_DIR.parent if (_PACKAGE_DIR.parent / "seeds").is_dir() else Path.cwd()
 
@@ -36,7 +37,6 @@ class Settings(BaseSettings):
     max_answer_tokens: int = Field(30, ge=1, le=100)
     threads: int = Field(2, ge=1, le=64, description="torch threads for the models")
 
-    max_question_chars: int = Field(1000, ge=10)
     max_article_chars: int = Field(2_000_000, ge=1000)
     max_body_bytes: int = Field(10_000_000, ge=1000)
     admin_token: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     from qa.chunking import ChunkingError
+    from qa.gold import GoldFormatError
     from qa.index import QAIndexError
     from qa.ingest import IngestError
     from qa.models import ModelNotFoundError
@@ -14,5 +15,5 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 
     return (
         ChunkingError, QAIndexError, IngestError, ModelNotFoundError, ArticleNotFoundError,
-        QuestionError, FilterError, SquadFormatError, FileNotFoundError,
+        QuestionError, FilterError, SquadFormatError, GoldFormatError, FileNotFoundError,
     )

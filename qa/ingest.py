@@ -117,7 +117,7 @@ def make_article(
     )
 
 
-def _decode(raw: bytes, path: Path) -> str:
+def _decode(raw: bytes, name: str) -> str:
     if not raw.strip():
         raise IngestError("file is empty")
     if b"\x00" in raw[:8192]:
@@ -225,7 +225,7 @@ def parse_html(text: str) -> tuple[str, str, dict[str, str]]:
     return " ".join(title.split()), body, parser.meta
 
 
-def _read_jsonl(text: str, path: Path, report: IngestReport, max_chars: int) -> None:
+def _read_jsonl(text: str, name: str, report: IngestReport, max_chars: int) -> None:
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -248,34 +248,43 @@ def _read_jsonl(text: str, path: Path, report: IngestReport, max_chars: int) -> 
                 )
             )
         except (json.JSONDecodeError, IngestError) as exc:
-            report.warnings.append(f"{path}:{n}: skipped: {exc}")
+            report.warnings.append(f"{name}:{n}: skipped: {exc}")
+
+
+def parse_bytes(raw: bytes, suffix: str, name: str, report: IngestReport, max_chars: int = 2_000_000) -> None:
+    """Append the articles in one file's bytes to the report; `suffix` picks the format.
+
+    Raises IngestError for a file that is unreadable as a whole (binary, not UTF-8, empty);
+    a bad line of a JSONL file becomes a warning naming the line.
+    """
+    suffix = suffix.lower()
+    text = _decode(raw, name)
+    if suffix in JSONL_SUFFIXES:
+        _read_jsonl(text, name, report, max_chars)
+        return
+    meta: dict[str, str] = {}
+    if suffix in HTML_SUFFIXES:
+        title, body, meta = parse_html(text)
+    elif suffix in MARKDOWN_SUFFIXES:
+        title, body = parse_markdown(text)
+    else:
+        title, body = parse_plain_text(text)
+    report.articles.append(
+        make_article(
+            body,
+            title,
+            date=normalise_date(meta.get("article:published_time")),
+            source=meta.get("og:site_name"),
+            url=meta.get("og:url") or meta.get("canonical"),
+            max_chars=max_chars,
+        )
+    )
 
 
 def read_file(path: Path, report: IngestReport, max_chars: int = 2_000_000) -> None:
     """Append the file's articles to the report, or a warning naming the file."""
-    suffix = path.suffix.lower()
     try:
-        text = _decode(path.read_bytes(), path)
-        if suffix in JSONL_SUFFIXES:
-            _read_jsonl(text, path, report, max_chars)
-            return
-        meta: dict[str, str] = {}
-        if suffix in HTML_SUFFIXES:
-            title, body, meta = parse_html(text)
-        elif suffix in MARKDOWN_SUFFIXES:
-            title, body = parse_markdown(text)
-        else:
-            title, body = parse_plain_text(text)
-        report.articles.append(
-            make_article(
-                body,
-                title,
-                date=meta.get("article:published_time"),
-                source=meta.get("og:site_name"),
-                url=meta.get("og:url") or meta.get("canonical"),
-                max_chars=max_chars,
-            )
-        )
+        parse_bytes(path.read_bytes(), path.suffix, str(path), report, max_chars)
     except OSError as exc:
         report.warnings.append(f"{path}: cannot read: {exc.strerror or exc}")
     except IngestError as exc:

@@ -17,14 +17,14 @@ from typing import Sequence
 
 from qa.answer import assemble
 from qa.chunking import Chunker
-from qa.config import Settings
+from qa.config import MAX_QUESTION_CHARS, Settings
 from qa.embedding import Embedder, SentenceTransformerEmbedder
 from qa.followup import retrieval_query
 from qa.index import IndexData, IndexSpec, IndexStore, empty_index, with_articles, without_articles
 from qa.ingest import IngestReport, ingest_paths
 from qa.reader import ExtractiveReader
 from qa.retrieval import Filters, Retriever
-from qa.types import AnswerResult, Article, Chunk, Hit
+from qa.types import Answer, AnswerResult, Article, Chunk, Hit
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +125,16 @@ class QAPipeline:
     def build(self, paths: Sequence[str | Path], progress: bool = False) -> IngestReport:
         """Replace the index with the articles under `paths`."""
         report = ingest_paths(paths, self.settings.max_article_chars)
+        self.build_from_articles(report.articles, progress)
+        return report
+
+    def build_from_articles(self, articles: Sequence[Article], progress: bool = False) -> None:
+        """Replace the index with these articles."""
         with self._write_lock:
-            chunks, vectors = self._embed_chunks(report.articles, progress)
-            data = with_articles(empty_index(self.spec), report.articles, chunks, vectors)
+            chunks, vectors = self._embed_chunks(articles, progress)
+            data = with_articles(empty_index(self.spec), list(articles), chunks, vectors)
             self.store.save(data)
             self._publish(data)
-        return report
 
     def add_articles(self, articles: Sequence[Article], progress: bool = False) -> list[str]:
         """Add (or replace, by id) articles; only their chunks are embedded."""
@@ -160,9 +164,18 @@ class QAPipeline:
         question = " ".join(question.split())
         if not question:
             raise QuestionError("question is empty")
-        if len(question) > self.settings.max_question_chars:
-            raise QuestionError(f"question has {len(question)} characters; the limit is {self.settings.max_question_chars}")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise QuestionError(f"question has {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
         return question
+
+    def answer_from_hits(
+        self, question: str, hits: Sequence[Hit], top_k: int | None = None, articles: dict[str, Article] | None = None
+    ) -> tuple[list[Answer], bool]:
+        """Read the passages of `hits` and assemble answers (or no answer). `articles` is the
+        index version the hits came from (a concurrent delete must not break this question)."""
+        spans = self.reader.read(question, [h.chunk.text for h in hits], n_best=10) if hits else []
+        articles = articles if articles is not None else self.state.data.articles
+        return assemble(spans, hits, articles, top_k or self.settings.top_k, self.threshold)
 
     def ask(
         self,
@@ -170,22 +183,14 @@ class QAPipeline:
         top_k: int | None = None,
         filters: Filters | None = None,
         history: Sequence[str] = (),
-        read_k: int | None = None,
     ) -> AnswerResult:
         question = self.check_question(question)
-        state = self.state
         t0 = time.perf_counter()
+        state = self.state
         query = retrieval_query(question, history)
-        hits = state.retriever.search(query, read_k or self.settings.read_k, filters)
+        hits = state.retriever.search(query, self.settings.read_k, filters)
         t1 = time.perf_counter()
-        spans = self.reader.read(question, [h.chunk.text for h in hits], n_best=10) if hits else []
+        answers, no_answer = self.answer_from_hits(question, hits, top_k, state.data.articles)
         t2 = time.perf_counter()
-        answers, no_answer = assemble(spans, hits, state.data.articles, top_k or self.settings.top_k, self.threshold)
-        t3 = time.perf_counter()
-        timing = {
-            "retrieve": round(1000 * (t1 - t0), 2),
-            "read": round(1000 * (t2 - t1), 2),
-            "answer": round(1000 * (t3 - t2), 2),
-            "total": round(1000 * (t3 - t0), 2),
-        }
+        timing = {"retrieve": round(1000 * (t1 - t0), 2), "read": round(1000 * (t2 - t1), 2), "total": round(1000 * (t2 - t0), 2)}
         return AnswerResult(question, answers, no_answer, query, hits, timing)

@@ -80,12 +80,12 @@ class Retriever:
             mask &= np.array([d != "" and d <= filters.date_to for d in self._dates], dtype=bool)
         return mask
 
-    def dense(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def dense(self, query: str, k: int, allowed: np.ndarray | None = None, vector: np.ndarray | None = None) -> list[tuple[int, float]]:
         import faiss
 
         if not self.data.chunks or k <= 0:
             return []
-        vector = self.embedder.encode([query])
+        vector = self.embedder.encode([query]) if vector is None else vector.reshape(1, -1)
         params = None
         if allowed is not None:
             ids = np.flatnonzero(allowed).astype(np.int64)
@@ -95,17 +95,20 @@ class Retriever:
         scores, rows = self.faiss.search(vector, min(k, len(self.data.chunks)), params=params)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
 
-    def search(self, query: str, k: int, filters: Filters | None = None, mode: str = "hybrid") -> list[Hit]:
-        """Top k chunks. mode: 'hybrid' (default), 'dense' or 'bm25' (for comparisons)."""
+    def search(
+        self, query: str, k: int, filters: Filters | None = None, mode: str = "hybrid", vector: np.ndarray | None = None
+    ) -> list[Hit]:
+        """Top k chunks. mode: 'hybrid' (default), 'dense' or 'bm25' (for comparisons).
+        `vector` is the query's embedding when the caller has embedded many queries at once."""
         allowed = self.allowed_rows(filters) if filters and filters.active else None
         chunks = self.data.chunks
         if mode == "dense":
-            return [Hit(chunks[r], s, dense_rank=i + 1) for i, (r, s) in enumerate(self.dense(query, k, allowed))]
+            return [Hit(chunks[r], s, dense_rank=i + 1) for i, (r, s) in enumerate(self.dense(query, k, allowed, vector))]
         if mode == "bm25":
             return [Hit(chunks[r], s, bm25_rank=i + 1) for i, (r, s) in enumerate(self.bm25.top(query, k, allowed))]
         if mode != "hybrid":
             raise ValueError(f"unknown retrieval mode {mode!r}")
-        dense = [r for r, _ in self.dense(query, max(k, self.dense_k), allowed)]
+        dense = [r for r, _ in self.dense(query, max(k, self.dense_k), allowed, vector)]
         sparse = [r for r, _ in self.bm25.top(query, max(k, self.bm25_k), allowed)]
         fused = rrf_fuse(dense, sparse, self.rrf_k)[:k]
         return [Hit(chunks[r], s, dense_rank=d, bm25_rank=b) for r, s, d, b in fused]

@@ -1,0 +1,105 @@
+"""Request and response bodies of the HTTP API (they are also the OpenAPI docs at /docs)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from qa.config import MAX_QUESTION_CHARS
+
+MAX_HISTORY_TURNS = 20
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AskFilters(Strict):
+    source: str | None = Field(None, max_length=200, description="only articles whose source contains this text")
+    date_from: dt.date | None = Field(None, description="only articles dated on or after (yyyy-mm-dd)")
+    date_to: dt.date | None = Field(None, description="only articles dated on or before (yyyy-mm-dd)")
+
+
+class Turn(Strict):
+    question: str = Field(..., max_length=MAX_QUESTION_CHARS)
+    answer: str | None = Field(None, max_length=MAX_QUESTION_CHARS)
+
+
+class AskRequest(Strict):
+    question: str = Field(
+        ..., min_length=1, max_length=MAX_QUESTION_CHARS,
+        description=f"the question, 1 to {MAX_QUESTION_CHARS} characters",
+        examples=["When does New START expire?"],
+    )
+    top_k: int = Field(3, ge=1, le=20, description="how many answers to return (1-20)")
+    filters: AskFilters | None = None
+    history: list[str | Turn] = Field(
+        default_factory=list, max_length=MAX_HISTORY_TURNS,
+        description="earlier turns of the chat, oldest first: questions, or {question, answer}",
+    )
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("question must not be empty or whitespace")
+        return value
+
+    def history_questions(self) -> list[str]:
+        return [t if isinstance(t, str) else t.question for t in self.history]
+
+
+class ArticleOut(BaseModel):
+    id: str
+    title: str
+    date: str | None
+    source: str | None
+    url: str | None
+
+
+class ArticleFull(ArticleOut):
+    text: str
+
+
+class AnswerOut(BaseModel):
+    text: str = Field(..., description="the answer, word for word from the article")
+    score: float = Field(..., description="probability (0-1) that this span answers the question")
+    article: ArticleOut
+    passage: str = Field(..., description="the passage the answer was read from")
+    passage_start: int = Field(..., description="where the passage starts in the article text")
+    start: int = Field(..., description="answer start, a character offset into the article text")
+    end: int = Field(..., description="answer end (exclusive): article.text[start:end] == text")
+
+
+class AskResponse(BaseModel):
+    question: str
+    answers: list[AnswerOut]
+    no_answer: bool = Field(..., description="true when the articles do not answer the question")
+    message: str | None = None
+    timing_ms: dict[str, float]
+
+
+class ArticleIn(Strict):
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description="stable id (default: a hash of the text)")
+    title: str | None = Field(None, max_length=500)
+    text: str = Field(..., min_length=1)
+    date: dt.date | None = None
+    source: str | None = Field(None, max_length=200)
+    url: str | None = Field(None, max_length=2000)
+
+
+class AddArticlesRequest(Strict):
+    articles: list[ArticleIn] = Field(..., min_length=1, max_length=100)
+
+
+class AddArticlesResponse(BaseModel):
+    ids: list[str]
+    articles: int = Field(..., description="articles in the index after the addition")
+
+
+class Health(BaseModel):
+    status: str = Field(..., description="ready, loading or error")
+    articles: int = 0
+    passages: int = 0
+    detail: str | None = None

@@ -1,0 +1,42 @@
+"""Small stand-ins for the models, for the fast unit tier."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Sequence
+
+import numpy as np
+
+from qa.reader import ReaderSpan
+
+
+class FakeEmbedder:
+    """Bag of hashed words, L2-normalised: texts sharing words are close. Counts what it embeds."""
+
+    name = "fake-embedder"
+    dim = 64
+
+    def __init__(self) -> None:
+        self.encoded = 0
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        self.encoded += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"[a-z0-9]+", text.lower()):
+                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1, norms)
+
+
+class FakeReader:
+    """Answers with the first number in each passage (score 0.9), or nothing."""
+
+    def read(self, question: str, passages: Sequence[str], n_best: int = 5) -> list[ReaderSpan]:
+        spans = []
+        for i, text in enumerate(passages):
+            m = re.search(r"\b\d{4}\b", text)
+            if m:
+                spans.append(ReaderSpan(i, m.start(), m.end(), m.group(), 0.9 - 0.01 * i))
+        return spans[:n_best]

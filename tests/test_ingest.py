@@ -1,0 +1,97 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from qa.ingest import IngestError, clean_text, ingest_paths, is_boilerplate, make_article, parse_html, parse_markdown
+
+SEED = Path(__file__).resolve().parent.parent / "seeds" / "articles" / "000_bdb2fb7eb406ee43.txt"
+BOILERPLATE = ["Loading ....", "Source link", "Please enter your comment!", "Please enter your name here"]
+
+
+def test_seed_article_loses_its_boilerplate_and_keeps_its_title():
+    report = ingest_paths([SEED])
+    assert report.warnings == []
+    (article,) = report.articles
+    assert article.title == "U.S.-Russia Talks Expose Deep Fissures, Despite Hopes for Better Ties"
+    for line in BOILERPLATE:
+        assert line not in article.text
+    assert article.text.startswith("MOSCOW — Russia and the United States")
+    assert article.text.endswith("nothing had been decided.")
+
+
+def test_boilerplate_is_matched_as_whole_lines_only():
+    assert is_boilerplate("  Loading .... ")
+    assert is_boilerplate("Please enter your comment!")
+    assert not is_boilerplate("Loading of the ships took place at dawn.")
+    assert clean_text("Intro.\nSource link\nThe source link was broken, he said.") == (
+        "Intro.\nThe source link was broken, he said."
+    )
+
+
+def test_ids_are_stable_so_reingesting_does_not_duplicate(tmp_path):
+    (tmp_path / "a.txt").write_text("Title\n\nBody text here.")
+    (tmp_path / "copy.txt").write_text("Title\n\nBody text here.")
+    report = ingest_paths([tmp_path])
+    assert len(report.articles) == 1
+    assert any("duplicate" in w for w in report.warnings)
+    assert ingest_paths([tmp_path / "a.txt"]).articles[0].id == report.articles[0].id
+
+
+def test_bad_files_warn_by_name_and_the_rest_is_ingested(tmp_path):
+    (tmp_path / "good.txt").write_text("Good title\nGood body.")
+    (tmp_path / "empty.txt").write_text("   \n")
+    (tmp_path / "binary.txt").write_bytes(b"\x89PNG\x00\x00\x01")
+    (tmp_path / "latin1.txt").write_bytes("Caf\xe9 title\nbody".encode("latin-1"))
+    report = ingest_paths([tmp_path])
+    assert [a.title for a in report.articles] == ["Good title"]
+    joined = "\n".join(report.warnings)
+    for name, reason in [("empty.txt", "empty"), ("binary.txt", "binary"), ("latin1.txt", "UTF-8")]:
+        assert name in joined and reason in joined
+
+
+def test_jsonl_keeps_metadata_and_reports_bad_lines(tmp_path):
+    lines = [
+        json.dumps({"id": "x1", "title": "T1", "text": "One.", "date": "2020-01-02T10:00:00Z", "source": "Wire", "url": "http://e/1"}),
+        "{not json",
+        json.dumps({"id": "x2", "title": "T2"}),
+        json.dumps({"id": "x3", "title": "T3", "text": "Three.", "date": "yesterday"}),
+    ]
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(lines))
+    report = ingest_paths([path])
+    (a,) = report.articles
+    assert (a.id, a.title, a.date, a.source, a.url) == ("x1", "T1", "2020-01-02", "Wire", "http://e/1")
+    assert [w.split(": ")[0] for w in report.warnings] == [f"{path}:2", f"{path}:3", f"{path}:4"]
+
+
+def test_html_drops_scripts_and_navigation_and_reads_meta():
+    html = """<html><head><title>Site | Headline</title>
+    <meta property="og:title" content="Headline">
+    <meta property="article:published_time" content="2021-03-04T05:06:07Z">
+    <meta property="og:site_name" content="Daily">
+    <script>var x = "<p>not text</p>";</script><style>p{}</style></head>
+    <body><nav>Home | World</nav><h1>Headline</h1><p>First &amp; real paragraph.</p>
+    <p>Second <b>bold</b> one.</p><footer>Copyright</footer></body></html>"""
+    title, body, meta = parse_html(html)
+    assert title == "Headline"
+    assert "First & real paragraph." in body and "Second bold one." in body
+    assert "not text" not in body and "Home" not in body and "Copyright" not in body
+    assert meta["article:published_time"].startswith("2021-03-04")
+
+
+def test_markdown_title_and_markup():
+    title, body = parse_markdown("# The **Big** News\n\nSee [the report](http://x) and *this*.\n\n## Part\n- item")
+    assert title == "The Big News"
+    assert "See the report and this." in body and "http" not in body and "#" not in body
+
+
+def test_make_article_rejects_what_cannot_be_stored():
+    with pytest.raises(IngestError, match="no text"):
+        make_article("Loading ....\n\n", "t")
+    with pytest.raises(IngestError, match="limit"):
+        make_article("x" * 2000, "t", max_chars=1000)
+    with pytest.raises(IngestError, match="id"):
+        make_article("text", "t", id="bad id/with slash")
+    with pytest.raises(IngestError, match="date"):
+        make_article("text", "t", date="not a date")

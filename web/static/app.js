@@ -1,0 +1,413 @@
+// News QA chat page. No framework, no build step.
+// SECURITY: everything that comes from the server (articles, answers) or the user is put into
+// the page with textContent / createElement only. Never innerHTML with data.
+"use strict";
+
+(function () {
+  const MAX_HISTORY = 20; // the API accepts at most 20 earlier turns
+  const TOP_K = 3;
+  const ASK_TIMEOUT_MS = 180000;
+  const HEALTH_POLL_MS = 1500;
+  const NO_ANSWER_TEXT = "I couldn't find that in the articles.";
+
+  const $ = (id) => document.getElementById(id);
+  const log = $("log");
+  const form = $("ask-form");
+  const input = $("question");
+  const send = $("send");
+  const statusBox = $("status");
+  const statusText = $("status-text");
+  const articlesBox = $("articles");
+  const articlesList = $("articles-list");
+  const articlesCount = $("articles-count");
+  const articlesFilter = $("articles-filter");
+  const articlesEmpty = $("articles-empty");
+
+  const history = []; // earlier questions, oldest first
+  let ready = false;
+  let busy = false;
+  let healthTimer = null;
+
+  // ---- DOM helpers (text only) --------------------------------------------------------------
+  function el(tag, attrs, children) {
+    const node = document.createElement(tag);
+    if (attrs) {
+      for (const [key, value] of Object.entries(attrs)) {
+        if (value === null || value === undefined || value === false) continue;
+        if (key === "class") node.className = value;
+        else if (key === "text") node.textContent = value;
+        else node.setAttribute(key, value === true ? "" : String(value));
+      }
+    }
+    for (const child of [].concat(children || [])) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  // Only http(s) links: an article's url could be "javascript:..." and must not become a link.
+  function safeUrl(url) {
+    if (typeof url !== "string" || !url.trim()) return null;
+    try {
+      const parsed = new URL(url.trim(), window.location.href);
+      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function titleOf(article) {
+    return (article && article.title && String(article.title).trim()) || "Untitled article";
+  }
+
+  // Title as a link opening in a new tab when the article has a (safe) url, else plain text.
+  function articleLink(article, className) {
+    const href = safeUrl(article && article.url);
+    const title = titleOf(article);
+    if (!href) return el("span", { class: className, text: title });
+    const a = el("a", { class: className, href, target: "_blank", rel: "noopener noreferrer", text: title });
+    a.append(el("span", { class: "visually-hidden", text: " (opens in a new tab)" }));
+    return a;
+  }
+
+  function formatDate(value) {
+    if (!value) return null;
+    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(String(value));
+    if (!m) return String(value);
+    const d = new Date(Date.UTC(+m[1], +m[2] - 1, +m[3]));
+    if (isNaN(d.getTime())) return String(value);
+    return d.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric", timeZone: "UTC" });
+  }
+
+  function dateNode(value) {
+    const text = formatDate(value);
+    if (!text) return null;
+    return el("time", { datetime: /^\d{4}-\d{2}-\d{2}$/.test(String(value)) ? value : null, text });
+  }
+
+  function percent(score) {
+    const n = Number(score);
+    if (!isFinite(n)) return "?";
+    const p = Math.round(Math.min(1, Math.max(0, n)) * 100);
+    return p === 0 && n > 0 ? "<1%" : p + "%";
+  }
+
+  function scrollToEnd(node) {
+    const target = node || log.lastElementChild;
+    if (!target) return;
+    const reduce = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    target.scrollIntoView({ block: "end", behavior: reduce ? "auto" : "smooth" });
+  }
+
+  // ---- status / readiness ---------------------------------------------------------------------
+  function setStatus(kind, text) {
+    statusBox.className = "status status-" + kind;
+    statusText.textContent = text;
+  }
+
+  function setReady(value) {
+    ready = value;
+    document.body.classList.toggle("is-ready", value);
+    input.disabled = !value;
+    input.placeholder = value ? "Ask about the news…" : "Loading the models…";
+    updateSend();
+    for (const b of document.querySelectorAll(".example")) b.disabled = !value || busy;
+  }
+
+  function updateSend() {
+    send.disabled = !ready || busy || !input.value.trim();
+    send.setAttribute("aria-busy", busy ? "true" : "false");
+    for (const b of document.querySelectorAll(".example")) b.disabled = !ready || busy;
+  }
+
+  async function pollHealth() {
+    clearTimeout(healthTimer);
+    let delay = HEALTH_POLL_MS;
+    try {
+      const res = await fetch("/healthz", { cache: "no-store", headers: { Accept: "application/json" } });
+      const body = await res.json().catch(() => ({}));
+      if (res.ok && body.status === "ready") {
+        const n = Number(body.articles) || 0;
+        setStatus("ready", "Ready · " + n + (n === 1 ? " article" : " articles"));
+        const wasReady = ready;
+        setReady(true);
+        if (!wasReady) {
+          loadArticles();
+          if (!busy) input.focus({ preventScroll: true });
+        }
+        return;
+      }
+      if (body.status === "error") {
+        setStatus("error", "The server could not load: " + (body.detail || "unknown error"));
+        delay = 10000;
+      } else {
+        setStatus("loading", "Loading the models and the articles…");
+      }
+    } catch (_) {
+      setStatus("error", "Cannot reach the server; retrying…");
+      delay = 4000;
+    }
+    setReady(false);
+    healthTimer = setTimeout(pollHealth, delay);
+  }
+
+  // ---- articles panel -------------------------------------------------------------------------
+  let articles = [];
+
+  async function loadArticles() {
+    articlesCount.textContent = "(loading…)";
+    try {
+      const res = await fetch("/articles", { cache: "no-store", headers: { Accept: "application/json" } });
+      if (!res.ok) throw new Error(await errorDetail(res));
+      const data = await res.json();
+      articles = Array.isArray(data) ? data : [];
+      articlesCount.textContent = String(articles.length);
+      articlesCount.setAttribute("aria-label", articles.length + (articles.length === 1 ? " article" : " articles"));
+      articlesFilter.disabled = false;
+      renderArticles();
+    } catch (err) {
+      articlesCount.textContent = "(unavailable)";
+      articlesList.replaceChildren(el("li", { class: "muted", text: "Could not load the list: " + err.message }));
+    }
+  }
+
+  function renderArticles() {
+    const q = articlesFilter.value.trim().toLowerCase();
+    const frag = document.createDocumentFragment();
+    let shown = 0;
+    for (const a of articles) {
+      if (q && !titleOf(a).toLowerCase().includes(q) && !String(a.source || "").toLowerCase().includes(q)) continue;
+      shown++;
+      const meta = [dateNode(a.date), a.source ? el("span", { class: "src", text: a.source }) : null].filter(Boolean);
+      const metaLine = el("span", { class: "meta" });
+      meta.forEach((m, i) => {
+        if (i) metaLine.append(" · ");
+        metaLine.append(m);
+      });
+      frag.append(el("li", { "data-id": a.id }, [articleLink(a, "article-title"), meta.length ? metaLine : null]));
+    }
+    articlesList.replaceChildren(frag);
+    articlesEmpty.hidden = shown > 0 || articles.length === 0;
+  }
+
+  articlesFilter.addEventListener("input", renderArticles);
+
+  // Open the list beside the chat on wide screens; behind its toggle on phones.
+  const wide = window.matchMedia("(min-width: 900px)");
+  articlesBox.open = wide.matches;
+
+  // ---- chat -----------------------------------------------------------------------------------
+  function addMessage(node) {
+    const welcome = $("welcome");
+    if (welcome) welcome.remove();
+    log.append(node);
+    scrollToEnd(node);
+    return node;
+  }
+
+  function userMessage(text) {
+    return el("div", { class: "msg msg-user" }, [
+      el("span", { class: "visually-hidden", text: "You asked: " }),
+      el("p", { class: "bubble", text }),
+    ]);
+  }
+
+  function thinkingMessage() {
+    return el("div", { class: "msg msg-bot thinking" }, [
+      el("div", { class: "card" }, [
+        el("span", { class: "dots", "aria-hidden": "true" }, [el("span"), el("span"), el("span")]),
+        el("span", { text: "Thinking…" }),
+      ]),
+    ]);
+  }
+
+  // The passage with the answer wrapped in <mark>, at its exact offsets in the article.
+  function passageNode(answer) {
+    const passage = String(answer.passage || "");
+    let s = Number(answer.start) - Number(answer.passage_start);
+    let e = Number(answer.end) - Number(answer.passage_start);
+    const valid = Number.isInteger(s) && Number.isInteger(e) && s >= 0 && e > s && e <= passage.length;
+    if (!valid) {
+      // Offsets that do not fit the passage: fall back to the first occurrence of the text.
+      const at = answer.text ? passage.indexOf(answer.text) : -1;
+      s = at;
+      e = at >= 0 ? at + answer.text.length : -1;
+    }
+    const block = el("blockquote", { class: "passage" });
+    if (s >= 0 && e > s) {
+      block.append(passage.slice(0, s), el("mark", { text: passage.slice(s, e) }), passage.slice(e));
+    } else {
+      block.textContent = passage;
+    }
+    return block;
+  }
+
+  function sourceNode(article) {
+    const parts = [articleLink(article, "source-title")];
+    const date = dateNode(article.date);
+    if (date) parts.push(" · ", date);
+    if (article.source) parts.push(" · ", el("span", { class: "src", text: article.source }));
+    return el("p", { class: "source" }, [el("span", { class: "source-label", text: "Source: " }), ...parts]);
+  }
+
+  function confidenceNode(score) {
+    const p = Math.round(Math.min(1, Math.max(0, Number(score) || 0)) * 100);
+    const level = p >= 70 ? "high" : p >= 40 ? "mid" : "low";
+    return el("span", { class: "confidence confidence-" + level, title: "How likely this span answers the question" },
+      "confidence " + percent(score));
+  }
+
+  function answerMessage(data) {
+    const answers = Array.isArray(data.answers) ? data.answers : [];
+    if (data.no_answer || answers.length === 0) {
+      return el("div", { class: "msg msg-bot" }, [
+        el("div", { class: "card card-none" }, [
+          el("p", { class: "no-answer", text: data.message || NO_ANSWER_TEXT }),
+          el("p", { class: "hint", text: "Try other words, or check the list of articles." }),
+        ]),
+      ]);
+    }
+    const [best, ...others] = answers;
+    const card = el("article", { class: "card card-answer", "aria-label": "Answer" }, [
+      el("div", { class: "answer-head" }, [el("p", { class: "answer-text", text: best.text }), confidenceNode(best.score)]),
+      sourceNode(best.article || {}),
+      passageNode(best),
+    ]);
+    if (others.length) {
+      const list = el("ol", { class: "others-list" });
+      for (const a of others) {
+        list.append(el("li", null, [
+          el("details", { class: "other" }, [
+            el("summary", null, [
+              el("span", { class: "other-text", text: a.text }),
+              " ",
+              confidenceNode(a.score),
+              el("span", { class: "other-src" }, [" — ", titleOf(a.article)]),
+            ]),
+            sourceNode(a.article || {}),
+            passageNode(a),
+          ]),
+        ]));
+      }
+      card.append(el("section", { class: "others", "aria-label": "Other possible answers" }, [
+        el("h3", { text: "Other possible answers" }),
+        list,
+      ]));
+    }
+    return el("div", { class: "msg msg-bot" }, [card]);
+  }
+
+  function errorMessage(text, retryQuestion) {
+    const card = el("div", { class: "card card-error", role: "alert" }, [
+      el("p", { class: "error-title", text: "Something went wrong" }),
+      el("p", { class: "error-text", text }),
+    ]);
+    if (retryQuestion) {
+      const retry = el("button", { type: "button", class: "retry", text: "Try again" });
+      retry.addEventListener("click", () => {
+        if (!ready || busy) return;
+        card.parentElement.remove();
+        ask(retryQuestion, { echo: false });
+      });
+      card.append(retry);
+    }
+    return el("div", { class: "msg msg-bot" }, [card]);
+  }
+
+  async function errorDetail(res) {
+    let detail = "";
+    try {
+      const body = await res.clone().json();
+      if (typeof body.detail === "string") detail = body.detail;
+      else if (Array.isArray(body.detail)) detail = body.detail.map((d) => (d && d.msg) || String(d)).join("; ");
+      else if (body.detail) detail = JSON.stringify(body.detail);
+    } catch (_) {
+      detail = "";
+    }
+    return (detail || res.statusText || "request failed") + " (HTTP " + res.status + ")";
+  }
+
+  async function ask(question, opts) {
+    const echo = !opts || opts.echo !== false;
+    if (!ready || busy) return;
+    busy = true;
+    updateSend();
+    if (echo) addMessage(userMessage(question));
+    const thinking = addMessage(thinkingMessage());
+    log.setAttribute("aria-busy", "true");
+
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), ASK_TIMEOUT_MS);
+    let reply;
+    try {
+      const res = await fetch("/ask", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ question, top_k: TOP_K, history: history.slice(-MAX_HISTORY) }),
+        signal: controller.signal,
+      });
+      if (res.ok) {
+        const data = await res.json();
+        history.push(question);
+        if (history.length > MAX_HISTORY) history.splice(0, history.length - MAX_HISTORY);
+        reply = answerMessage(data);
+      } else {
+        const detail = await errorDetail(res);
+        reply = errorMessage(detail, res.status >= 500 ? question : null);
+        if (res.status === 503 && /loading|not ready/i.test(detail)) {
+          setReady(false);
+          pollHealth();
+        }
+      }
+    } catch (err) {
+      const text = err && err.name === "AbortError"
+        ? "The server took too long to answer."
+        : "Could not reach the server. Check that it is running, then try again.";
+      reply = errorMessage(text, question);
+    } finally {
+      clearTimeout(timer);
+    }
+    thinking.replaceWith(reply);
+    log.removeAttribute("aria-busy");
+    scrollToEnd(reply);
+    busy = false;
+    updateSend();
+    if (ready) input.focus({ preventScroll: true });
+  }
+
+  function autosize() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight, 200) + "px";
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const question = input.value.trim();
+    if (!question || !ready || busy) return;
+    input.value = "";
+    autosize();
+    ask(question);
+  });
+
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      if (!send.disabled) form.requestSubmit();
+    }
+  });
+
+  input.addEventListener("input", () => {
+    autosize();
+    updateSend();
+  });
+
+  log.addEventListener("click", (event) => {
+    const button = event.target.closest(".example");
+    if (!button || !ready || busy) return;
+    ask(button.textContent.trim());
+  });
+
+  setReady(false);
+  pollHealth();
+})();
