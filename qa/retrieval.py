@@ -96,11 +96,20 @@ class Retriever:
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
 
     def search(
-        self, query: str, k: int, filters: Filters | None = None, mode: str = "hybrid", vector: np.ndarray | None = None
+        self,
+        query: str,
+        k: int,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+        vector: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
     ) -> list[Hit]:
         """Top k chunks. mode: 'hybrid' (default), 'dense' or 'bm25' (for comparisons).
-        `vector` is the query's embedding when the caller has embedded many queries at once."""
-        allowed = self.allowed_rows(filters) if filters and filters.active else None
+        `vector` is the query's embedding when the caller has embedded many queries at once;
+        `allowed` a boolean row mask, for callers that restrict rows in other ways than filters."""
+        if filters and filters.active:
+            mask = self.allowed_rows(filters)
+            allowed = mask if allowed is None else allowed & mask
         chunks = self.data.chunks
         if mode == "dense":
             return [Hit(chunks[r], s, dense_rank=i + 1) for i, (r, s) in enumerate(self.dense(query, k, allowed, vector))]

@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    install, then serve the chat page on the bundled articles (index built on first start)
+#   make test   install, then run the whole test suite (real models, a real server, a real browser)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test test-fast browser bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/qa serve --host $(HOST) --port $(PORT)
+
+# Debian's chromium for the browser test (root installs it; otherwise that test is skipped).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "warning: could not install chromium; the browser test will be skipped"
+
+test: install browser
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not real_models and not server and not browser"
+
+bench: install
+	$(PY) -m bench.run_all --squad-dev ../shared/data/squad/dev-v1.1.json
+
+clean:
+	rm -rf $(VENV) index/v* index/CURRENT test-output eval-out

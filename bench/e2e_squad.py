@@ -1,0 +1,45 @@
+"""End to end over the 48 SQuAD v1.1 dev articles: every question retrieved and read, as `qa eval`.
+
+    python -m bench.e2e_squad --squad-dev ../shared/data/squad/dev-v1.1.json [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from bench.report import table, write_section
+from qa.config import Settings
+from qa.eval import eval_pipeline, evaluate, write_report
+from qa.gold import load_gold
+from qa.models import configure_torch_threads
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--squad-dev", required=True)
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--out", default="eval-out/squad-dev")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    settings = Settings()
+    configure_torch_threads(settings.threads)
+    gold = load_gold(args.squad_dev)
+    with tempfile.TemporaryDirectory() as tmp:
+        pipeline = eval_pipeline(settings, gold, None, Path(tmp))
+        results, summary = evaluate(pipeline, gold, k=10, limit=args.limit)
+    write_report(Path(args.out), results, summary)
+    print(json.dumps(summary))
+    if not args.no_write:
+        keys = ["questions", "exact_match", "f1", "recall@1", "recall@5", "recall@10", "mrr", "no_answer_rate_on_answerable",
+                "latency_ms_p50", "latency_ms_p95"]
+        body = table([tuple(summary.get(k) for k in keys)], tuple(keys))
+        body += f"\n\nWhere the misses come from: {summary['misses']} (read_k={summary['read_k']} passages, "
+        body += f"no-answer threshold {summary['no_answer_threshold']}; per-question CSV in `{args.out}/questions.csv`)."
+        write_section("e2e_squad", "End to end: all SQuAD v1.1 dev questions over the 48 dev articles", body)
+
+
+if __name__ == "__main__":
+    main()

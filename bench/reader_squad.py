@@ -1,0 +1,66 @@
+"""Reader-only EM/F1 on SQuAD v1.1 dev: the reader is given the gold paragraph.
+
+    python -m bench.reader_squad --squad-dev ../shared/data/squad/dev-v1.1.json [--reader DIR] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from tqdm import tqdm
+
+from bench.report import table, write_section
+from qa.metrics import best_over_golds, exact_match, f1_score
+from qa.models import configure_torch_threads, load_reader
+from qa.reader import ExtractiveReader
+from qa.squad import load_squad
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--squad-dev", required=True)
+    ap.add_argument("--reader", help="reader folder (default: the shipped one)")
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--batch", type=int, default=32, help="questions read per forward batch")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    configure_torch_threads(2)
+    tokenizer, model = load_reader(args.reader)
+    reader = ExtractiveReader(tokenizer, model)
+    questions = load_squad(args.squad_dev)[: args.limit]
+    em = f1 = 0.0
+    t0 = time.perf_counter()
+    for b in tqdm(range(0, len(questions), args.batch), unit="batch"):
+        group = questions[b : b + args.batch]
+        for q, spans in zip(group, reader.read_many([q.question for q in group], [q.context for q in group], n_best=1)):
+            pred = spans[0].text if spans else ""
+            em += best_over_golds(exact_match, pred, q.answers)
+            f1 += best_over_golds(f1_score, pred, q.answers)
+    elapsed = time.perf_counter() - t0
+    n = len(questions)
+    result = {"questions": n, "em": round(100 * em / n, 2), "f1": round(100 * f1 / n, 2),
+              "ms_per_question_batched": round(1000 * elapsed / n, 1)}
+    print(json.dumps(result))
+    if not args.no_write:
+        state = {}
+        try:
+            from qa.models import BUNDLED_READER_DIR
+            from qa.train_reader import STATE_FILE
+            from pathlib import Path
+
+            state = json.loads((Path(args.reader or BUNDLED_READER_DIR) / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            pass
+        body = table([(n, result["em"], result["f1"], result["ms_per_question_batched"])],
+                     ("questions", "EM", "F1", "ms/question (batched, 2 cores)"))
+        curve = state.get("curve", [])
+        if curve:
+            body += "\n\nLearning curve of the shipped reader (F1 on the first 300 dev questions while training):\n\n"
+            body += table([(p["windows_seen"], p["em"], p["f1"]) for p in curve], ("training windows seen", "EM", "F1"))
+        write_section("reader_squad", "Reader only: SQuAD v1.1 dev, gold paragraph", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Write one benchmark's figures into its own section of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shlex
+import sys
+import time
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+HEADER = """# Benchmarks
+
+Each section is written by the script named in it (`make bench` runs them all). Figures are
+medians or totals from one run on the machine described; ratios are measured side by side in
+the same run. These machines are shared and noisy: compare within a section, not across days.
+"""
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def command() -> str:
+    return " ".join(["python -m", f"bench.{Path(sys.argv[0]).stem}", *map(shlex.quote, sys.argv[1:])])
+
+
+def write_section(name: str, title: str, body: str) -> None:
+    DOC.parent.mkdir(exist_ok=True)
+    text = DOC.read_text() if DOC.exists() else HEADER
+    section = (
+        f"<!-- bench:{name} -->\n## {title}\n\n"
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
+        f"- machine: {machine()}\n"
+        f"- command: `{command()}`\n\n{body.strip()}\n<!-- /bench:{name} -->\n"
+    )
+    pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->\n", re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    DOC.write_text(text)
+    print(f"wrote section '{name}' of {DOC}")
+
+
+def table(rows: list[tuple], header: tuple) -> str:
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return "\n".join(lines)

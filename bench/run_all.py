@@ -1,0 +1,30 @@
+"""Run every benchmark in turn; each writes its section of docs/benchmarks.md.
+
+    python -m bench.run_all --squad-dev ../shared/data/squad/dev-v1.1.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--squad-dev", required=True)
+    args = ap.parse_args()
+    runs = [
+        ["bench.reader_squad", "--squad-dev", args.squad_dev],
+        ["bench.retrieval_squad", "--squad-dev", args.squad_dev],
+        ["bench.e2e_squad", "--squad-dev", args.squad_dev],
+        ["bench.ask_latency"],
+        ["bench.load", "--clients", "50", "--seconds", "60"],
+    ]
+    for run in runs:
+        print("==>", " ".join(run), flush=True)
+        subprocess.run([sys.executable, "-m", *run], check=True)
+
+
+if __name__ == "__main__":
+    main()

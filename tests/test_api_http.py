@@ -1,0 +1,146 @@
+"""The API over real HTTP, against a real `qa serve` process (see conftest.live_server)."""
+
+import json
+import urllib.request
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.server, pytest.mark.real_models]
+
+
+@pytest.fixture(scope="module")
+def client(live_server):
+    with httpx.Client(base_url=live_server.url, timeout=120) as c:
+        yield c
+
+
+def auth(live_server):
+    return {"Authorization": f"Bearer {live_server.token}"}
+
+
+def test_health_and_openapi(client):
+    health = client.get("/healthz").json()
+    assert health["status"] == "ready" and health["articles"] >= 164
+    spec = client.get("/openapi.json").json()
+    assert "/ask" in spec["paths"] and "AskRequest" in spec["components"]["schemas"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_ask_returns_the_answer_with_its_source_and_offsets(client):
+    r = client.post("/ask", json={"question": "When does New START expire?"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["no_answer"] is False
+    best = body["answers"][0]
+    assert best["text"] == "2021"
+    assert best["article"]["title"].startswith("U.S.-Russia Talks")
+    article = client.get(f"/articles/{best['article']['id']}").json()
+    assert article["text"][best["start"] : best["end"]] == "2021"
+    assert best["passage"][best["start"] - best["passage_start"] : best["end"] - best["passage_start"]] == "2021"
+    assert set(body["timing_ms"]) >= {"retrieve", "read", "total"}
+
+
+def test_follow_up_and_no_answer(client):
+    r = client.post("/ask", json={"question": "When does it expire?", "history": ["What does New START limit?"]})
+    assert r.json()["answers"][0]["text"] == "2021"
+    r = client.post("/ask", json={"question": "Who won the 2022 World Cup?"}).json()
+    assert r["no_answer"] is True and r["answers"] == [] and "couldn't find" in r["message"]
+
+
+def test_filters_restrict_the_sources(client):
+    r = client.post("/ask", json={"question": "What did Apple release?", "top_k": 5,
+                                  "filters": {"source": "wikinews", "date_from": "2005-01-01", "date_to": "2005-12-31"}})
+    assert r.status_code == 200
+    for a in r.json()["answers"]:
+        assert "wikinews" in (a["article"]["source"] or "").lower()
+        assert "2005-01-01" <= a["article"]["date"] <= "2005-12-31"
+
+
+HOSTILE = [
+    ({"question": ""}, "question"),
+    ({"question": "   \n\t "}, "empty"),
+    ({"question": "x" * 1001}, "question"),
+    ({"question": 42}, "question"),
+    ({"question": "ok?", "top_k": 0}, "top_k"),
+    ({"question": "ok?", "top_k": -1}, "top_k"),
+    ({"question": "ok?", "top_k": 10**9}, "top_k"),
+    ({"question": "ok?", "top_k": "three"}, "top_k"),
+    ({"question": "ok?", "unknown": 1}, "unknown"),
+    ({"question": "ok?", "filters": {"date_from": "yesterday"}}, "date_from"),
+    ({"question": "ok?", "filters": {"date_from": "2021-02-30"}}, "date_from"),
+    ({"question": "ok?", "history": "not a list"}, "history"),
+    ([1, 2, 3], "body"),
+]
+
+
+@pytest.mark.parametrize("body,field", HOSTILE, ids=[str(i) for i in range(len(HOSTILE))])
+def test_bad_questions_are_422_with_a_message(client, body, field):
+    r = client.post("/ask", json=body)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert isinstance(detail, str) and field in detail
+    assert "Traceback" not in r.text and len(r.text) < 2000  # the input is not echoed back
+
+
+def test_invalid_json_huge_bodies_and_wrong_methods(client):
+    r = client.post("/ask", content=b'{"question": ', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "JSON" in r.text
+    r = client.post("/ask", json={"question": "x" * 1_000_000})
+    assert r.status_code == 422 and len(r.text) < 2000
+    r = client.post("/ask", content=b"x" * 11_000_000, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert client.put("/ask", json={"question": "ok?"}).status_code == 405
+    assert client.get("/articles/does-not-exist").status_code == 404
+
+
+def test_write_endpoints_need_the_token(client, live_server):
+    before = client.get("/articles").json()
+    article = {"articles": [{"title": "T", "text": "Some text."}]}
+    assert client.post("/articles", json=article).status_code == 401
+    assert client.post("/articles", json=article, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.post("/articles", json=article, headers={"Authorization": live_server.token}).status_code == 401
+    assert client.delete(f"/articles/{before[0]['id']}").status_code == 401
+    assert client.get("/articles").json() == before
+    assert "access-control-allow-origin" not in client.options("/ask", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}).headers
+
+
+def test_bad_uploads_are_refused_and_change_nothing(client, live_server):
+    before = client.get("/articles").json()
+    h = auth(live_server)
+    cases = [
+        client.post("/articles/file", content=b"\xff\xfe\x00\x01binary\x00", headers={**h, "content-type": "text/plain"}),
+        client.post("/articles/file", content="Caf\xe9 au lait".encode("latin-1"), headers={**h, "content-type": "text/plain"}),
+        client.post("/articles/file", content=b"   ", headers={**h, "content-type": "text/plain"}),
+        client.post("/articles/file", content=b"x", headers={**h, "content-type": "image/png"}),
+        client.post("/articles", json={"articles": [{"title": "Empty", "text": ""}]}, headers=h),
+        client.post("/articles", json={"articles": [{"title": "Blank", "text": "Loading ....\n\n"}]}, headers=h),
+        client.post("/articles", json={"articles": []}, headers=h),
+        client.post("/articles", json={"articles": [{"title": "Big", "text": "word " * 2_100_000}]}, headers=h),
+        client.post("/articles", json={"articles": [{"title": "D", "text": "t", "date": "someday"}]}, headers=h),
+        client.post("/articles", json={"articles": [{"title": "I", "text": "t", "id": "../etc/passwd"}]}, headers=h),
+    ]
+    for r in cases:
+        assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
+        assert "Traceback" not in r.text
+    assert client.get("/articles").json() == before
+    assert client.post("/ask", json={"question": "When does New START expire?"}).json()["answers"][0]["text"] == "2021"
+
+
+def test_add_ask_and_delete_an_article(client, live_server):
+    h = auth(live_server)
+    text = "The Zephyr-9 probe was launched from Kourou on 3 March 2031. It will study the comet Tempel 1."
+    r = client.post("/articles", json={"articles": [{"id": "zephyr", "title": "Probe launch", "text": text,
+                                                     "date": "2031-03-03", "source": "Test Wire"}]}, headers=h)
+    assert r.status_code == 201 and r.json()["ids"] == ["zephyr"]
+    ask = client.post("/ask", json={"question": "From where was the Zephyr-9 probe launched?"}).json()
+    assert ask["answers"][0]["text"] == "Kourou" and ask["answers"][0]["article"]["id"] == "zephyr"
+    html = b"<html><head><title>Page</title><script>alert(1)</script></head><body><p>The <b>Orion-5</b> lander touched down in Utopia Planitia.</p></body></html>"
+    r = client.post("/articles/file", content=html, headers={**h, "content-type": "text/html"})
+    assert r.status_code == 201
+    stored = client.get(f"/articles/{r.json()['ids'][0]}").json()
+    assert "alert" not in stored["text"] and "Utopia Planitia" in stored["text"]
+    for article_id in ["zephyr", r.json()["ids"][0]]:
+        assert client.delete(f"/articles/{article_id}", headers=h).status_code == 204
+        assert client.delete(f"/articles/{article_id}", headers=h).status_code == 404
+    assert all(a["id"] != "zephyr" for a in client.get("/articles").json())
