@@ -108,6 +108,11 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
             problems.append(f"{where}: {err.get('msg', 'invalid')}")
         return JSONResponse({"detail": "; ".join(problems), "errors": problems}, status_code=422)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
+
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "2"})
@@ -158,7 +163,8 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
     @app.get("/articles", response_model=list[ArticleOut])
     def list_articles() -> list[ArticleOut]:
         articles = state.ready_pipeline().articles()
-        return [_article_out(a) for a in sorted(articles, key=lambda a: (a.date or "", a.title), reverse=True)]
+        newest_first = sorted(sorted(articles, key=lambda a: a.title.lower()), key=lambda a: a.date or "", reverse=True)
+        return [_article_out(a) for a in newest_first]
 
     @app.get("/articles/{article_id}", response_model=ArticleFull)
     def get_article(article_id: str) -> ArticleFull:

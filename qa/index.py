@@ -157,7 +157,10 @@ class IndexStore:
 
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob(".tmp-*"):  # left by a crash mid-write
-            shutil.rmtree(stale, ignore_errors=True)
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
         previous = self.current_file.read_text().strip() if self.exists() else None
         number = int(previous[1:]) + 1 if previous and previous[1:].isdigit() else 1
         name = f"v{number:06d}"
