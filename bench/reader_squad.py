@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from bench.report import table, write_section
 from qa.metrics import best_over_golds, exact_match, f1_score
-from qa.models import configure_torch_threads, load_reader
+from qa.models import configure_torch_threads, fast_bf16_available, load_reader
 from qa.reader import ExtractiveReader
 from qa.squad import load_squad
 
@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     configure_torch_threads(2)
     tokenizer, model = load_reader(args.reader)
-    reader = ExtractiveReader(tokenizer, model)
+    reader = ExtractiveReader(tokenizer, model, bf16=fast_bf16_available())
     questions = load_squad(args.squad_dev)[: args.limit]
     em = f1 = 0.0
     t0 = time.perf_counter()

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     reader_max_length: int = Field(256, ge=64, le=512)
     reader_stride: int = Field(96, ge=0)
     max_answer_tokens: int = Field(30, ge=1, le=100)
+    reader_bf16: bool | None = Field(None, description="bfloat16 reader; default: when the CPU runs bf16 natively")
     threads: int = Field(2, ge=1, le=64, description="torch threads for the models")
 
     max_article_chars: int = Field(2_000_000, ge=1000)

@@ -41,19 +41,23 @@ class QuestionResult:
     latency_ms: float
 
 
-def hit_holds_answer(hit: Hit, q: GoldQuestion) -> bool:
-    """Gold span inside the passage when spans are known, else a gold answer string in it."""
+def hit_holds_answer(hit: Hit, q: GoldQuestion, known_articles: set[str] | dict | None = None) -> bool:
+    """Gold span inside the passage when spans are known, else a gold answer string in it
+    (from the gold article, when the gold names one that is in the index)."""
     chunk = hit.chunk
     if q.answer_spans and q.article_id:
         return chunk.article_id == q.article_id and any(chunk.start <= s and e <= chunk.end for s, e in q.answer_spans)
-    if q.article_id and chunk.article_id != q.article_id:
+    in_index = known_articles is None or q.article_id in known_articles
+    if q.article_id and in_index and chunk.article_id != q.article_id:
         return False
     text = normalize_answer(chunk.text)
     return any(normalize_answer(a) and normalize_answer(a) in text for a in q.answers)
 
 
-def score_question(q: GoldQuestion, prediction: str, no_answer: bool, hits: list[Hit], read_k: int) -> tuple[float, float, int | None, str]:
-    rank = next((i + 1 for i, h in enumerate(hits) if hit_holds_answer(h, q)), None) if q.answers else None
+def score_question(
+    q: GoldQuestion, prediction: str, no_answer: bool, hits: list[Hit], read_k: int, known_articles: dict | None = None
+) -> tuple[float, float, int | None, str]:
+    rank = next((i + 1 for i, h in enumerate(hits) if hit_holds_answer(h, q, known_articles)), None) if q.answers else None
     if not q.answers:  # SQuAD v2.0 convention: abstaining is the right answer
         ok = float(no_answer)
         return ok, ok, None, "" if no_answer else "answered-unanswerable"
@@ -117,7 +121,7 @@ def evaluate(pipeline: QAPipeline, gold: GoldSet, k: int = 10, progress: bool = 
         answers, no_answer = pipeline.answer_from_hits(q.question, hits[:read_k], 1, state.data.articles)
         latency = 1000 * (time.perf_counter() - t0)
         prediction = answers[0].text if answers else ""
-        em, f1, rank, miss = score_question(q, prediction, no_answer, hits[:k], read_k)
+        em, f1, rank, miss = score_question(q, prediction, no_answer, hits[:k], read_k, state.data.articles)
         results.append(QuestionResult(
             q.id, q.question, prediction, " | ".join(q.answers), round(answers[0].score, 4) if answers else 0.0,
             no_answer, bool(q.answers), em, round(f1, 4), rank, miss, round(latency, 1),
@@ -161,7 +165,7 @@ def eval_pipeline(settings: Settings, gold: GoldSet, corpus: list[str] | None, w
         pipeline.build_from_articles(gold.articles, progress=True)
         return pipeline
     pipeline = QAPipeline(settings)
-    pipeline.load()
+    pipeline.load_or_build(progress=True)
     return pipeline
 
 

@@ -78,7 +78,7 @@ class QAPipeline:
     @property
     def reader(self) -> ExtractiveReader:
         if self._reader is None:
-            from qa.models import load_reader
+            from qa.models import fast_bf16_available, load_reader
 
             tokenizer, model = load_reader(str(self.settings.reader_path) if self.settings.reader_path else None)
             self._reader = ExtractiveReader(
@@ -87,6 +87,7 @@ class QAPipeline:
                 max_length=self.settings.reader_max_length,
                 stride=self.settings.reader_stride,
                 max_answer_tokens=self.settings.max_answer_tokens,
+                bf16=fast_bf16_available() if self.settings.reader_bf16 is None else self.settings.reader_bf16,
             )
         return self._reader
 

@@ -132,6 +132,7 @@ class ExtractiveReader:
         stride: int = 96,
         max_answer_tokens: int = 30,
         batch_size: int = 32,
+        bf16: bool = False,
     ) -> None:
         if max_length < 32:
             raise ValueError(f"max_length must be at least 32 tokens, got {max_length}")
@@ -145,6 +146,7 @@ class ExtractiveReader:
         self.stride = stride
         self.max_answer_tokens = max_answer_tokens
         self.batch_size = batch_size
+        self.bf16 = bf16  # bfloat16 autocast: only where the CPU has native bf16 (see models.py)
 
     def _logits(self, windows: EncodedWindows) -> list[tuple[np.ndarray, np.ndarray]]:
         import torch
@@ -152,7 +154,7 @@ class ExtractiveReader:
         order = sorted(range(len(windows.input_ids)), key=lambda w: len(windows.input_ids[w]))
         out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(order)
         pad_id = self.tokenizer.pad_token_id or 0
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             for b in range(0, len(order), self.batch_size):
                 chunk = order[b : b + self.batch_size]
                 ids, mask = pad_batch([windows.input_ids[w] for w in chunk], pad_id)

@@ -116,11 +116,11 @@ def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int) -> l
     return batches
 
 
-def evaluate(tokenizer, model, questions: list[SquadQuestion], max_length: int, stride: int) -> dict:
+def evaluate(tokenizer, model, questions: list[SquadQuestion], max_length: int, stride: int, bf16: bool = False) -> dict:
     """Reader-only EM/F1 with the gold paragraph, official normalisation."""
     was_training = model.training
     model.eval()
-    reader = ExtractiveReader(tokenizer, model, max_length=max_length, stride=stride)
+    reader = ExtractiveReader(tokenizer, model, max_length=max_length, stride=stride, bf16=bf16)
     em = f1 = 0.0
     step = 64
     for b in range(0, len(questions), step):
@@ -231,6 +231,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         state = TrainState(**ckpt["state"])
+        state.total_steps = total_steps  # a resumed run may re-plan its length (the decay follows)
         log.info("resumed at step %d (%d windows seen)", state.step, state.features_seen)
 
     dev = load_squad(cfg.dev)[: cfg.eval_questions] if cfg.dev else []
@@ -276,7 +277,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
         done = state.step >= total_steps
         if dev and (state.features_seen >= next_eval or done):
             next_eval += cfg.eval_every
-            scores = evaluate(tokenizer, model, dev, cfg.max_length, cfg.stride)
+            scores = evaluate(tokenizer, model, dev, cfg.max_length, cfg.stride, cfg.bf16)
             point = {
                 "windows_seen": state.prior_features + state.features_seen,
                 "step": state.step,

@@ -7,7 +7,8 @@ import secrets
 
 import pytest
 
-from tests.servers import ServerProcess, SeedIndex
+pytest.register_assert_rewrite("tests.servers")
+from tests.servers import ServerProcess, SeedIndex  # noqa: E402
 
 pytest_plugins = ["tests.servers"]
 

@@ -1,0 +1,22 @@
+"""The news gold set is consistent with the bundled articles as ingested."""
+
+from pathlib import Path
+
+from qa.gold import load_gold
+from qa.ingest import ingest_paths
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_gold_answer_is_verbatim_in_its_ingested_article():
+    articles = {a.id: a for a in ingest_paths([ROOT / "seeds" / "articles"]).articles}
+    assert len(articles) == 164
+    gold = load_gold(ROOT / "seeds" / "gold" / "news_gold.jsonl")
+    answerable = [q for q in gold.questions if q.answers]
+    assert len(gold.questions) >= 40 and len(answerable) < len(gold.questions)
+    for q in answerable:
+        assert q.article_id in articles, q
+        for answer in q.answers:
+            assert answer in articles[q.article_id].text, (q.id, answer)
+    every_text = "\n".join(a.text for a in articles.values())
+    assert "World Cup" in every_text  # the unanswerable World Cup question is a near miss, not off-topic
