@@ -76,10 +76,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=60)
-    ap.add_argument("--queue", type=int, default=64, help="QA_MAX_QUEUED_REQUESTS for the server")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
-    with running_server({"QA_MAX_QUEUED_REQUESTS": str(args.queue)}) as (url, proc):
+    with running_server() as (url, proc):
         result = asyncio.run(run(url, proc.pid, args.clients, args.seconds))
     print(json.dumps(result))
     if not args.no_write:

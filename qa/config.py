@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     admin_token: str | None = None
     cors_origins: list[str] = []
     max_concurrent_model_calls: int = Field(1, ge=1, le=16)
-    max_queued_requests: int = Field(32, ge=0)
+    max_queued_requests: int = Field(64, ge=0, description="requests waiting for the models before 503")
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-# Fail fast on a missing file instead of trying a model hub this machine cannot reach.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 if TYPE_CHECKING:  # heavy imports stay lazy: the CLI's --help must not load torch
     from sentence_transformers import SentenceTransformer
@@ -66,10 +60,18 @@ def _check_model_dir(path: Path, what: str) -> None:
         raise ModelNotFoundError(f"{what} not found at {path} (no config.json there)")
 
 
+def _quiet_transformers() -> None:
+    """No progress bar per weight load: noise in a server log and in CLI output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 @lru_cache(maxsize=2)
 def load_embedder(path: str | None = None) -> "SentenceTransformer":
     from sentence_transformers import SentenceTransformer
 
+    _quiet_transformers()
     folder = Path(path) if path else embedder_dir()
     _check_model_dir(folder, "embedder")
     log.info("loading embedder from %s on cpu", folder)
@@ -81,7 +83,7 @@ def load_reader(path: str | None = None) -> tuple["PreTrainedTokenizerFast", "Pr
     """The extractive reader (tokenizer, model) in eval mode, float32 for CPU inference."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
+    _quiet_transformers()
     folder = Path(path) if path else BUNDLED_READER_DIR
     _check_model_dir(folder, "reader model")
     log.info("loading reader from %s on cpu", folder)

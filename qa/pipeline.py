@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from qa.answer import assemble
 from qa.chunking import Chunker
 from qa.config import MAX_QUESTION_CHARS, Settings
@@ -118,7 +120,7 @@ class QAPipeline:
         log.info("no index at %s: building it from %s", self.settings.index_dir, self.settings.seeds_dir)
         return self.build([self.settings.seeds_dir], progress=progress)
 
-    def _embed_chunks(self, articles: Sequence[Article], progress: bool) -> tuple[dict[str, list[Chunk]], "object"]:
+    def _embed_chunks(self, articles: Sequence[Article], progress: bool) -> tuple[dict[str, list[Chunk]], np.ndarray]:
         chunks = {a.id: self.chunker.chunk(a) for a in articles}
         texts = [c.text for a in articles for c in chunks[a.id]]
         return chunks, self.embedder.encode(texts, progress=progress)
