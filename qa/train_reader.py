@@ -232,6 +232,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
         scheduler.load_state_dict(ckpt["scheduler"])
         state = TrainState(**ckpt["state"])
         state.total_steps = total_steps  # a resumed run may re-plan its length (the decay follows)
+        for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
+            group["lr"] = base_lr * lr_at(state.step)  # the saved lr belongs to the old plan
         log.info("resumed at step %d (%d windows seen)", state.step, state.features_seen)
 
     dev = load_squad(cfg.dev)[: cfg.eval_questions] if cfg.dev else []

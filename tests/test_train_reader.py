@@ -1,0 +1,85 @@
+"""The training recipe on a tiny SQuAD file: labels, export, checkpoint/resume, reproducibility."""
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from qa.train_reader import STATE_FILE, TrainConfig, batch_order, build_features, train
+from qa.squad import load_squad
+
+pytestmark = pytest.mark.real_models
+
+CONTEXT = "New Start is set to expire in 2021. " + "The talks in Sochi were frank. " * 40 + "Lavrov spoke last."
+SQUAD = {"data": [{"title": "t", "paragraphs": [{"context": CONTEXT, "qas": [
+    {"id": "a", "question": "When does New Start expire?", "answers": [{"text": "2021", "answer_start": 30}]},
+    {"id": "b", "question": "Who spoke last?", "answers": [{"text": "Lavrov", "answer_start": CONTEXT.index("Lavrov")}]},
+    {"id": "c", "question": "Where were the talks?", "answers": [{"text": "Sochi", "answer_start": CONTEXT.index("Sochi")}]},
+]}]}]}
+
+
+@pytest.fixture
+def squad_file(tmp_path):
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(SQUAD))
+    return path
+
+
+def test_window_labels_point_at_the_answer_or_cls(squad_file):
+    from transformers import AutoTokenizer
+
+    from qa.models import embedder_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(str(embedder_dir()))
+    questions = load_squad(squad_file)
+    features = build_features(tokenizer, questions, max_length=64, stride=16)
+    assert len(features.start) > len(questions)  # long context -> several windows each
+    labelled = 0
+    for ids, s, e in zip(features.input_ids, features.start, features.end):
+        if s == 0:
+            assert e == 0  # a window without the answer points at [CLS]
+            continue
+        labelled += 1
+        span = tokenizer.decode(ids[s : e + 1])
+        assert span in {"2021", "lavrov", "sochi"}
+    assert labelled >= len(questions)
+
+
+def test_batches_cover_every_window_once_and_are_length_sorted_within():
+    lengths = [5, 50, 7, 48, 6, 49, 8, 47] * 10
+    batches = batch_order(lengths, batch_size=4, seed=1, epoch=0)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert batch_order(lengths, 4, 1, 0) == batches and batch_order(lengths, 4, 1, 1) != batches
+
+
+def test_export_resume_and_reproducibility(squad_file, tmp_path):
+    def cfg(out, **overrides):
+        settings = dict(squad=str(squad_file), out=str(out), max_length=64, stride=16, batch_size=2,
+                        max_features=4, checkpoint_minutes=0, threads=1)
+        return TrainConfig(**{**settings, **overrides})
+
+    def weights(folder):
+        with safe_open(folder / "model.safetensors", "pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
+
+    state = train(cfg(tmp_path / "r1"), progress=False)
+    assert (state.step, state.features_seen) == (2, 4)
+    first = weights(tmp_path / "r1")
+    assert all(t.dtype == torch.float16 for t in first.values())
+    assert json.loads((tmp_path / "r1" / STATE_FILE).read_text())["features_seen"] == 4
+
+    # Same seed, same data: the same weights.
+    train(cfg(tmp_path / "r2"), progress=False)
+    second = weights(tmp_path / "r2")
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+    # Resume from the checkpoint with a longer plan: it continues where it stopped.
+    resumed = train(cfg(tmp_path / "r1", max_features=6, resume=True), progress=False)
+    assert (resumed.step, resumed.features_seen) == (3, 6)
+    assert any(not torch.equal(first[k], t) for k, t in weights(tmp_path / "r1").items())
+
+    # A fresh machine continues from exported weights: the windows already seen are counted.
+    continued = train(cfg(tmp_path / "r3", init=str(tmp_path / "r1"), max_features=2), progress=False)
+    assert continued.prior_features == 6 and continued.features_seen == 2
+    assert json.loads((tmp_path / "r3" / STATE_FILE).read_text())["prior_features"] == 6
