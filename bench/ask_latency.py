@@ -19,15 +19,11 @@ from bench.report import table, write_section
 from bench.server import running_server
 from qa.config import Settings
 from qa.gold import load_gold
+from qa.metrics import percentile
 from qa.models import configure_torch_threads
 from qa.pipeline import QAPipeline
 
 GOLD = Path(__file__).resolve().parent.parent / "seeds" / "gold" / "news_gold.jsonl"
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def main() -> None:
@@ -63,7 +59,7 @@ def main() -> None:
                 reader_ms.append(1000 * (time.perf_counter() - t))
     result = {
         "requests": len(http_ms),
-        "http_p50_ms": round(statistics.median(http_ms), 1), "http_p95_ms": round(pct(http_ms, 0.95), 1),
+        "http_p50_ms": round(statistics.median(http_ms), 1), "http_p95_ms": round(percentile(http_ms, 95), 1),
         "server_total_p50_ms": round(statistics.median(server_ms), 1),
         "reader_alone_p50_ms": round(statistics.median(reader_ms), 1),
     }

@@ -33,7 +33,7 @@ def main() -> None:
     write_report(Path(args.out), results, summary)
     print(json.dumps(summary))
     if not args.no_write:
-        keys = ["questions", "exact_match", "f1", "recall@1", "recall@5", "recall@10", "mrr", "no_answer_rate_on_answerable",
+        keys = ["questions", "exact_match", "f1", "recall@1", "recall@5", "recall@10", "mrr@10", "no_answer_rate_on_answerable",
                 "latency_ms_p50", "latency_ms_p95"]
         body = table([tuple(summary.get(k) for k in keys)], tuple(keys))
         body += f"\n\nWhere the misses come from: {summary['misses']} (read_k={summary['read_k']} passages, "

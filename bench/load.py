@@ -21,6 +21,7 @@ import httpx
 from bench.report import table, write_section
 from bench.server import running_server
 from qa.gold import load_gold
+from qa.metrics import percentile
 
 GOLD = Path(__file__).resolve().parent.parent / "seeds" / "gold" / "news_gold.jsonl"
 MAX_REQUESTS = 100_000
@@ -67,7 +68,7 @@ async def run(url: str, pid: int, clients: int, seconds: float) -> dict:
         "clients": clients, "seconds": round(elapsed, 1), "requests": stats["sent"], "ok": len(ok),
         "busy_503": stats["busy"], "errors": stats["errors"], "ok_per_s": round(len(ok) / elapsed, 2),
         "p50_ms": round(statistics.median(ok), 1) if ok else None,
-        "p95_ms": round(ok[int(0.95 * (len(ok) - 1))], 1) if ok else None,
+        "p95_ms": round(percentile(ok, 95), 1) if ok else None,
         "rss_mb_before": round(rss_before, 1), "rss_mb_after": round(rss_mb(pid), 1),
     }
 

@@ -19,7 +19,7 @@ from qa.api_models import (
 )
 from qa.config import MAX_QUESTION_CHARS, Settings
 from qa.guards import BodySizeLimit, Busy, ModelGate
-from qa.ingest import IngestError, IngestReport, make_article, parse_bytes
+from qa.ingest import ArticleTooLargeError, IngestError, IngestReport, make_article, parse_bytes
 from qa.pipeline import ArticleNotFoundError, QAPipeline, QuestionError
 from qa.retrieval import FilterError, Filters
 from qa.types import Answer, Article
@@ -127,11 +127,11 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
                                 headers={"WWW-Authenticate": "Bearer"})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page(request: Request):
+    async def page(request: Request):
         return templates.TemplateResponse(request, "index.html", {"max_question_chars": MAX_QUESTION_CHARS})
 
     @app.get("/healthz", response_model=Health)
-    def healthz() -> JSONResponse:
+    async def healthz() -> JSONResponse:
         if state.pipeline is not None:
             data = state.pipeline.state.data
             return JSONResponse(Health(status="ready", articles=len(data.articles), passages=len(data.chunks)).model_dump())
@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
         return JSONResponse(Health(status=status, detail=state.error).model_dump(), status_code=503)
 
     @app.post("/ask", response_model=AskResponse)
-    def ask(body: AskRequest) -> AskResponse:
+    async def ask(body: AskRequest) -> AskResponse:
         pipeline = state.ready_pipeline()
         try:
             f = body.filters
@@ -148,8 +148,7 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
                 date_from=f.date_from.isoformat() if f and f.date_from else None,
                 date_to=f.date_to.isoformat() if f and f.date_to else None,
             )
-            with state.gate:
-                result = pipeline.ask(body.question, top_k=body.top_k, filters=filters, history=body.history_questions())
+            result = await state.gate.run(pipeline.ask, body.question, body.top_k, filters, body.history_questions())
         except (QuestionError, FilterError) as exc:
             raise HTTPException(422, str(exc)) from exc
         return AskResponse(
@@ -161,25 +160,27 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
         )
 
     @app.get("/articles", response_model=list[ArticleOut])
-    def list_articles() -> list[ArticleOut]:
+    async def list_articles() -> list[ArticleOut]:
         articles = state.ready_pipeline().articles()
         newest_first = sorted(sorted(articles, key=lambda a: a.title.lower()), key=lambda a: a.date or "", reverse=True)
         return [_article_out(a) for a in newest_first]
 
     @app.get("/articles/{article_id}", response_model=ArticleFull)
-    def get_article(article_id: str) -> ArticleFull:
+    async def get_article(article_id: str) -> ArticleFull:
         article = state.ready_pipeline().state.data.articles.get(article_id)
         if article is None:
             raise HTTPException(404, f"no article with id {article_id!r}")
         return ArticleFull(**_article_out(article).model_dump(), text=article.text)
 
+    def _too_large_or_invalid(exc: IngestError, where: str = "") -> HTTPException:
+        return HTTPException(413 if isinstance(exc, ArticleTooLargeError) else 422, f"{where}{exc}")
+
     def _add(pipeline: QAPipeline, articles: list[Article]) -> AddArticlesResponse:
-        with state.gate:
-            ids = pipeline.add_articles(articles)
+        ids = pipeline.add_articles(articles)
         return AddArticlesResponse(ids=ids, articles=len(pipeline.articles()))
 
     @app.post("/articles", response_model=AddArticlesResponse, status_code=201, dependencies=[Depends(require_admin)])
-    def add_articles(body: AddArticlesRequest) -> AddArticlesResponse:
+    async def add_articles(body: AddArticlesRequest) -> AddArticlesResponse:
         pipeline = state.ready_pipeline()
         articles = []
         for n, a in enumerate(body.articles):
@@ -187,9 +188,8 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
                 articles.append(make_article(a.text, a.title, id=a.id, date=a.date.isoformat() if a.date else None,
                                              source=a.source, url=a.url, max_chars=settings.max_article_chars))
             except IngestError as exc:
-                status = 413 if "limit" in str(exc) else 422
-                raise HTTPException(status, f"articles[{n}]: {exc}") from exc
-        return _add(pipeline, articles)
+                raise _too_large_or_invalid(exc, f"articles[{n}]: ") from exc
+        return await state.gate.run(_add, pipeline, articles)
 
     @app.post("/articles/file", response_model=AddArticlesResponse, status_code=201, dependencies=[Depends(require_admin)],
               summary="Add articles from one file's bytes (text, Markdown, HTML or JSONL, by Content-Type)")
@@ -199,21 +199,25 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
         suffix = FILE_TYPES.get(content_type)
         if suffix is None:
             raise HTTPException(415, f"Content-Type must be one of {', '.join(FILE_TYPES)}")
-        report = IngestReport()
-        try:
-            parse_bytes(await request.body(), suffix, "upload", report, settings.max_article_chars)
-        except IngestError as exc:
-            raise HTTPException(413 if "limit" in str(exc) else 422, str(exc)) from exc
-        if not report.articles:
-            raise HTTPException(422, "; ".join(report.warnings) or "no articles in the file")
-        return _add(pipeline, report.articles)
+        raw = await request.body()
+
+        def parse_and_add() -> AddArticlesResponse:
+            report = IngestReport()
+            try:
+                parse_bytes(raw, suffix, "upload", report, settings.max_article_chars)
+            except IngestError as exc:
+                raise _too_large_or_invalid(exc) from exc
+            if not report.articles:
+                raise HTTPException(422, "; ".join(report.warnings) or "no articles in the file")
+            return _add(pipeline, report.articles)
+
+        return await state.gate.run(parse_and_add)
 
     @app.delete("/articles/{article_id}", status_code=204, dependencies=[Depends(require_admin)])
-    def delete_article(article_id: str) -> None:
+    async def delete_article(article_id: str) -> None:
         pipeline = state.ready_pipeline()
         try:
-            with state.gate:
-                pipeline.delete_article(article_id)
+            await state.gate.run(pipeline.delete_article, article_id)
         except ArticleNotFoundError as exc:
             raise HTTPException(404, f"no article with id {article_id!r}") from exc
 

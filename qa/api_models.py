@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from qa.config import MAX_QUESTION_CHARS
+from qa.ingest import ARTICLE_ID_PATTERN, MAX_SOURCE_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS
+
+HistoryQuestion = Annotated[str, Field(max_length=MAX_QUESTION_CHARS)]
 
 MAX_HISTORY_TURNS = 20
 
@@ -32,9 +36,9 @@ class AskRequest(Strict):
         description=f"the question, 1 to {MAX_QUESTION_CHARS} characters",
         examples=["When does New START expire?"],
     )
-    top_k: int = Field(3, ge=1, le=20, description="how many answers to return (1-20)")
+    top_k: StrictInt = Field(3, ge=1, le=20, description="how many answers to return (1-20)")
     filters: AskFilters | None = None
-    history: list[str | Turn] = Field(
+    history: list[HistoryQuestion | Turn] = Field(
         default_factory=list, max_length=MAX_HISTORY_TURNS,
         description="earlier turns of the chat, oldest first: questions, or {question, answer}",
     )
@@ -44,6 +48,10 @@ class AskRequest(Strict):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("question must not be empty or whitespace")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("question is not valid Unicode text") from None
         return value
 
     def history_questions(self) -> list[str]:
@@ -81,12 +89,12 @@ class AskResponse(BaseModel):
 
 
 class ArticleIn(Strict):
-    id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description="stable id (default: a hash of the text)")
-    title: str | None = Field(None, max_length=500)
+    id: str | None = Field(None, pattern=ARTICLE_ID_PATTERN, description="stable id (default: a hash of the text)")
+    title: str | None = Field(None, max_length=MAX_TITLE_CHARS)
     text: str = Field(..., min_length=1)
     date: dt.date | None = None
-    source: str | None = Field(None, max_length=200)
-    url: str | None = Field(None, max_length=2000)
+    source: str | None = Field(None, max_length=MAX_SOURCE_CHARS)
+    url: str | None = Field(None, max_length=MAX_URL_CHARS)
 
 
 class AddArticlesRequest(Strict):

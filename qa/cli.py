@@ -12,13 +12,21 @@ from qa import __version__
 
 def _settings():
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from qa.config import Settings
 
     try:
         return Settings()
-    except ValidationError as exc:
+    except (ValidationError, SettingsError) as exc:
         raise SystemExit(f"error: bad QA_* setting: {exc}") from exc
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _pipeline(build_if_missing: bool = True):
@@ -71,8 +79,14 @@ def cmd_index(args) -> int:
         print(f"index at {settings.index_dir} is up to date: {len(pipeline.articles())} articles "
               f"({len(pipeline.state.data.chunks)} passages); --rebuild to build it again")
         return 0
-    paths = args.paths or [settings.seeds_dir]
-    report = pipeline.build(paths, progress=True)
+    from qa.ingest import ingest_paths
+
+    report = ingest_paths(args.paths or [settings.seeds_dir], settings.max_article_chars)
+    if not report.articles:
+        _print_report(report, "nothing to index")
+        print("error: no articles could be read; the index was left as it was", file=sys.stderr)
+        return 1
+    pipeline.build_from_articles(report.articles, progress=True)
     _print_report(report, f"built index at {settings.index_dir}")
     print(f"{len(pipeline.state.data.chunks)} passages")
     return 0
@@ -95,7 +109,7 @@ def cmd_ask(args) -> int:
     pipeline = _pipeline()
     result = pipeline.ask(args.question, top_k=args.top_k, filters=_filters(args))
     if result.no_answer:
-        print("I could not find that in the articles.")
+        print("I couldn't find that in the articles.")
         return 0
     for rank, a in enumerate(result.answers, 1):
         print(f"{rank}. {a.text}  (score {a.score:.2f})")
@@ -158,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="show the passages retrieved for a question")
     s.add_argument("question")
-    s.add_argument("-k", "--top-k", type=int, default=5, help="passages to show (default 5)")
+    s.add_argument("-k", "--top-k", type=positive_int, default=5, help="passages to show (default 5)")
     s.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     s.add_argument("--width", type=int, default=300, help="characters of each passage to print")
     add_filters(s)
@@ -166,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ask", help="answer a question from the articles")
     s.add_argument("question")
-    s.add_argument("-k", "--top-k", type=int, default=3, help="answers to show (default 3)")
+    s.add_argument("-k", "--top-k", type=positive_int, default=3, help="answers to show (default 3)")
     add_filters(s)
     s.set_defaults(func=cmd_ask)
 
@@ -179,9 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("gold", help="gold file: SQuAD JSON (v1.1/v2.0) or JSONL {question, answers}")
     s.add_argument("--corpus", nargs="*", help="articles to answer from (default: the gold file's "
                    "own articles for SQuAD, the current index for JSONL)")
-    s.add_argument("-k", "--top-k", type=int, default=10, help="passages retrieved for recall@k (default 10)")
+    s.add_argument("-k", "--top-k", type=positive_int, default=10, help="passages retrieved for recall@k (default 10)")
     s.add_argument("--out", default="eval-out", help="folder for summary.json and questions.csv")
-    s.add_argument("--limit", type=int, help="only the first N questions")
+    s.add_argument("--limit", type=positive_int, help="only the first N questions")
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("train-reader", help="fine-tune the extractive reader on SQuAD")

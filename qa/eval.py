@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from qa.config import Settings
 from qa.gold import GoldQuestion, GoldSet, load_gold
-from qa.metrics import best_over_golds, exact_match, f1_score, normalize_answer
+from qa.metrics import best_over_golds, exact_match, f1_score, normalize_answer, percentile
 from qa.pipeline import QAPipeline
 from qa.types import Hit
 
@@ -91,15 +90,16 @@ def summarise(results: list[QuestionResult], k: int) -> dict:
     for at in RECALL_AT:
         if at <= k:
             summary[f"recall@{at}"] = pct(sum(1 for r in answerable if r.gold_rank and r.gold_rank <= at), len(answerable))
-    summary["mrr"] = round(sum(1 / r.gold_rank for r in answerable if r.gold_rank) / len(answerable), 4) if answerable else None
+    in_top_k = [r.gold_rank for r in answerable if r.gold_rank and r.gold_rank <= k]
+    summary[f"mrr@{k}"] = round(sum(1 / rank for rank in in_top_k) / len(answerable), 4) if answerable else None
     predicted_none = [r for r in results if r.no_answer]
     correct_none = [r for r in predicted_none if not r.answerable]
     summary["no_answer_precision"] = pct(len(correct_none), len(predicted_none))
     summary["no_answer_recall"] = pct(len(correct_none), len(unanswerable))
     summary["no_answer_rate_on_answerable"] = pct(sum(1 for r in answerable if r.no_answer), len(answerable))
-    lat = sorted(r.latency_ms for r in results)
-    summary["latency_ms_p50"] = round(statistics.median(lat), 1) if lat else None
-    summary["latency_ms_p95"] = round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 1) if lat else None
+    lat = [r.latency_ms for r in results]
+    summary["latency_ms_p50"] = round(percentile(lat, 50), 1) if lat else None
+    summary["latency_ms_p95"] = round(percentile(lat, 95), 1) if lat else None
     misses: dict[str, int] = {}
     for r in results:
         if r.miss:
@@ -117,11 +117,11 @@ def evaluate(pipeline: QAPipeline, gold: GoldSet, k: int = 10, progress: bool = 
     for q in tqdm(questions, disable=not progress, unit="q", desc="eval"):
         t0 = time.perf_counter()
         state = pipeline.state
-        hits = state.retriever.search(q.question, max(k, read_k))
+        hits = state.retriever.search(q.question, max(k, read_k))  # ranks beyond k still attribute misses
         answers, no_answer = pipeline.answer_from_hits(q.question, hits[:read_k], 1, state.data.articles)
         latency = 1000 * (time.perf_counter() - t0)
         prediction = answers[0].text if answers else ""
-        em, f1, rank, miss = score_question(q, prediction, no_answer, hits[:k], read_k, state.data.articles)
+        em, f1, rank, miss = score_question(q, prediction, no_answer, hits, read_k, state.data.articles)
         results.append(QuestionResult(
             q.id, q.question, prediction, " | ".join(q.answers), round(answers[0].score, 4) if answers else 0.0,
             no_answer, bool(q.answers), em, round(f1, 4), rank, miss, round(latency, 1),

@@ -2,8 +2,8 @@
 
 "When does it expire?" after "What does New START limit?" retrieves with
 "When does it expire? New START limit". A question is treated as a follow-up when it has
-a pronoun or demonstrative that points back ("it", "they", "that treaty"), or too few content
-words to stand alone. Only retrieval sees the added terms; the reader reads the user's words.
+a pronoun or demonstrative that points back ("it", "they", "that treaty"), or no content word
+of its own ("And then?"). Only retrieval sees the added terms; the reader reads the user's words.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ _WORD = re.compile(r"[\w’'-]+")
 
 
 def is_follow_up(question: str) -> bool:
-    return bool(_ANAPHORA.search(question)) or len(tokenize(question)) < 2
+    return bool(_ANAPHORA.search(question)) or not tokenize(question)
 
 
 def retrieval_query(question: str, history: Sequence[str]) -> str:

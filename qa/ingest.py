@@ -29,6 +29,16 @@ class IngestError(ValueError):
     """An article that cannot be ingested; the message says why."""
 
 
+class ArticleTooLargeError(IngestError):
+    """An article over the size limit (HTTP 413 rather than 422)."""
+
+
+ARTICLE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+MAX_TITLE_CHARS = 500
+MAX_SOURCE_CHARS = 200
+MAX_URL_CHARS = 2000
+
+
 @dataclass
 class IngestReport:
     articles: list[Article] = field(default_factory=list)
@@ -83,27 +93,51 @@ def normalise_date(value: object) -> str | None:
         return None
 
 
+def _optional_text(value: object, field: str, limit: int) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise IngestError(f"{field} must be a string, got {type(value).__name__}")
+    value = " ".join(value.split())
+    if len(value) > limit:
+        raise IngestError(f"{field} has {len(value):,} characters; the limit is {limit:,}")
+    return value or None
+
+
+def _check_unicode(value: str, field: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate from JSON "\ud800"
+        raise IngestError(f"{field} is not valid Unicode text ({exc.reason})") from None
+
+
 def make_article(
-    text: str,
-    title: str | None,
+    text: object,
+    title: object,
     *,
-    id: str | None = None,
+    id: object = None,
     date: object = None,
-    source: str | None = None,
-    url: str | None = None,
+    source: object = None,
+    url: object = None,
     max_chars: int = 2_000_000,
 ) -> Article:
     """Clean and validate one article; raises IngestError with a reason a user can act on."""
+    if not isinstance(text, str):
+        raise IngestError(f"text must be a string, got {type(text).__name__}")
+    for field, value in (("text", text), ("title", title), ("source", source), ("url", url), ("id", id)):
+        if isinstance(value, str):
+            _check_unicode(value, field)
     cleaned = clean_text(text)
     if not cleaned:
         raise IngestError("article has no text")
     if len(cleaned) > max_chars:
-        raise IngestError(f"article has {len(cleaned):,} characters; the limit is {max_chars:,}")
-    title = " ".join((title or "").split()) or cleaned.split("\n", 1)[0][:120]
+        raise ArticleTooLargeError(f"article has {len(cleaned):,} characters; the limit is {max_chars:,}")
+    first_line = cleaned.split("\n", 1)[0]
+    title = _optional_text(title, "title", MAX_TITLE_CHARS) or first_line[:120]
     if id is not None:
-        id = str(id).strip()
-        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", id):
+        if not isinstance(id, (str, int)) or not re.fullmatch(ARTICLE_ID_PATTERN, str(id).strip()):
             raise IngestError(f"article id {id!r} must be 1-128 letters, digits or _.:-")
+        id = str(id).strip()
     iso = normalise_date(date)
     if date and iso is None:
         raise IngestError(f"date {date!r} is not an ISO date (yyyy-mm-dd)")
@@ -112,8 +146,8 @@ def make_article(
         title=title,
         text=cleaned,
         date=iso,
-        source=(source or None),
-        url=(url or None),
+        source=_optional_text(source, "source", MAX_SOURCE_CHARS),
+        url=_optional_text(url, "url", MAX_URL_CHARS),
     )
 
 
@@ -207,11 +241,11 @@ class _HTMLText(HTMLParser):
         if self.in_title:
             self.title += data
             return
-        if self.skip_depth:
-            return
         if self.in_h1:
             self.h1 += data
-            return  # the headline is the title, not body text
+            return  # the headline is the title, not body text (even inside <header>)
+        if self.skip_depth:
+            return
         self.parts.append(data)
 
 
@@ -239,7 +273,7 @@ def _read_jsonl(text: str, name: str, report: IngestReport, max_chars: int) -> N
             report.articles.append(
                 make_article(
                     body,
-                    record.get("title") if isinstance(record.get("title"), str) else None,
+                    record.get("title"),
                     id=record.get("id"),
                     date=record.get("date"),
                     source=record.get("source"),
@@ -272,10 +306,10 @@ def parse_bytes(raw: bytes, suffix: str, name: str, report: IngestReport, max_ch
     report.articles.append(
         make_article(
             body,
-            title,
+            title[:MAX_TITLE_CHARS],
             date=normalise_date(meta.get("article:published_time")),
-            source=meta.get("og:site_name"),
-            url=meta.get("og:url") or meta.get("canonical"),
+            source=(meta.get("og:site_name") or "")[:MAX_SOURCE_CHARS],
+            url=(meta.get("og:url") or meta.get("canonical") or "")[:MAX_URL_CHARS],
             max_chars=max_chars,
         )
     )

@@ -62,6 +62,11 @@ def no_answer_threshold(settings: Settings) -> float:
         return DEFAULT_NO_ANSWER_THRESHOLD
 
 
+def _last_of_each_id(articles: Sequence[Article]) -> list[Article]:
+    """One article per id (the last given wins), in first-seen order."""
+    return list({a.id: a for a in articles}.values())
+
+
 class QAPipeline:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, reader: ExtractiveReader | None = None) -> None:
         self.settings = settings
@@ -105,12 +110,20 @@ class QAPipeline:
             raise RuntimeError("index not loaded: call load() or build() first")
         return self._state
 
-    def _publish(self, data: IndexData) -> None:
-        self._state = _State(data, Retriever(data, self.embedder, self.settings.dense_k, self.settings.bm25_k, self.settings.rrf_k))
+    def _retriever(self, data: IndexData) -> Retriever:
+        return Retriever(data, self.embedder, self.settings.dense_k, self.settings.bm25_k, self.settings.rrf_k)
+
+    def _commit(self, data: IndexData, replace_all: bool = False) -> None:
+        """Save a new version and make it the one questions see. The retriever is built first,
+        so data that cannot be served is never written."""
+        retriever = self._retriever(data)
+        data.version = self.store.save(data, expect_current=not replace_all)
+        self._state = _State(data, retriever)
 
     def load(self) -> None:
         """Load the index from disk (raises IndexNotFoundError, IndexCorruptError, IndexMismatchError)."""
-        self._publish(self.store.load(self.spec))
+        data = self.store.load(self.spec)
+        self._state = _State(data, self._retriever(data))
 
     def load_or_build(self, progress: bool = False) -> IngestReport | None:
         """Load the index, or build it from the bundled seed articles when there is none."""
@@ -133,28 +146,24 @@ class QAPipeline:
 
     def build_from_articles(self, articles: Sequence[Article], progress: bool = False) -> None:
         """Replace the index with these articles."""
+        articles = _last_of_each_id(articles)
         with self._write_lock:
             chunks, vectors = self._embed_chunks(articles, progress)
-            data = with_articles(empty_index(self.spec), list(articles), chunks, vectors)
-            self.store.save(data)
-            self._publish(data)
+            self._commit(with_articles(empty_index(self.spec), articles, chunks, vectors), replace_all=True)
 
     def add_articles(self, articles: Sequence[Article], progress: bool = False) -> list[str]:
         """Add (or replace, by id) articles; only their chunks are embedded."""
+        articles = _last_of_each_id(articles)
         with self._write_lock:
             chunks, vectors = self._embed_chunks(articles, progress)
-            data = with_articles(self.state.data, list(articles), chunks, vectors)
-            self.store.save(data)
-            self._publish(data)
+            self._commit(with_articles(self.state.data, articles, chunks, vectors))
         return [a.id for a in articles]
 
     def delete_article(self, article_id: str) -> None:
         with self._write_lock:
             if article_id not in self.state.data.articles:
                 raise ArticleNotFoundError(article_id)
-            data = without_articles(self.state.data, {article_id})
-            self.store.save(data)
-            self._publish(data)
+            self._commit(without_articles(self.state.data, {article_id}))
 
     def articles(self) -> list[Article]:
         return list(self.state.data.articles.values())
@@ -176,9 +185,11 @@ class QAPipeline:
     ) -> tuple[list[Answer], bool]:
         """Read the passages of `hits` and assemble answers (or no answer). `articles` is the
         index version the hits came from (a concurrent delete must not break this question)."""
-        spans = self.reader.read(question, [h.chunk.text for h in hits], n_best=10) if hits else []
+        top_k = top_k or self.settings.top_k
+        # Read more candidates than asked for: merging duplicates removes some.
+        spans = self.reader.read(question, [h.chunk.text for h in hits], n_best=max(10, 2 * top_k)) if hits else []
         articles = articles if articles is not None else self.state.data.articles
-        return assemble(spans, hits, articles, top_k or self.settings.top_k, self.threshold)
+        return assemble(spans, hits, articles, top_k, self.threshold)
 
     def ask(
         self,

@@ -29,6 +29,16 @@ class ReaderSpan:
     score: float
 
 
+# The question shares each window with the passage; past this many tokens it is cut (as in
+# SQuAD's max_query_length), so a long question still leaves room for the passage.
+MAX_QUESTION_TOKENS = 64
+
+
+def clip_question(tokenizer: "PreTrainedTokenizerFast", question: str, max_tokens: int = MAX_QUESTION_TOKENS) -> str:
+    offsets = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return question if len(offsets) <= max_tokens else question[: offsets[max_tokens - 1][1]]
+
+
 @dataclass
 class EncodedWindows:
     input_ids: list[list[int]]
@@ -45,8 +55,9 @@ def encode_windows(
     stride: int,
 ) -> EncodedWindows:
     """Tokenise question/context pairs into overlapping windows of at most max_length tokens."""
+    clipped = {q: clip_question(tokenizer, q) for q in set(questions)}
     enc = tokenizer(
-        list(questions),
+        [clipped[q] for q in questions],
         list(contexts),
         truncation="only_second",
         max_length=max_length,

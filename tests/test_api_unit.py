@@ -3,6 +3,7 @@
 import threading
 import time
 
+import anyio
 import pytest
 from fastapi.testclient import TestClient
 
@@ -75,26 +76,45 @@ def test_loading_and_failed_loading_answer_503(tmp_path):
 
 
 def test_model_gate_bounds_concurrency_and_refuses_beyond_the_queue():
-    gate = ModelGate(concurrent=1, queued=1)
-    inside = threading.Event()
-    release = threading.Event()
+    async def main():
+        gate = ModelGate(concurrent=1, queued=1)
+        release = threading.Event()
+        running: list[str] = []
+        results: list[str] = []
 
-    def hold():
-        with gate:
-            inside.set()
-            release.wait(5)
+        def work(name):
+            running.append(name)
+            assert len(running) == 1, "two model calls ran at once"
+            release.wait(5) if name == "first" else None
+            running.remove(name)
+            return name
 
-    holder = threading.Thread(target=hold)
-    holder.start()
-    inside.wait(5)
-    waiter = threading.Thread(target=lambda: gate.__enter__() and gate.__exit__())
-    waiter.start()
-    time.sleep(0.1)
-    with pytest.raises(Busy):
-        with gate:
-            pass
-    release.set()
-    holder.join(5)
-    waiter.join(5)
-    with gate:  # free again
-        pass
+        async def call(name):
+            results.append(await gate.run(work, name))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, "first")
+            tg.start_soon(call, "second")
+            for _ in range(500):
+                if gate.inside == 2:
+                    break
+                await anyio.sleep(0.01)
+            assert gate.inside == 2
+            with pytest.raises(Busy):
+                await gate.run(work, "third")  # one running, one queued: the third is refused
+            release.set()
+        assert results == ["first", "second"]
+        assert await gate.run(work, "again") == "again"  # free again
+
+    anyio.run(main)
+
+
+def test_body_limit_applies_to_chunked_bodies_too(tmp_path):
+    with app_client(tmp_path, max_body_bytes=1000) as client:
+        wait_ready(client)
+        json_type = {"content-type": "application/json"}
+        assert client.post("/ask", content=b"x" * 1001, headers=json_type).status_code == 413
+        r = client.post("/ask", content=iter([b"x" * 600, b"y" * 600]), headers=json_type)
+        assert r.status_code == 413 and "limit" in r.json()["detail"]
+        ok = client.post("/ask", content=iter([b'{"question": ', b'"When does it expire?"}']), headers=json_type)
+        assert ok.status_code == 200 and ok.json()["answers"][0]["text"] == "2021"

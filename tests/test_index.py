@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from qa.config import Settings
-from qa.index import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexSpec, IndexStore
+from qa.index import IndexConflictError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStore
 from qa.pipeline import ArticleNotFoundError, QAPipeline
 from qa.types import Article
 
@@ -74,7 +74,22 @@ def test_a_crash_mid_write_leaves_the_previous_version_loadable(tmp_path):
     assert set(q.state.data.articles) == {"a1", "a2"}
     q.add_articles([ARTICLES[2]])  # the next write cleans the leftovers up
     assert not list(root.glob(".tmp-*"))
-    assert sorted(x.name for x in root.iterdir()) == ["CURRENT", "v000002"]
+    assert sorted(x.name for x in root.iterdir()) == ["CURRENT", "LOCK", "v000001", "v000002"]  # previous kept
+    q.delete_article("a3")
+    assert sorted(x.name for x in root.iterdir()) == ["CURRENT", "LOCK", "v000002", "v000003"]
+
+
+def test_a_second_process_writing_the_same_index_is_not_silently_overwritten(tmp_path):
+    server = make_pipeline(tmp_path)
+    server.build_from_articles(ARTICLES[:2])
+    cli = make_pipeline(tmp_path)  # e.g. `qa ingest` while `qa serve` runs
+    cli.load()
+    cli.add_articles([ARTICLES[2]])
+    with pytest.raises(IndexConflictError, match="another process"):
+        server.delete_article("a1")
+    reloaded = make_pipeline(tmp_path)
+    reloaded.load()
+    assert set(reloaded.state.data.articles) == {"a1", "a2", "a3"}
 
 
 def test_add_and_delete_embed_only_the_new_article(tmp_path):
@@ -109,3 +124,13 @@ def test_re_adding_an_article_replaces_it(tmp_path):
     n = len(p.state.data.chunks)
     p.add_articles([ARTICLES[0]])
     assert len(p.state.data.chunks) == n and len(p.articles()) == 3
+
+
+def test_the_same_id_twice_in_one_write_is_one_article(tmp_path):
+    p = make_pipeline(tmp_path)
+    p.build_from_articles(ARTICLES[:1])
+    n = len(p.state.data.chunks)
+    newer = Article("a2", "Planes v2", "The A380 first flew in 2005.")
+    assert p.add_articles([ARTICLES[1], newer]) == ["a2"]
+    assert p.state.data.articles["a2"].title == "Planes v2"
+    assert len(p.state.data.chunks) == n + len(p.chunker.chunk(newer))

@@ -95,3 +95,24 @@ def test_make_article_rejects_what_cannot_be_stored():
         make_article("text", "t", id="bad id/with slash")
     with pytest.raises(IngestError, match="date"):
         make_article("text", "t", date="not a date")
+
+
+def test_fields_of_the_wrong_type_or_broken_unicode_are_refused_not_stored():
+    with pytest.raises(IngestError, match="source must be a string"):
+        make_article("text", "t", source=5)
+    with pytest.raises(IngestError, match="url must be a string"):
+        make_article("text", "t", url=[1])
+    with pytest.raises(IngestError, match="text must be a string"):
+        make_article(None, "t")
+    with pytest.raises(IngestError, match="not valid Unicode"):
+        make_article("bad \ud800 text", "t")
+    with pytest.raises(IngestError, match="title has"):
+        make_article("text", "x" * 600)
+
+
+def test_jsonl_with_broken_lines_keeps_the_good_ones(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text('{"id": "a", "text": "bad \\ud800"}\n{"id": "b", "text": "ok", "source": 5}\n{"id": "c", "text": "fine"}\n')
+    report = ingest_paths([path])
+    assert [a.id for a in report.articles] == ["c"]
+    assert len(report.warnings) == 2 and all(str(path) in w for w in report.warnings)

@@ -224,21 +224,26 @@
 
   // The passage with the answer wrapped in <mark>, at its exact offsets in the article.
   function passageNode(answer) {
-    const passage = String(answer.passage || "");
+    // Offsets are Python code points; index an array of code points, not UTF-16 units,
+    // so an emoji or other astral character before the answer does not shift the highlight.
+    const chars = Array.from(String(answer.passage || ""));
     let s = Number(answer.start) - Number(answer.passage_start);
     let e = Number(answer.end) - Number(answer.passage_start);
-    const valid = Number.isInteger(s) && Number.isInteger(e) && s >= 0 && e > s && e <= passage.length;
+    const valid = Number.isInteger(s) && Number.isInteger(e) && s >= 0 && e > s && e <= chars.length;
     if (!valid) {
       // Offsets that do not fit the passage: fall back to the first occurrence of the text.
-      const at = answer.text ? passage.indexOf(answer.text) : -1;
-      s = at;
-      e = at >= 0 ? at + answer.text.length : -1;
+      const text = Array.from(String(answer.text || ""));
+      s = -1;
+      for (let i = 0; text.length && i + text.length <= chars.length; i++) {
+        if (chars.slice(i, i + text.length).join("") === text.join("")) { s = i; break; }
+      }
+      e = s >= 0 ? s + text.length : -1;
     }
     const block = el("blockquote", { class: "passage" });
     if (s >= 0 && e > s) {
-      block.append(passage.slice(0, s), el("mark", { text: passage.slice(s, e) }), passage.slice(e));
+      block.append(chars.slice(0, s).join(""), el("mark", { text: chars.slice(s, e).join("") }), chars.slice(e).join(""));
     } else {
-      block.textContent = passage;
+      block.textContent = chars.join("");
     }
     return block;
   }

@@ -1,0 +1,34 @@
+"""The CLI's handling of user mistakes (no models are loaded for these)."""
+
+import pytest
+
+from qa.cli import build_parser, main
+
+
+def test_every_command_has_help(capsys):
+    for command in ["ingest", "index", "search", "ask", "serve", "eval", "train-reader"]:
+        with pytest.raises(SystemExit) as exc:
+            build_parser().parse_args([command, "--help"])
+        assert exc.value.code == 0
+        assert "usage: qa " + command in capsys.readouterr().out
+
+
+def test_rebuild_from_nothing_refuses_and_keeps_the_index(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "index"))
+    assert main(["index", "--rebuild", str(tmp_path / "missing")]) == 1
+    assert "no articles could be read" in capsys.readouterr().err
+    assert not (tmp_path / "index" / "CURRENT").exists()
+
+
+def test_bad_values_are_clear_errors(tmp_path, monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["search", "q", "-k", "0"])
+    assert "must be at least 1" in capsys.readouterr().err
+    monkeypatch.setenv("QA_CHUNK_OVERLAP", "900")
+    with pytest.raises(SystemExit, match="bad QA_"):
+        main(["index"])
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"question": "q", "answers": "not a list"}\n')
+    monkeypatch.delenv("QA_CHUNK_OVERLAP")
+    assert main(["eval", str(gold)]) == 2
+    assert "gold.jsonl:1: 'answers'" in capsys.readouterr().err
