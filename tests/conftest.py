@@ -21,9 +21,3 @@ def live_server(seed_index: SeedIndex, tmp_path_factory: pytest.TempPathFactory)
     server = ServerProcess(index_dir, secrets.token_urlsafe(24), name="live-server")
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def admin_token(live_server: ServerProcess) -> str:
-    """The QA_ADMIN_TOKEN the live server was started with (send as Authorization: Bearer ...)."""
-    return live_server.token

@@ -52,7 +52,9 @@ def test_filters_restrict_the_sources(client):
     r = client.post("/ask", json={"question": "What did Apple release?", "top_k": 5,
                                   "filters": {"source": "wikinews", "date_from": "2005-01-01", "date_to": "2005-12-31"}})
     assert r.status_code == 200
-    for a in r.json()["answers"]:
+    answers = r.json()["answers"]
+    assert answers, "Apple's 2005 articles answer this"
+    for a in answers:
         assert "wikinews" in (a["article"]["source"] or "").lower()
         assert "2005-01-01" <= a["article"]["date"] <= "2005-12-31"
 
@@ -116,10 +118,11 @@ def test_bad_uploads_are_refused_and_change_nothing(client, live_server):
         client.post("/articles", json={"articles": [{"title": "Empty", "text": ""}]}, headers=h),
         client.post("/articles", json={"articles": [{"title": "Blank", "text": "Loading ....\n\n"}]}, headers=h),
         client.post("/articles", json={"articles": []}, headers=h),
-        client.post("/articles", json={"articles": [{"title": "Big", "text": "word " * 2_100_000}]}, headers=h),
+        client.post("/articles", json={"articles": [{"title": "Big", "text": "word " * 420_001}]}, headers=h),  # 2.1M chars
         client.post("/articles", json={"articles": [{"title": "D", "text": "t", "date": "someday"}]}, headers=h),
         client.post("/articles", json={"articles": [{"title": "I", "text": "t", "id": "../etc/passwd"}]}, headers=h),
     ]
+    assert cases[7].status_code == 413 and "limit" in cases[7].json()["detail"]  # over 2M characters, under 10 MB
     for r in cases:
         assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
         assert "Traceback" not in r.text
@@ -129,18 +132,34 @@ def test_bad_uploads_are_refused_and_change_nothing(client, live_server):
 
 def test_add_ask_and_delete_an_article(client, live_server):
     h = auth(live_server)
-    text = "The Zephyr-9 probe was launched from Kourou on 3 March 2031. It will study the comet Tempel 1."
-    r = client.post("/articles", json={"articles": [{"id": "zephyr", "title": "Probe launch", "text": text,
-                                                     "date": "2031-03-03", "source": "Test Wire"}]}, headers=h)
-    assert r.status_code == 201 and r.json()["ids"] == ["zephyr"]
-    ask = client.post("/ask", json={"question": "From where was the Zephyr-9 probe launched?"}).json()
-    assert ask["answers"][0]["text"] == "Kourou" and ask["answers"][0]["article"]["id"] == "zephyr"
-    html = b"<html><head><title>Page</title><script>alert(1)</script></head><body><p>The <b>Orion-5</b> lander touched down in Utopia Planitia.</p></body></html>"
-    r = client.post("/articles/file", content=html, headers={**h, "content-type": "text/html"})
-    assert r.status_code == 201
-    stored = client.get(f"/articles/{r.json()['ids'][0]}").json()
-    assert "alert" not in stored["text"] and "Utopia Planitia" in stored["text"]
-    for article_id in ["zephyr", r.json()["ids"][0]]:
-        assert client.delete(f"/articles/{article_id}", headers=h).status_code == 204
-        assert client.delete(f"/articles/{article_id}", headers=h).status_code == 404
-    assert all(a["id"] != "zephyr" for a in client.get("/articles").json())
+    before = client.get("/articles").json()
+    added = []
+    try:
+        text = "The Zephyr-9 probe was launched from Kourou on 3 March 2031. It will study the comet Tempel 1."
+        r = client.post("/articles", json={"articles": [{"id": "zephyr", "title": "Probe launch", "text": text,
+                                                         "date": "2031-03-03", "source": "Test Wire"}]}, headers=h)
+        assert r.status_code == 201 and r.json()["ids"] == ["zephyr"]
+        added.append("zephyr")
+        html = b"<html><head><title>Page</title><script>alert(1)</script></head><body><p>The <b>Orion-5</b> lander touched down in Utopia Planitia.</p></body></html>"
+        r = client.post("/articles/file", content=html, headers={**h, "content-type": "text/html"})
+        assert r.status_code == 201
+        added.append(r.json()["ids"][0])
+        stored = client.get(f"/articles/{added[1]}").json()
+        assert "alert" not in stored["text"] and "Utopia Planitia" in stored["text"]
+        assert len(client.get("/articles").json()) == len(before) + 2
+        ask = client.post("/ask", json={"question": "From where was the Zephyr-9 probe launched?"}).json()
+        assert ask["answers"][0]["text"] == "Kourou" and ask["answers"][0]["article"]["id"] == "zephyr"
+    finally:
+        for article_id in added:
+            assert client.delete(f"/articles/{article_id}", headers=h).status_code == 204
+    assert client.delete("/articles/zephyr", headers=h).status_code == 404
+    assert client.get("/articles").json() == before
+
+
+def test_a_question_at_the_length_limit_is_answered(client):
+    question = ("When does New START expire, the treaty that limits missiles, warheads and bombers? " * 20)[:1000]
+    r = client.post("/ask", json={"question": question})
+    assert r.status_code == 200, r.text
+    history = client.post("/ask", json={"question": "When does it expire?", "history": ["x" * 1001]})
+    assert history.status_code == 422 and "history" in history.json()["detail"]
+    assert client.post("/ask", json={"question": "ok?", "top_k": True}).status_code == 422
