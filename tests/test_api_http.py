@@ -49,14 +49,18 @@ def test_follow_up_and_no_answer(client):
 
 
 def test_filters_restrict_the_sources(client):
-    r = client.post("/ask", json={"question": "What did Apple release?", "top_k": 5,
+    r = client.post("/ask", json={"question": "Which version of Mac OS X was called Tiger?", "top_k": 5,
                                   "filters": {"source": "wikinews", "date_from": "2005-01-01", "date_to": "2005-12-31"}})
     assert r.status_code == 200
     answers = r.json()["answers"]
-    assert answers, "Apple's 2005 articles answer this"
+    assert answers, "the 2005 Wikinews article on Tiger answers this"
     for a in answers:
         assert "wikinews" in (a["article"]["source"] or "").lower()
         assert "2005-01-01" <= a["article"]["date"] <= "2005-12-31"
+    outside = client.post("/ask", json={"question": "Which version of Mac OS X was called Tiger?",
+                                        "filters": {"date_from": "2010-01-01"}}).json()
+    assert all(a["article"]["date"] >= "2010-01-01" for a in outside["answers"])
+    assert all("Tiger" not in a["article"]["title"] for a in outside["answers"])
 
 
 HOSTILE = [
