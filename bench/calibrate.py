@@ -62,21 +62,26 @@ def main() -> None:
         answered_right = float(((pos >= t) & ok).mean())
         abstained = float((neg < t).mean())
         rows.append((t, answered_right, abstained, (answered_right + abstained) / 2))
-    best = max(rows, key=lambda r: r[3])
+    # The balanced accuracy is flat near its top (about +-1.5 points of sampling error on 1000
+    # questions), so take the lowest threshold within 1 point of the best: as honest, while
+    # answering more of what the articles do answer.
+    top = max(r[3] for r in rows)
+    best = next(r for r in rows if r[3] >= top - 0.01)
     threshold = float(best[0])
     folder = Path(args.reader) if args.reader else BUNDLED_READER_DIR
     calibration = {
         "no_answer_threshold": threshold,
-        "method": "balanced accuracy: right answer (F1>=0.5) when the question's article is indexed, "
-                  "abstain when it is removed; hybrid top-5 passages",
+        "method": "lowest threshold within 1 point of the best balanced accuracy: right answer (F1>=0.5) "
+                  "when the question's article is indexed, abstain when it is removed; hybrid top-5 passages",
         "data": f"{len(sample)} SQuAD v1.1 dev questions (seed {args.seed})",
         "answered_right_at_threshold": round(best[1], 4),
         "abstained_when_unanswerable": round(best[2], 4),
         "answered_right_without_threshold": round(float(ok.mean()), 4),
+        "best_balanced_accuracy": round(top, 4),
     }
     (folder / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=1) + "\n")
     print(json.dumps(calibration, indent=1))
-    shown = [r for r in rows if r[0] in (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5) or r[0] == threshold]
+    shown = [r for r in rows if r[0] in (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5) or r[0] == threshold or r[3] == top]
     body = (
         f"{calibration['data']}; {calibration['method']}.\n\n"
         + table([(f"{t:.2f}", f"{100 * a:.1f}", f"{100 * b:.1f}", f"{100 * c:.1f}") for t, a, b, c in shown],

@@ -35,6 +35,7 @@ class QuestionResult:
     answerable: bool
     em: float
     f1: float
+    f1_if_answered: float  # the best span's F1 had the reader not abstained
     gold_rank: int | None  # rank of the first retrieved passage holding a gold answer
     miss: str  # "", "retrieval", "reader", "abstained", "answered-unanswerable"
     latency_ms: float
@@ -86,6 +87,9 @@ def summarise(results: list[QuestionResult], k: int) -> dict:
         "f1": pct(sum(r.f1 for r in results), n),
         "answerable_exact_match": pct(sum(r.em for r in answerable), len(answerable)),
         "answerable_f1": pct(sum(r.f1 for r in answerable), len(answerable)),
+        # What retrieval + reader reach before the no-answer threshold: the retriever's cost
+        # against reader-only F1, apart from what abstaining costs.
+        "answerable_f1_without_abstention": pct(sum(r.f1_if_answered for r in answerable), len(answerable)),
     }
     for at in RECALL_AT:
         if at <= k:
@@ -118,13 +122,16 @@ def evaluate(pipeline: QAPipeline, gold: GoldSet, k: int = 10, progress: bool = 
         t0 = time.perf_counter()
         state = pipeline.state
         hits = state.retriever.search(q.question, max(k, read_k))  # ranks beyond k still attribute misses
-        answers, no_answer = pipeline.answer_from_hits(q.question, hits[:read_k], 1, state.data.articles)
+        answers, _ = pipeline.answer_from_hits(q.question, hits[:read_k], 1, state.data.articles, threshold=0.0)
         latency = 1000 * (time.perf_counter() - t0)
-        prediction = answers[0].text if answers else ""
+        no_answer = not answers or answers[0].score < pipeline.threshold
+        best_span = answers[0].text if answers else ""
+        prediction = "" if no_answer else best_span
         em, f1, rank, miss = score_question(q, prediction, no_answer, hits, read_k, state.data.articles)
+        f1_if_answered = best_over_golds(f1_score, best_span, q.answers) if q.answers else float(no_answer)
         results.append(QuestionResult(
             q.id, q.question, prediction, " | ".join(q.answers), round(answers[0].score, 4) if answers else 0.0,
-            no_answer, bool(q.answers), em, round(f1, 4), rank, miss, round(latency, 1),
+            no_answer, bool(q.answers), em, round(f1, 4), round(f1_if_answered, 4), rank, miss, round(latency, 1),
         ))
     summary = summarise(results, k)
     summary.update({"top_k": k, "read_k": read_k, "no_answer_threshold": pipeline.threshold})

@@ -181,15 +181,21 @@ class QAPipeline:
         return question
 
     def answer_from_hits(
-        self, question: str, hits: Sequence[Hit], top_k: int | None = None, articles: dict[str, Article] | None = None
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        top_k: int | None = None,
+        articles: dict[str, Article] | None = None,
+        threshold: float | None = None,
     ) -> tuple[list[Answer], bool]:
         """Read the passages of `hits` and assemble answers (or no answer). `articles` is the
-        index version the hits came from (a concurrent delete must not break this question)."""
+        index version the hits came from (a concurrent delete must not break this question);
+        `threshold` overrides the no-answer threshold (evaluation looks below it)."""
         top_k = top_k or self.settings.top_k
         # Read more candidates than asked for: merging duplicates removes some.
         spans = self.reader.read(question, [h.chunk.text for h in hits], n_best=max(10, 2 * top_k)) if hits else []
         articles = articles if articles is not None else self.state.data.articles
-        return assemble(spans, hits, articles, top_k, self.threshold)
+        return assemble(spans, hits, articles, top_k, self.threshold if threshold is None else threshold)
 
     def ask(
         self,
