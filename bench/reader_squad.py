@@ -9,13 +9,11 @@ import argparse
 import json
 import time
 
-from tqdm import tqdm
-
 from bench.report import table, write_section
-from qa.metrics import best_over_golds, exact_match, f1_score
 from qa.models import configure_torch_threads, fast_bf16_available, load_reader
 from qa.reader import ExtractiveReader
 from qa.squad import load_squad
+from qa.train_reader import score_reader
 
 
 def main() -> None:
@@ -30,25 +28,19 @@ def main() -> None:
     tokenizer, model = load_reader(args.reader)
     reader = ExtractiveReader(tokenizer, model, bf16=fast_bf16_available())
     questions = load_squad(args.squad_dev)[: args.limit]
-    em = f1 = 0.0
     t0 = time.perf_counter()
-    for b in tqdm(range(0, len(questions), args.batch), unit="batch"):
-        group = questions[b : b + args.batch]
-        for q, spans in zip(group, reader.read_many([q.question for q in group], [q.context for q in group], n_best=1)):
-            pred = spans[0].text if spans else ""
-            em += best_over_golds(exact_match, pred, q.answers)
-            f1 += best_over_golds(f1_score, pred, q.answers)
+    scores = score_reader(reader, questions, batch_size=args.batch, progress=True)
     elapsed = time.perf_counter() - t0
     n = len(questions)
-    result = {"questions": n, "em": round(100 * em / n, 2), "f1": round(100 * f1 / n, 2),
-              "ms_per_question_batched": round(1000 * elapsed / n, 1)}
+    result = {**scores, "ms_per_question_batched": round(1000 * elapsed / n, 1)}
     print(json.dumps(result))
     if not args.no_write:
         state = {}
         try:
+            from pathlib import Path
+
             from qa.models import BUNDLED_READER_DIR
             from qa.train_reader import STATE_FILE
-            from pathlib import Path
 
             state = json.loads((Path(args.reader or BUNDLED_READER_DIR) / STATE_FILE).read_text())
         except (OSError, ValueError):

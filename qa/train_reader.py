@@ -116,24 +116,30 @@ def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int) -> l
     return batches
 
 
-def evaluate(tokenizer, model, questions: list[SquadQuestion], max_length: int, stride: int, bf16: bool = False) -> dict:
-    """Reader-only EM/F1 with the gold paragraph, official normalisation."""
-    was_training = model.training
-    model.eval()
-    reader = ExtractiveReader(tokenizer, model, max_length=max_length, stride=stride, bf16=bf16)
+def score_reader(reader: ExtractiveReader, questions: list[SquadQuestion], batch_size: int = 64, progress: bool = False) -> dict:
+    """Reader-only EM/F1 (percent) with the gold paragraph, official normalisation."""
+    from tqdm import tqdm
+
     em = f1 = 0.0
-    step = 64
-    for b in range(0, len(questions), step):
-        group = questions[b : b + step]
+    for b in tqdm(range(0, len(questions), batch_size), disable=not progress, unit="batch"):
+        group = questions[b : b + batch_size]
         results = reader.read_many([q.question for q in group], [q.context for q in group], n_best=1)
         for q, spans in zip(group, results):
             pred = spans[0].text if spans else ""
             em += best_over_golds(exact_match, pred, q.answers)
             f1 += best_over_golds(f1_score, pred, q.answers)
-    if was_training:
-        model.train()
     n = max(len(questions), 1)
     return {"em": round(100 * em / n, 2), "f1": round(100 * f1 / n, 2), "questions": len(questions)}
+
+
+def evaluate(tokenizer, model, questions: list[SquadQuestion], max_length: int, stride: int, bf16: bool = False) -> dict:
+    """score_reader on the model being trained, leaving it in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    scores = score_reader(ExtractiveReader(tokenizer, model, max_length=max_length, stride=stride, bf16=bf16), questions)
+    if was_training:
+        model.train()
+    return scores
 
 
 def export(model, tokenizer, out: Path, state: TrainState) -> None:
