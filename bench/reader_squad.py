@@ -1,4 +1,6 @@
-"""Reader-only EM/F1 on SQuAD v1.1 dev: the reader is given the gold paragraph.
+"""Reader-only EM/F1 on SQuAD v1.1 dev: the reader is given the gold paragraph; then again
+with a distractor beside it (the passage of the same article that BM25 ranks highest for the
+question without holding an answer), which is what retrieval hands the reader in deployment.
 
     python -m bench.reader_squad --squad-dev ../shared/data/squad/dev-v1.1.json [--reader DIR] [--limit N]
 """
@@ -13,7 +15,7 @@ from bench.report import table, write_section
 from qa.models import configure_torch_threads, fast_bf16_available, load_reader
 from qa.reader import ExtractiveReader
 from qa.squad import load_squad
-from qa.train_reader import score_reader
+from qa.train_reader import hard_negatives, score_reader
 
 
 def main() -> None:
@@ -27,12 +29,16 @@ def main() -> None:
     configure_torch_threads(2)
     tokenizer, model = load_reader(args.reader)
     reader = ExtractiveReader(tokenizer, model, bf16=fast_bf16_available())
-    questions = load_squad(args.squad_dev)[: args.limit]
+    every_question = load_squad(args.squad_dev)
+    questions = every_question[: args.limit]
     t0 = time.perf_counter()
     scores = score_reader(reader, questions, batch_size=args.batch, progress=True)
     elapsed = time.perf_counter() - t0
+    distractors = hard_negatives(every_question)[: args.limit]
+    with_distractor = score_reader(reader, questions, batch_size=args.batch, progress=True, distractors=distractors)
     n = len(questions)
-    result = {**scores, "ms_per_question_batched": round(1000 * elapsed / n, 1)}
+    result = {**scores, "ms_per_question_batched": round(1000 * elapsed / n, 1),
+              "em_with_distractor": with_distractor["em"], "f1_with_distractor": with_distractor["f1"]}
     print(json.dumps(result))
     if not args.no_write:
         state = {}
@@ -45,12 +51,15 @@ def main() -> None:
             state = json.loads((Path(args.reader or BUNDLED_READER_DIR) / STATE_FILE).read_text())
         except (OSError, ValueError):
             pass
-        body = table([(n, result["em"], result["f1"], result["ms_per_question_batched"])],
-                     ("questions", "EM", "F1", "ms/question (batched, 2 cores)"))
+        body = table([(n, result["em"], result["f1"], result["ms_per_question_batched"], result["em_with_distractor"],
+                       result["f1_with_distractor"])],
+                     ("questions", "EM", "F1", "ms/question (batched, 2 cores)", "EM with a distractor", "F1 with a distractor"))
         curve = state.get("curve", [])
         if curve:
-            body += "\n\nLearning curve of the shipped reader (F1 on the first 300 dev questions while training):\n\n"
-            body += table([(p["windows_seen"], p["em"], p["f1"]) for p in curve], ("training windows seen", "EM", "F1"))
+            body += "\n\nLearning curve of the shipped reader (first 300 dev questions while training; SQuAD windows "
+            body += "seen, hard negatives seen beside them, F1 alone and with a distractor passage):\n\n"
+            body += table([(p["windows_seen"], p.get("negatives_seen", 0), p["em"], p["f1"], p.get("f1_with_distractor", "-"))
+                           for p in curve], ("training windows seen", "hard negatives seen", "EM", "F1", "F1 with a distractor"))
         write_section("reader_squad", "Reader only: SQuAD v1.1 dev, gold paragraph", body)
 
 

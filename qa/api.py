@@ -8,7 +8,7 @@ import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 NO_ANSWER_MESSAGE = "I couldn't find that in the articles."
+CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})  # on /articles: admin token needed
 FILE_TYPES = {"text/plain": ".txt", "text/markdown": ".md", "text/html": ".html", "application/x-ndjson": ".jsonl", "application/jsonl": ".jsonl"}
 
 
@@ -117,14 +118,26 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
     async def busy(request: Request, exc: Busy) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "2"})
 
-    def require_admin(authorization: str | None = Header(None)) -> None:
+    def admin_refusal(authorization: str | None) -> JSONResponse | None:
         token = settings.admin_token
         if not token:
-            raise HTTPException(403, "changing articles is disabled: the server has no QA_ADMIN_TOKEN set")
+            return JSONResponse({"detail": "changing articles is disabled: the server has no QA_ADMIN_TOKEN set"}, 403)
         scheme, _, given = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong token: send Authorization: Bearer <QA_ADMIN_TOKEN>",
+            return JSONResponse({"detail": "missing or wrong token: send Authorization: Bearer <QA_ADMIN_TOKEN>"}, 401,
                                 headers={"WWW-Authenticate": "Bearer"})
+        return None
+
+    @app.middleware("http")
+    async def admin_only_changes(request: Request, call_next):
+        # Checked here, before any route reads the body: an unauthenticated client cannot
+        # make the server parse megabytes of JSON just to be told 401.
+        path = request.url.path
+        if request.method in CHANGING_METHODS and (path == "/articles" or path.startswith("/articles/")):
+            refusal = admin_refusal(request.headers.get("authorization"))
+            if refusal is not None:
+                return refusal
+        return await call_next(request)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page(request: Request):
@@ -179,7 +192,7 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
         ids = pipeline.add_articles(articles)
         return AddArticlesResponse(ids=ids, articles=len(pipeline.articles()))
 
-    @app.post("/articles", response_model=AddArticlesResponse, status_code=201, dependencies=[Depends(require_admin)])
+    @app.post("/articles", response_model=AddArticlesResponse, status_code=201)
     async def add_articles(body: AddArticlesRequest) -> AddArticlesResponse:
         pipeline = state.ready_pipeline()
         articles = []
@@ -191,7 +204,7 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
                 raise _too_large_or_invalid(exc, f"articles[{n}]: ") from exc
         return await state.gate.run(_add, pipeline, articles)
 
-    @app.post("/articles/file", response_model=AddArticlesResponse, status_code=201, dependencies=[Depends(require_admin)],
+    @app.post("/articles/file", response_model=AddArticlesResponse, status_code=201,
               summary="Add articles from one file's bytes (text, Markdown, HTML or JSONL, by Content-Type)")
     async def add_file(request: Request) -> AddArticlesResponse:
         pipeline = state.ready_pipeline()
@@ -213,7 +226,7 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
 
         return await state.gate.run(parse_and_add)
 
-    @app.delete("/articles/{article_id}", status_code=204, dependencies=[Depends(require_admin)])
+    @app.delete("/articles/{article_id}", status_code=204)
     async def delete_article(article_id: str) -> None:
         pipeline = state.ready_pipeline()
         try:

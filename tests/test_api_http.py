@@ -107,6 +107,9 @@ def test_write_endpoints_need_the_token(client, live_server):
     assert client.post("/articles", json=article, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.post("/articles", json=article, headers={"Authorization": live_server.token}).status_code == 401
     assert client.delete(f"/articles/{before[0]['id']}").status_code == 401
+    # The token is checked before the body is read: a broken body is still just "401".
+    assert client.post("/articles", content=b"{not json", headers={"content-type": "application/json"}).status_code == 401
+    assert client.post("/articles/file", content=b"x", headers={"content-type": "text/plain"}).status_code == 401
     assert client.get("/articles").json() == before
     assert "access-control-allow-origin" not in client.options("/ask", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}).headers
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from qa.train_reader import STATE_FILE, TrainConfig, batch_order, build_features, train
-from qa.squad import load_squad
+from qa.chunking import Chunker
+from qa.squad import SquadQuestion, load_squad
+from qa.train_reader import STATE_FILE, TrainConfig, _negatives_for, batch_order, build_features, hard_negatives, train
 
 pytestmark = pytest.mark.real_models
 
@@ -80,6 +81,41 @@ def test_export_resume_and_reproducibility(squad_file, tmp_path):
     assert any(not torch.equal(first[k], t) for k, t in weights(tmp_path / "r1").items())
 
     # A fresh machine continues from exported weights: the windows already seen are counted.
-    continued = train(cfg(tmp_path / "r3", init=str(tmp_path / "r1"), max_features=2), progress=False)
+    continued = train(cfg(tmp_path / "r3", init=str(tmp_path / "r1"), max_features=2, negatives=1.0), progress=False)
     assert continued.prior_features == 6 and continued.features_seen == 2
+    assert continued.negatives_seen > 0  # hard negatives rode along with the SQuAD windows
     assert json.loads((tmp_path / "r3" / STATE_FILE).read_text())["prior_features"] == 6
+
+
+def _q(qid: str, question: str, answer: str, title: str, paragraph: int, context: str) -> SquadQuestion:
+    return SquadQuestion(qid, question, context, title, paragraph, (answer,), (context.index(answer),))
+
+
+def test_hard_negative_is_the_closest_passage_of_the_same_article_without_the_answer():
+    gold = "The treaty was signed in Prague by the two presidents in April."
+    near = "The treaty talks in Prague dragged on; the presidents met twice before the signing."
+    far = "Fishing quotas in the Baltic were cut again this year. " * 3
+    other = "The treaty was signed in Prague, said a paper from another article entirely."
+    questions = [
+        _q("1", "Where was the treaty signed by the presidents?", "Prague", "A", 0, gold),
+        _q("2", "What was cut?", "Fishing quotas", "A", 2, far),
+        _q("3", "Who wrote?", "a paper", "B", 0, other),
+    ]
+    # Article A = its three paragraphs; the near paragraph shares the question's words but not
+    # its answer... except that it does hold "Prague", so the only valid negative is `far`.
+    questions.insert(1, _q("4", "How often did the presidents meet?", "twice", "A", 1, near))
+    negatives = hard_negatives(questions, chunker=Chunker(size=100, overlap=0))
+    assert negatives[0] is not None and "Prague" not in negatives[0] and "Fishing" in negatives[0]
+    assert negatives[1] is not None and "twice" not in negatives[1] and "signed" in negatives[1]  # BM25's pick
+    assert negatives[3] is None  # article B has no other passage
+    assert all(n is None or "another article" not in n for n in negatives[:3])
+
+
+def test_negatives_share_is_seeded_and_once_per_question():
+    sample = [0, 0, 1, 2, 3, 4, 5, 6, 7, 8]
+    windows = {q: ([q], [0]) for q in range(9)}
+    picked = _negatives_for(list(range(10)), sample, windows, 0.5, seed=1, step=3)
+    assert picked == _negatives_for(list(range(10)), sample, windows, 0.5, seed=1, step=3)
+    assert 0 < len(picked) < 9 and len({ids[0] for ids, _ in picked}) == len(picked)
+    assert len(_negatives_for(list(range(10)), sample, windows, 1.0, seed=1, step=3)) == 9
+    assert _negatives_for(list(range(10)), sample, windows, 0.0, seed=1, step=3) == []
