@@ -15,15 +15,21 @@ def assemble(
     articles: dict[str, Article],
     top_k: int,
     threshold: float,
+    rank_discount: float = 0.0,
 ) -> tuple[list[Answer], bool]:
-    """Answers best first. The same answer found in overlapping chunks, the same words found
-    twice, or words already inside a better answer ("Lavrov" after "Sergey V. Lavrov") are
-    one answer (its best score). If no span reaches the threshold the result
-    is "no answer": an honest empty list rather than a confident guess."""
+    """Answers best first. An answer's score is the reader's probability for the span times
+    (retrieval rank of its passage + 1) ** -rank_discount: the reader reads each passage on
+    its own, and where two passages both look right, the one retrieval ranked higher is more
+    often the one that answers (BERTserini fuses the two scores for the same reason). The
+    same answer found in overlapping chunks, the same words found twice, or words already
+    inside a better answer ("Lavrov" after "Sergey V. Lavrov") are one answer (its best
+    score). If no answer reaches the threshold the result is "no answer": an honest empty
+    list rather than a confident guess."""
     answers: list[Answer] = []
     seen_words: list[set[str]] = []
     seen_places: list[tuple[str, int, int]] = []
-    for span in sorted(spans, key=lambda s: -s.score):
+    scored = [(span.score * (span.passage + 1) ** -rank_discount, span) for span in spans]
+    for score, span in sorted(scored, key=lambda pair: -pair[0]):
         chunk = hits[span.passage].chunk
         article = articles[chunk.article_id]
         start, end = chunk.start + span.start, chunk.start + span.end
@@ -34,7 +40,7 @@ def assemble(
             continue  # overlaps a better answer at the same place ("Lavrov" inside "Sergey V. Lavrov")
         seen_words.append(words)
         seen_places.append((article.id, start, end))
-        answers.append(Answer(span.text, span.score, article, chunk.text, chunk.start, start, end))
+        answers.append(Answer(span.text, score, article, chunk.text, chunk.start, start, end))
         if len(answers) == top_k:
             break
     if not answers or answers[0].score < threshold:

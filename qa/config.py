@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     no_answer_threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="override the threshold tuned with the reader"
     )
+    rank_discount: float | None = Field(
+        None, ge=0.0, le=5.0, description="override the retrieval-rank discount of answer scores tuned with the reader"
+    )
     reader_max_length: int = Field(256, ge=64, le=512)
     reader_stride: int = Field(96, ge=0)
     max_answer_tokens: int = Field(30, ge=1, le=100)

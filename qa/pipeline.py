@@ -48,18 +48,29 @@ class _State:
     retriever: Retriever
 
 
-def no_answer_threshold(settings: Settings) -> float:
-    """The override from settings, else the threshold tuned with the shipped reader."""
-    if settings.no_answer_threshold is not None:
-        return settings.no_answer_threshold
+@dataclass(frozen=True)
+class Calibration:
+    """How answers are scored and cut, tuned on data with the reader (`bench.calibrate`)."""
+
+    no_answer_threshold: float
+    rank_discount: float = 0.0
+
+
+def load_calibration(settings: Settings) -> Calibration:
+    """The calibration saved beside the reader, with any override from settings."""
     from qa.models import BUNDLED_READER_DIR
 
     folder = Path(settings.reader_path) if settings.reader_path else BUNDLED_READER_DIR
     try:
-        return float(json.loads((folder / CALIBRATION_FILE).read_text())["no_answer_threshold"])
-    except (OSError, KeyError, ValueError):
+        saved = json.loads((folder / CALIBRATION_FILE).read_text())
+        tuned = Calibration(float(saved["no_answer_threshold"]), float(saved.get("rank_discount", 0.0)))
+    except (OSError, KeyError, ValueError, TypeError):
         log.warning("no calibration for the reader in %s; no-answer threshold %.2f", folder, DEFAULT_NO_ANSWER_THRESHOLD)
-        return DEFAULT_NO_ANSWER_THRESHOLD
+        tuned = Calibration(DEFAULT_NO_ANSWER_THRESHOLD)
+    return Calibration(
+        tuned.no_answer_threshold if settings.no_answer_threshold is None else settings.no_answer_threshold,
+        tuned.rank_discount if settings.rank_discount is None else settings.rank_discount,
+    )
 
 
 def _last_of_each_id(articles: Sequence[Article]) -> list[Article]:
@@ -77,7 +88,8 @@ class QAPipeline:
         self.chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
         self.store = IndexStore(settings.index_dir)
         self.spec = IndexSpec(self.embedder.name, self.embedder.dim, settings.chunk_size, settings.chunk_overlap)
-        self.threshold = no_answer_threshold(settings)
+        self.calibration = load_calibration(settings)
+        self.threshold = self.calibration.no_answer_threshold
         self._state: _State | None = None
         self._write_lock = threading.Lock()
 
@@ -195,7 +207,8 @@ class QAPipeline:
         # Read more candidates than asked for: merging duplicates removes some.
         spans = self.reader.read(question, [h.chunk.text for h in hits], n_best=max(10, 2 * top_k)) if hits else []
         articles = articles if articles is not None else self.state.data.articles
-        return assemble(spans, hits, articles, top_k, self.threshold if threshold is None else threshold)
+        return assemble(spans, hits, articles, top_k, self.threshold if threshold is None else threshold,
+                        self.calibration.rank_discount)
 
     def ask(
         self,

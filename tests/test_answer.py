@@ -32,6 +32,17 @@ def test_spans_map_to_article_offsets_and_duplicates_merge():
         assert a.passage[a.start - a.passage_start : a.end - a.passage_start] == a.text
 
 
+def test_rank_discount_prefers_the_higher_ranked_passage_and_scales_the_score():
+    hits = [Hit(C1, 1.0), Hit(C2, 0.9)]
+    spans = [ReaderSpan(0, 0, 16, "Sergey V. Lavrov", 0.5), ReaderSpan(1, 67, 71, "2021", 0.6)]
+    plain, _ = assemble(spans, hits, {"a1": ART}, top_k=2, threshold=0.0)
+    assert [a.text for a in plain] == ["2021", "Sergey V. Lavrov"]
+    discounted, _ = assemble(spans, hits, {"a1": ART}, top_k=2, threshold=0.0, rank_discount=1.0)
+    assert [(a.text, a.score) for a in discounted] == [("Sergey V. Lavrov", 0.5), ("2021", 0.3)]
+    # The threshold applies to the discounted score.
+    assert [a.text for a in assemble(spans, hits, {"a1": ART}, 2, 0.4, 1.0)[0]] == ["Sergey V. Lavrov"]
+
+
 def test_below_threshold_is_no_answer():
     answers, no_answer = assemble([ReaderSpan(0, 0, 6, "Sergey", 0.05)], [Hit(C1, 1.0)], {"a1": ART}, 3, 0.1)
     assert no_answer and answers == []
@@ -59,3 +70,15 @@ def test_pipeline_checks_questions(tmp_path):
         p.check_question("  \n ")
     with pytest.raises(QuestionError, match="limit"):
         p.check_question("x" * 5000)
+
+
+def test_calibration_is_read_beside_the_reader_and_settings_override_it(tmp_path):
+    from qa.pipeline import CALIBRATION_FILE, load_calibration
+
+    (tmp_path / CALIBRATION_FILE).write_text('{"no_answer_threshold": 0.25, "rank_discount": 0.75}')
+    tuned = load_calibration(Settings(reader_path=tmp_path))
+    assert (tuned.no_answer_threshold, tuned.rank_discount) == (0.25, 0.75)
+    overridden = load_calibration(Settings(reader_path=tmp_path, rank_discount=0.0, no_answer_threshold=0.5))
+    assert (overridden.no_answer_threshold, overridden.rank_discount) == (0.5, 0.0)
+    (tmp_path / CALIBRATION_FILE).write_text('{"no_answer_threshold": 0.25}')  # older files: no discount
+    assert load_calibration(Settings(reader_path=tmp_path)).rank_discount == 0.0
