@@ -39,7 +39,7 @@ def main() -> None:
                 "latency_ms_p50", "latency_ms_p95"]
         body = ""
         if args.every > 1:
-            body = f"A uniform sample: every {args.every}th question of the file.\n\n"
+            body = f"A uniform sample: one question in {args.every} (positions 0, {args.every}, {2 * args.every}, ... of the file).\n\n"
         body += table([tuple(summary.get(k) for k in keys)], tuple(keys))
         body += f"\n\nWhere the misses come from: {summary['misses']} (read_k={summary['read_k']} passages, "
         body += f"no-answer threshold {summary['no_answer_threshold']}; per-question CSV in `{args.out}/questions.csv`)."
