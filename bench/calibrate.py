@@ -72,9 +72,10 @@ def main() -> None:
         scores_arr, correct_arr = np.array(scores), np.array(correct)
         return scores_arr[0::2], correct_arr[0::2], scores_arr[1::2]
 
-    right_by_discount = {d: float(top_answers(d)[1].mean()) for d in DISCOUNTS}
+    by_discount = {d: top_answers(d) for d in DISCOUNTS}
+    right_by_discount = {d: float(correct.mean()) for d, (_, correct, _) in by_discount.items()}
     discount = max(DISCOUNTS, key=lambda d: (round(right_by_discount[d], 3), -d))  # ties: the smaller
-    pos, ok, neg = top_answers(discount)
+    pos, ok, neg = by_discount[discount]
     # Geometric: a reader trained on hard negatives puts answer-free passages' spans far below 0.01.
     grid = np.unique(np.round(np.geomspace(0.001, 0.95, 100), 3))
     rows = []

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.squad import SquadFormatError, load_squad
+from qa.squad import PARAGRAPH_SEPARATOR, SquadFormatError, article_paragraphs, load_squad
 from qa.types import Article
 
 
@@ -59,21 +59,14 @@ def _load_squad_gold(path: Path) -> GoldSet:
     # Each SQuAD article becomes one document: its paragraphs joined by blank lines.
     articles: list[Article] = []
     paragraph_offsets: dict[tuple[str, int], int] = {}
-    bodies: dict[str, list[str]] = {}
-    titles: dict[str, str] = {}
-    for q in rows:
-        titles.setdefault(q.title, q.title)
-        paras = bodies.setdefault(q.title, [])
-        if q.paragraph_index >= len(paras):
-            paras.extend([""] * (q.paragraph_index + 1 - len(paras)))
-        paras[q.paragraph_index] = q.context
+    bodies = article_paragraphs(rows)
     ids = {title: f"squad-{n:03d}" for n, title in enumerate(bodies)}
     for title, paras in bodies.items():
         offset = 0
         for i, p in enumerate(paras):
             paragraph_offsets[(title, i)] = offset
-            offset += len(p) + 2
-        articles.append(Article(id=ids[title], title=title.replace("_", " "), text="\n\n".join(paras), source="SQuAD"))
+            offset += len(p) + len(PARAGRAPH_SEPARATOR)
+        articles.append(Article(id=ids[title], title=title.replace("_", " "), text=PARAGRAPH_SEPARATOR.join(paras), source="SQuAD"))
     questions = []
     for q in rows:
         base = paragraph_offsets[(q.title, q.paragraph_index)]

@@ -89,9 +89,12 @@ class QAPipeline:
         self.store = IndexStore(settings.index_dir)
         self.spec = IndexSpec(self.embedder.name, self.embedder.dim, settings.chunk_size, settings.chunk_overlap)
         self.calibration = load_calibration(settings)
-        self.threshold = self.calibration.no_answer_threshold
         self._state: _State | None = None
         self._write_lock = threading.Lock()
+
+    @property
+    def threshold(self) -> float:
+        return self.calibration.no_answer_threshold
 
     # ---- models -------------------------------------------------------------------------
     @property

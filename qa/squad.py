@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+# A SQuAD article as one document (`qa eval`, hard negatives): its paragraphs, blank-line separated.
+PARAGRAPH_SEPARATOR = "\n\n"
+
+
 class SquadFormatError(ValueError):
     """The file is not a SQuAD JSON file; the message names the field that is wrong."""
 
@@ -76,3 +80,15 @@ def load_squad(path: str | Path) -> list[SquadQuestion]:
                     )
                 )
     return out
+
+
+def article_paragraphs(questions: list[SquadQuestion]) -> dict[str, list[str]]:
+    """Each article's paragraphs in file order (title -> paragraphs), rebuilt from its questions;
+    a paragraph without questions is an empty string, so indexes stay those of the file."""
+    bodies: dict[str, list[str]] = {}
+    for q in questions:
+        paras = bodies.setdefault(q.title, [])
+        if q.paragraph_index >= len(paras):
+            paras.extend([""] * (q.paragraph_index + 1 - len(paras)))
+        paras[q.paragraph_index] = q.context
+    return bodies

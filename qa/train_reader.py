@@ -34,7 +34,7 @@ from qa.bm25 import BM25
 from qa.chunking import Chunker
 from qa.metrics import best_over_golds, exact_match, f1_score
 from qa.reader import ExtractiveReader, ReaderSpan, encode_windows, pad_batch
-from qa.squad import SquadQuestion, load_squad
+from qa.squad import PARAGRAPH_SEPARATOR, SquadQuestion, article_paragraphs, load_squad
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +119,9 @@ def hard_negatives(questions: list[SquadQuestion], chunker: Chunker | None = Non
     BM25 ranks highest for the question among those not containing any of its answers; None
     where there is no such passage."""
     chunker = chunker or Chunker()
-    by_title: dict[str, dict[int, str]] = {}
-    for q in questions:
-        by_title.setdefault(q.title, {})[q.paragraph_index] = q.context
     passages: dict[str, tuple[list[str], BM25]] = {}
-    for title, paras in by_title.items():
-        text = "\n\n".join(paras[i] for i in sorted(paras))  # as qa eval builds SQuAD articles
+    for title, paras in article_paragraphs(questions).items():
+        text = PARAGRAPH_SEPARATOR.join(paras)  # the article as `qa eval` indexes it
         chunks = [text[s:e] for s, e in chunker.spans(text)]
         passages[title] = (chunks, BM25(chunks))
     out: list[str | None] = []
