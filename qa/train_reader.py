@@ -336,7 +336,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
     # Each epoch has its own order; the exported start point is skipped, so --init never
     # repeats the windows the shipped weights have already been trained on in this epoch.
     steps_per_epoch = math.ceil(n_feat / cfg.batch_size)
-    offset_steps = (prior // cfg.batch_size) % steps_per_epoch
+    # Not modulo the epoch: weights past an epoch continue in the next epoch's order.
+    offset_steps = prior // cfg.batch_size
 
     model.train()
     pad_id = tokenizer.pad_token_id or 0
