@@ -27,8 +27,41 @@ def test_chunks_map_back_to_the_article_and_respect_size(size, overlap):
         covered.update(range(c.start, c.end))
     # Every non-space character of the article is in some chunk.
     assert all(i in covered for i, ch in enumerate(article.text) if not ch.isspace())
+    # Neighbouring passages overlap (an answer at a cut is whole in one of them), or meet at a
+    # paragraph break: a passage that ends a paragraph is followed by the next paragraph.
     if overlap:
-        assert any(b.start < a.end for a, b in zip(chunks, chunks[1:]))
+        for a, b in zip(chunks, chunks[1:]):
+            gap = article.text[a.end : b.start]
+            assert b.start < a.end or (gap.strip() == "" and "\n\n" in gap)
+
+
+def test_paragraphs_that_fit_are_kept_whole_in_one_passage():
+    paragraphs = [
+        "Background",
+        "The treaty was signed in 2010. It limits deployed warheads to 1,550. Both sides met the limits in 2018.",
+        "Talks stalled in 2019. Officials blamed each other.",
+        "The treaty expires in 2021 unless extended. An extension needs no vote in the Senate. "
+        "Russia has offered to extend it for five years. Washington wants China included.",
+    ]
+    text = "\n\n".join(paragraphs)
+    chunks = Chunker(200, 50).chunk(Article("a1", "t", text))
+    for para in paragraphs[1:]:
+        assert any(para in c.text for c in chunks), para
+    # No passage starts inside a paragraph: each starts where one does.
+    starts = {text.index(para) for para in paragraphs}
+    assert all(c.start in starts for c in chunks)
+    # A heading too short to stand alone travels with the paragraph after it.
+    assert chunks[0].text.startswith("Background\n\nThe treaty was signed")
+
+
+def test_a_paragraph_longer_than_the_passage_is_cut_with_overlap():
+    long_paragraph = " ".join(f"Sentence number {n} says something." for n in range(20))
+    text = "Short opening paragraph here.\n\n" + long_paragraph + "\n\nClosing words."
+    chunks = Chunker(200, 60).chunk(Article("a1", "t", text))
+    start, end = text.index(long_paragraph), text.index(long_paragraph) + len(long_paragraph)
+    inside = [c for c in chunks if start <= c.start and c.end <= end]
+    assert len(inside) >= 3
+    assert all(b.start < a.end for a, b in zip(inside, inside[1:]))
 
 
 def test_chunks_advance_and_end_on_sentence_boundaries():
