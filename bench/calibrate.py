@@ -11,6 +11,8 @@ the confident-wrong-answer trap users complain about.
    that gives the most right answers on the answerable case.
 2. With it, the no-answer threshold that maximises the balanced accuracy: right answers given
    on the first case, abstentions on the second.
+3. The confidence curve: how often an answer with a given score was right, over both cases
+   (an answer to the unanswerable case is never right). This is what the chat page shows.
 
 The questions are drawn from the odd positions of the dev file only, so that the end-to-end
 benchmark (`bench.e2e_squad --every 2`, the even positions) is measured on questions the
@@ -34,7 +36,8 @@ from qa.config import Settings
 from qa.gold import load_gold
 from qa.metrics import best_over_golds, f1_score
 from qa.models import BUNDLED_READER_DIR, configure_torch_threads
-from qa.pipeline import CALIBRATION_FILE, QAPipeline
+from qa.calibration import CALIBRATION_FILE, fit_confidence_curve
+from qa.pipeline import QAPipeline
 
 DISCOUNTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 
@@ -89,6 +92,7 @@ def main() -> None:
     top = max(r[3] for r in rows)
     best = next(r for r in rows if r[3] >= top - 0.01)
     threshold = float(best[0])
+    curve = fit_confidence_curve(np.concatenate([pos, neg]), np.concatenate([ok, np.zeros(len(neg), bool)]))
     folder = Path(args.reader) if args.reader else BUNDLED_READER_DIR
     calibration = {
         "no_answer_threshold": threshold,
@@ -102,6 +106,9 @@ def main() -> None:
         "abstained_when_unanswerable": round(best[2], 4),
         "answered_right_without_threshold": round(float(ok.mean()), 4),
         "best_balanced_accuracy": round(top, 4),
+        "confidence_curve": curve,
+        "confidence_method": "answers of both cases sorted by score into 20 equal groups; each group's median "
+                             "score and share right (F1>=0.5), pooled where the share would fall",
     }
     (folder / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=1) + "\n")
     print(json.dumps(calibration, indent=1))
@@ -114,7 +121,10 @@ def main() -> None:
         + table([(f"{t:.3f}", f"{100 * a:.1f}", f"{100 * b:.1f}", f"{100 * c:.1f}") for t, a, b, c in shown],
                 ("threshold", "answerable: right answer given %", "unanswerable: abstained %", "balanced %"))
         + f"\n\nChosen threshold: **{threshold:.3f}** (saved to `{folder.name}/{CALIBRATION_FILE}`). "
-        f"Without a threshold the reader answers every unanswerable question."
+        f"Without a threshold the reader answers every unanswerable question.\n\n"
+        f"Confidence shown to users (share of answers with this score that were right, both cases together; "
+        f"{calibration['confidence_method']}):\n\n"
+        + table([(f"{score:.4f}", f"{100 * share:.0f}") for score, share in curve], ("score", "right %"))
     )
     write_section("calibration", "Answer scoring: rank discount and no-answer threshold (tuned on SQuAD dev)", body)
 

@@ -70,7 +70,9 @@ def _article_out(a: Article) -> ArticleOut:
 
 
 def _answer_out(a: Answer) -> AnswerOut:
-    return AnswerOut(text=a.text, score=round(a.score, 4), article=_article_out(a.article), passage=a.passage,
+    return AnswerOut(text=a.text, score=round(a.score, 4),
+                     confidence=None if a.confidence is None else round(a.confidence, 3),
+                     article=_article_out(a.article), passage=a.passage,
                      passage_start=a.passage_start, start=a.start, end=a.end)
 
 

@@ -72,7 +72,10 @@ class ArticleFull(ArticleOut):
 
 class AnswerOut(BaseModel):
     text: str = Field(..., description="the answer, word for word from the article")
-    score: float = Field(..., description="probability (0-1) that this span answers the question")
+    score: float = Field(..., description="ranking score (0-1): the reader's probability for the span, discounted "
+                                           "by the retrieval rank of its passage; answers below the no-answer threshold are dropped")
+    confidence: float | None = Field(None, description="share (0-1) of answers with this score that were right when "
+                                                       "the reader was calibrated on SQuAD dev; null if not calibrated")
     article: ArticleOut
     passage: str = Field(..., description="the passage the answer was read from")
     passage_start: int = Field(..., description="where the passage starts in the article text")

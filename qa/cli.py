@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from qa import __version__
 
@@ -112,7 +111,8 @@ def cmd_ask(args) -> int:
         print("I couldn't find that in the articles.")
         return 0
     for rank, a in enumerate(result.answers, 1):
-        print(f"{rank}. {a.text}  (score {a.score:.2f})")
+        confidence = "" if a.confidence is None else f", right {a.confidence:.0%} of the time in testing"
+        print(f"{rank}. {a.text}  (score {a.score:.2f}{confidence})")
         print(f"   from: {a.article.title} ({a.article.date or 'no date'}"
               f"{', ' + a.article.source if a.article.source else ''}) chars {a.start}-{a.end}")
         if a.article.url:

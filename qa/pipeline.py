@@ -7,17 +7,17 @@ version that was current when it started.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from qa.answer import assemble
+from qa.calibration import load_calibration
 from qa.chunking import Chunker
 from qa.config import MAX_QUESTION_CHARS, Settings
 from qa.embedding import Embedder, SentenceTransformerEmbedder
@@ -29,10 +29,6 @@ from qa.retrieval import Filters, Retriever
 from qa.types import Answer, AnswerResult, Article, Chunk, Hit
 
 log = logging.getLogger(__name__)
-
-DEFAULT_NO_ANSWER_THRESHOLD = 0.2
-CALIBRATION_FILE = "calibration.json"
-
 
 class ArticleNotFoundError(KeyError):
     pass
@@ -46,31 +42,6 @@ class QuestionError(ValueError):
 class _State:
     data: IndexData
     retriever: Retriever
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """How answers are scored and cut, tuned on data with the reader (`bench.calibrate`)."""
-
-    no_answer_threshold: float
-    rank_discount: float = 0.0
-
-
-def load_calibration(settings: Settings) -> Calibration:
-    """The calibration saved beside the reader, with any override from settings."""
-    from qa.models import BUNDLED_READER_DIR
-
-    folder = Path(settings.reader_path) if settings.reader_path else BUNDLED_READER_DIR
-    try:
-        saved = json.loads((folder / CALIBRATION_FILE).read_text())
-        tuned = Calibration(float(saved["no_answer_threshold"]), float(saved.get("rank_discount", 0.0)))
-    except (OSError, KeyError, ValueError, TypeError):
-        log.warning("no calibration for the reader in %s; no-answer threshold %.2f", folder, DEFAULT_NO_ANSWER_THRESHOLD)
-        tuned = Calibration(DEFAULT_NO_ANSWER_THRESHOLD)
-    return Calibration(
-        tuned.no_answer_threshold if settings.no_answer_threshold is None else settings.no_answer_threshold,
-        tuned.rank_discount if settings.rank_discount is None else settings.rank_discount,
-    )
 
 
 def _last_of_each_id(articles: Sequence[Article]) -> list[Article]:
@@ -210,8 +181,9 @@ class QAPipeline:
         # Read more candidates than asked for: merging duplicates removes some.
         spans = self.reader.read(question, [h.chunk.text for h in hits], n_best=max(10, 2 * top_k)) if hits else []
         articles = articles if articles is not None else self.state.data.articles
-        return assemble(spans, hits, articles, top_k, self.threshold if threshold is None else threshold,
-                        self.calibration.rank_discount)
+        answers, no_answer = assemble(spans, hits, articles, top_k, self.threshold if threshold is None else threshold,
+                                      self.calibration.rank_discount)
+        return [replace(a, confidence=self.calibration.confidence(a.score)) for a in answers], no_answer
 
     def ask(
         self,

@@ -41,12 +41,13 @@ class Answer:
     """An answer lifted from an article: article.text[start:end] == text."""
 
     text: str
-    score: float  # probability the span answers the question, 0..1
+    score: float  # orders answers and is cut by the threshold: reader probability x passage-rank discount
     article: Article
     passage: str
     passage_start: int  # where the passage starts in the article
     start: int
     end: int
+    confidence: float | None = None  # how often answers scored so were right in calibration (None: not calibrated)
 
 
 @dataclass(frozen=True)

@@ -70,15 +70,3 @@ def test_pipeline_checks_questions(tmp_path):
         p.check_question("  \n ")
     with pytest.raises(QuestionError, match="limit"):
         p.check_question("x" * 5000)
-
-
-def test_calibration_is_read_beside_the_reader_and_settings_override_it(tmp_path):
-    from qa.pipeline import CALIBRATION_FILE, load_calibration
-
-    (tmp_path / CALIBRATION_FILE).write_text('{"no_answer_threshold": 0.25, "rank_discount": 0.75}')
-    tuned = load_calibration(Settings(reader_path=tmp_path))
-    assert (tuned.no_answer_threshold, tuned.rank_discount) == (0.25, 0.75)
-    overridden = load_calibration(Settings(reader_path=tmp_path, rank_discount=0.0, no_answer_threshold=0.5))
-    assert (overridden.no_answer_threshold, overridden.rank_discount) == (0.5, 0.0)
-    (tmp_path / CALIBRATION_FILE).write_text('{"no_answer_threshold": 0.25}')  # older files: no discount
-    assert load_calibration(Settings(reader_path=tmp_path)).rank_discount == 0.0

@@ -1,7 +1,5 @@
 """The API over real HTTP, against a real `qa serve` process (see conftest.live_server)."""
 
-import json
-import urllib.request
 
 import httpx
 import pytest

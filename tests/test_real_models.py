@@ -7,7 +7,6 @@ import pytest
 from qa.eval import evaluate
 from qa.gold import load_gold
 from qa.ingest import ingest_paths
-from qa.pipeline import QAPipeline
 
 pytestmark = pytest.mark.real_models
 
@@ -26,6 +25,11 @@ def test_new_start_expires_in_2021(seed_pipeline):
     assert best.article.text[best.start : best.end] == "2021"
     assert best.passage[best.start - best.passage_start : best.end - best.passage_start] == "2021"
     assert 0.0 < best.score <= 1.0
+    # The shipped reader is calibrated: the confidence shown is a share right, at least the
+    # share right of the lowest answers it gives.
+    calibration = seed_pipeline.calibration
+    assert best.confidence is not None and 0.0 < best.confidence <= 1.0
+    assert best.confidence >= calibration.confidence(calibration.no_answer_threshold)
 
 
 def test_russian_foreign_minister_is_lavrov(seed_pipeline):

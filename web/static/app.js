@@ -256,11 +256,18 @@
     return el("p", { class: "source" }, [el("span", { class: "source-label", text: "Source: " }), ...parts]);
   }
 
-  function confidenceNode(score) {
-    const p = Math.round(Math.min(1, Math.max(0, Number(score) || 0)) * 100);
+  // The calibrated confidence when the server has one (how often answers scored like this were
+  // right on SQuAD dev); else the raw score, labelled as such: it is not a chance of being right.
+  function confidenceNode(answer) {
+    const calibrated = answer.confidence !== null && answer.confidence !== undefined;
+    const value = calibrated ? answer.confidence : answer.score;
+    const p = Math.round(Math.min(1, Math.max(0, Number(value) || 0)) * 100);
     const level = p >= 70 ? "high" : p >= 40 ? "mid" : "low";
-    return el("span", { class: "confidence confidence-" + level, title: "How likely this span answers the question" },
-      "confidence " + percent(score));
+    const title = calibrated
+      ? "Answers scored like this were right " + percent(value) + " of the time in testing (score " + Number(answer.score).toFixed(2) + ")"
+      : "Reader score, not calibrated";
+    return el("span", { class: "confidence confidence-" + level, title },
+      (calibrated ? "confidence " : "score ") + percent(value));
   }
 
   function answerMessage(data) {
@@ -275,7 +282,7 @@
     }
     const [best, ...others] = answers;
     const card = el("article", { class: "card card-answer", "aria-label": "Answer" }, [
-      el("div", { class: "answer-head" }, [el("p", { class: "answer-text", text: best.text }), confidenceNode(best.score)]),
+      el("div", { class: "answer-head" }, [el("p", { class: "answer-text", text: best.text }), confidenceNode(best)]),
       sourceNode(best.article || {}),
       passageNode(best),
     ]);
@@ -287,7 +294,7 @@
             el("summary", null, [
               el("span", { class: "other-text", text: a.text }),
               " ",
-              confidenceNode(a.score),
+              confidenceNode(a),
               el("span", { class: "other-src" }, [" — ", titleOf(a.article)]),
             ]),
             sourceNode(a.article || {}),

@@ -1,0 +1,102 @@
+"""How answer scores are read: the rank discount, the no-answer threshold and the confidence
+curve, tuned on data with the reader (`python -m bench.calibrate`) and saved beside it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.config import Settings
+from qa.models import BUNDLED_READER_DIR
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NO_ANSWER_THRESHOLD = 0.2
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How answers are scored and cut, tuned on data with the reader (`bench.calibrate`).
+
+    `confidence_curve` maps an answer's score to how often answers with that score were right
+    in calibration: (score, share right) points, both rising. The score orders answers (the
+    reader's probability discounted by passage rank) but is not itself a chance of being
+    right; the curve is what a user can read as one."""
+
+    no_answer_threshold: float
+    rank_discount: float = 0.0
+    confidence_curve: tuple[tuple[float, float], ...] = ()
+
+    def confidence(self, score: float) -> float | None:
+        """Share of calibration answers with this score that were right; None if not calibrated.
+        Interpolated in log score (scores span orders of magnitude), flat past either end."""
+        if not self.confidence_curve:
+            return None
+        scores, shares = zip(*self.confidence_curve)
+        return float(np.interp(np.log(max(score, 1e-12)), np.log(scores), shares))
+
+
+def _confidence_curve(saved: object) -> tuple[tuple[float, float], ...]:
+    """The saved curve, or () if it is missing or not (score > 0, share in [0, 1]) points, both rising."""
+    try:
+        curve = tuple((float(s), float(c)) for s, c in saved)  # type: ignore[union-attr]
+        ok = all(s > 0 and 0 <= c <= 1 for s, c in curve) and all(
+            a[0] < b[0] and a[1] <= b[1] for a, b in zip(curve, curve[1:])
+        )
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        log.warning("ignoring a malformed confidence curve in %s: answers will carry no confidence", CALIBRATION_FILE)
+        return ()
+    return curve
+
+
+def load_calibration(settings: Settings) -> Calibration:
+    """The calibration saved beside the reader, with any override from settings."""
+    folder = Path(settings.reader_path) if settings.reader_path else BUNDLED_READER_DIR
+    try:
+        saved = json.loads((folder / CALIBRATION_FILE).read_text())
+        tuned = Calibration(
+            float(saved["no_answer_threshold"]),
+            float(saved.get("rank_discount", 0.0)),
+            _confidence_curve(saved.get("confidence_curve", ())),
+        )
+    except (OSError, KeyError, ValueError, TypeError, AttributeError):
+        log.warning("no calibration for the reader in %s; no-answer threshold %.2f", folder, DEFAULT_NO_ANSWER_THRESHOLD)
+        tuned = Calibration(DEFAULT_NO_ANSWER_THRESHOLD)
+    discount = tuned.rank_discount if settings.rank_discount is None else settings.rank_discount
+    return Calibration(
+        tuned.no_answer_threshold if settings.no_answer_threshold is None else settings.no_answer_threshold,
+        discount,
+        # The curve was measured on scores with the saved discount; on others it would mislead.
+        tuned.confidence_curve if discount == tuned.rank_discount else (),
+    )
+
+
+def fit_confidence_curve(scores: np.ndarray, right: np.ndarray, bins: int = 20) -> list[tuple[float, float]]:
+    """(score, share right) points for `Calibration.confidence`: answers sorted by score into
+    `bins` groups of equal size, each group's median score and share right, then made rising
+    (pool adjacent violators: a neighbour pair whose shares fall is merged into one group)."""
+    keep = scores > 0  # no answer at all: nothing to be confident about
+    order = np.argsort(scores[keep], kind="stable")
+    s, r = scores[keep][order], right[keep][order].astype(float)
+    groups = [[float(np.median(gs)), float(gr.mean()), len(gs)]
+              for gs, gr in zip(np.array_split(s, bins), np.array_split(r, bins)) if len(gs)]
+    pooled: list[list[float]] = []
+    for g in groups:
+        pooled.append(g)
+        while len(pooled) > 1 and pooled[-2][1] >= pooled[-1][1]:
+            b, a = pooled.pop(), pooled.pop()
+            n = a[2] + b[2]
+            pooled.append([(a[0] * a[2] + b[0] * b[2]) / n, (a[1] * a[2] + b[1] * b[2]) / n, n])
+    # Pooling can leave a flat start; equal shares are allowed, equal scores are not.
+    points: list[tuple[float, float]] = []
+    for score, share, _ in pooled:
+        if not points or score > points[-1][0]:
+            points.append((round(score, 6), round(share, 4)))
+    return points

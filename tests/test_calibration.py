@@ -1,0 +1,85 @@
+"""The calibration saved beside the reader: threshold, rank discount and confidence curve."""
+
+import json
+import time
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from qa.api import create_app
+from qa.calibration import CALIBRATION_FILE, Calibration, fit_confidence_curve, load_calibration
+from qa.config import Settings
+from qa.pipeline import QAPipeline
+
+from tests.fakes import FakeEmbedder, FakeReader
+
+CURVE = [[0.01, 0.2], [0.1, 0.5], [0.5, 0.8], [0.9, 0.95]]
+
+
+def test_calibration_is_read_beside_the_reader_and_settings_override_it(tmp_path):
+    (tmp_path / CALIBRATION_FILE).write_text('{"no_answer_threshold": 0.25, "rank_discount": 0.75}')
+    tuned = load_calibration(Settings(reader_path=tmp_path))
+    assert (tuned.no_answer_threshold, tuned.rank_discount) == (0.25, 0.75)
+    overridden = load_calibration(Settings(reader_path=tmp_path, rank_discount=0.0, no_answer_threshold=0.5))
+    assert (overridden.no_answer_threshold, overridden.rank_discount) == (0.5, 0.0)
+    (tmp_path / CALIBRATION_FILE).write_text('{"no_answer_threshold": 0.25}')  # older files: no discount
+    assert load_calibration(Settings(reader_path=tmp_path)).rank_discount == 0.0
+
+
+def test_confidence_is_read_off_the_curve_flat_past_its_ends():
+    calibration = Calibration(0.01, 1.5, tuple(map(tuple, CURVE)))
+    assert calibration.confidence(0.1) == 0.5
+    assert calibration.confidence(0.001) == 0.2 and calibration.confidence(0.99) == 0.95
+    # Between points: interpolated in log score, so rising with the score.
+    between = [calibration.confidence(s) for s in np.geomspace(0.01, 0.9, 50)]
+    assert all(a <= b for a, b in zip(between, between[1:]))
+    assert 0.5 < calibration.confidence(np.sqrt(0.1 * 0.5)) < 0.8
+    assert Calibration(0.01).confidence(0.5) is None  # not calibrated: no made-up number
+
+
+def test_fitted_curve_rises_and_matches_the_data():
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0.001, 1.0, 4000)
+    right = rng.uniform(size=4000) < scores  # the chance of being right is the score itself
+    scores[:50] = 0.0  # questions with no answer at all are left out
+    curve = fit_confidence_curve(scores, right, bins=20)
+    assert all(a[0] < b[0] and a[1] <= b[1] for a, b in zip(curve, curve[1:]))
+    calibration = Calibration(0.0, 0.0, tuple(curve))
+    for s in (0.1, 0.3, 0.5, 0.7, 0.9):
+        assert abs(calibration.confidence(s) - s) < 0.1
+
+
+def test_fitted_curve_pools_a_dip_instead_of_falling():
+    scores = np.repeat([0.1, 0.2, 0.3, 0.4], 100)
+    right = np.concatenate([np.arange(100) < k for k in (20, 60, 40, 90)])  # 0.2, 0.6, 0.4, 0.9
+    curve = fit_confidence_curve(scores, right, bins=4)
+    assert [share for _, share in curve] == [0.2, 0.5, 0.9]
+
+
+def test_a_bad_curve_or_another_discount_gives_no_confidence(tmp_path):
+    path = tmp_path / CALIBRATION_FILE
+    path.write_text(json.dumps({"no_answer_threshold": 0.01, "rank_discount": 1.5, "confidence_curve": CURVE}))
+    assert load_calibration(Settings(reader_path=tmp_path)).confidence(0.1) == 0.5
+    # Scores under another discount are not the scores the curve was measured on.
+    assert load_calibration(Settings(reader_path=tmp_path, rank_discount=0.0)).confidence(0.1) is None
+    assert load_calibration(Settings(reader_path=tmp_path, no_answer_threshold=0.2)).confidence(0.1) == 0.5
+    for bad in ([[0.5, 0.8], [0.1, 0.9]], [[0.1, 0.9], [0.5, 0.2]], [[0.0, 0.1]], [[0.1, 1.5]], "x", [[1]]):
+        path.write_text(json.dumps({"no_answer_threshold": 0.01, "rank_discount": 1.5, "confidence_curve": bad}))
+        loaded = load_calibration(Settings(reader_path=tmp_path))
+        assert loaded.no_answer_threshold == 0.01 and loaded.confidence(0.1) is None, bad
+
+
+def test_ask_returns_the_calibrated_confidence_beside_the_score(tmp_path):
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"no_answer_threshold": 0.5, "confidence_curve": CURVE}))
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("Treaty news\nNew Start is set to expire in 2021, officials said.")
+    s = Settings(index_dir=tmp_path / "index", seeds_dir=seeds, reader_path=tmp_path)
+    with TestClient(create_app(s, QAPipeline(s, FakeEmbedder(), FakeReader()))) as client:
+        for _ in range(200):
+            if client.get("/healthz").status_code == 200:
+                break
+            time.sleep(0.05)
+        best = client.post("/ask", json={"question": "When does it expire?"}).json()["answers"][0]
+    assert best["text"] == "2021"
+    assert best["confidence"] == round(Calibration(0.5, 0.0, tuple(map(tuple, CURVE))).confidence(best["score"]), 3)
