@@ -32,11 +32,11 @@ from tqdm import tqdm
 
 from bench.report import table, write_section
 from qa.answer import assemble
+from qa.calibration import CALIBRATION_FILE, fit_confidence_curve
 from qa.config import Settings
 from qa.gold import load_gold
 from qa.metrics import best_over_golds, f1_score
 from qa.models import BUNDLED_READER_DIR, configure_torch_threads
-from qa.calibration import CALIBRATION_FILE, fit_confidence_curve
 from qa.pipeline import QAPipeline
 
 DISCOUNTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
