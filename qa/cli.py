@@ -143,7 +143,7 @@ def cmd_train_reader(args) -> int:
         max_length=args.max_length, stride=args.stride, batch_size=args.batch_size, lr=args.lr,
         epochs=args.epochs, max_features=args.max_windows, seed=args.seed, bf16=not args.fp32,
         threads=args.threads, eval_every=args.eval_every, eval_questions=args.eval_questions,
-        negatives=args.negatives, resume=args.resume,
+        negatives=args.negatives, shared_norm=args.shared_norm, resume=args.resume,
     )
     state = train(cfg, progress=True)
     print(f"trained on {state.features_seen} windows; reader written to {args.out}")
@@ -214,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=42)
     s.add_argument("--negatives", type=float, default=0.5,
                    help="share of each batch's questions that also get a hard negative passage (default 0.5; 0 = none)")
+    s.add_argument("--shared-norm", type=float, default=0.0,
+                   help="weight of the loss that scores a question's gold and negative windows under one softmax (default 0 = off)")
     s.add_argument("--fp32", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     s.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     s.add_argument("--eval-every", type=int, default=10000, help="windows between learning-curve points")

@@ -124,9 +124,9 @@ def make_article(
     """Clean and validate one article; raises IngestError with a reason a user can act on."""
     if not isinstance(text, str):
         raise IngestError(f"text must be a string, got {type(text).__name__}")
-    for field, value in (("text", text), ("title", title), ("source", source), ("url", url), ("id", id)):
+    for name, value in (("text", text), ("title", title), ("source", source), ("url", url), ("id", id)):
         if isinstance(value, str):
-            _check_unicode(value, field)
+            _check_unicode(value, name)
     cleaned = clean_text(text)
     if not cleaned:
         raise IngestError("article has no text")

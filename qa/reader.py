@@ -2,9 +2,12 @@
 
 Every passage is cut into overlapping token windows (so an answer split by one window is
 whole in the next), windows are batched by length, and each candidate span is scored as
-p(start) * p(end) under the model's softmax over the whole window. The model was trained to
-put its mass on [CLS] when a window holds no answer, so that product is a probability that
-means the same thing in every window and passage, and can be thresholded for "no answer".
+p(start) * p(end) under one softmax over all the windows of all the passages read for the
+question (shared normalisation, Clark & Gardner 2018): spans of different passages compete
+for the same probability mass, as the model was trained, instead of each passage crowning
+its own. The model was also trained to put its mass on [CLS] when a window holds no answer,
+so a question the passages do not answer leaves every span a small probability, which can
+be thresholded for "no answer".
 """
 
 from __future__ import annotations
@@ -88,9 +91,9 @@ def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarra
     return ids, mask
 
 
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max()
-    return x - np.log(np.exp(x).sum())
+def _logsumexp(x: np.ndarray) -> float:
+    top = x.max()
+    return float(top + np.log(np.exp(x - top).sum()))
 
 
 def best_spans_in_window(
@@ -99,11 +102,16 @@ def best_spans_in_window(
     offsets: list[tuple[int, int] | None],
     max_answer_tokens: int,
     n_best: int,
+    log_norm: tuple[float, float] | None = None,
 ) -> list[tuple[int, int, float]]:
-    """Top (start_char, end_char, probability) spans of one window, best first."""
+    """Top (start_char, end_char, probability) spans of one window, best first. Probabilities
+    are under the softmax over this window, or over a group of windows whose (start, end)
+    log-normalisers are `log_norm`."""
     n = len(offsets)
-    log_start = _log_softmax(start_logits[:n])
-    log_end = _log_softmax(end_logits[:n])
+    if log_norm is None:
+        log_norm = (_logsumexp(start_logits[:n]), _logsumexp(end_logits[:n]))
+    log_start = start_logits[:n] - log_norm[0]
+    log_end = end_logits[:n] - log_norm[1]
     context = np.array([o is not None for o in offsets])
     if not context.any():
         return []
@@ -182,20 +190,34 @@ class ExtractiveReader:
         return out  # type: ignore[return-value]
 
     def read_many(
-        self, questions: Sequence[str], passages: Sequence[str], n_best: int = 5
+        self,
+        questions: Sequence[str],
+        passages: Sequence[str],
+        n_best: int = 5,
+        groups: Sequence[int] | None = None,
     ) -> list[list[ReaderSpan]]:
-        """One (question, passage) pair per row; returns the best spans of each pair."""
-        if len(questions) != len(passages):
-            raise ValueError("questions and passages must have the same length")
+        """One (question, passage) pair per row; returns the best spans of each pair. Rows with
+        the same `groups` label share one softmax (they are one question's passages); by
+        default each row is its own group."""
+        if len(questions) != len(passages) or (groups is not None and len(groups) != len(passages)):
+            raise ValueError("questions, passages and groups must have the same length")
         if not passages:
             return []
+        groups = list(range(len(passages))) if groups is None else list(groups)
         windows = encode_windows(self.tokenizer, questions, passages, self.max_length, self.stride)
         logits = self._logits(windows)
+        per_group: dict[int, tuple[list[float], list[float]]] = {}
+        for w, (start_logits, end_logits) in enumerate(logits):
+            n = len(windows.offsets[w])
+            starts, ends = per_group.setdefault(groups[windows.sample[w]], ([], []))
+            starts.append(_logsumexp(start_logits[:n]))
+            ends.append(_logsumexp(end_logits[:n]))
+        log_norm = {g: (_logsumexp(np.array(s)), _logsumexp(np.array(e))) for g, (s, e) in per_group.items()}
         best: list[dict[tuple[int, int], float]] = [dict() for _ in passages]
         for w, (start_logits, end_logits) in enumerate(logits):
             pair = windows.sample[w]
             spans = best_spans_in_window(
-                start_logits, end_logits, windows.offsets[w], self.max_answer_tokens, n_best
+                start_logits, end_logits, windows.offsets[w], self.max_answer_tokens, n_best, log_norm[groups[pair]]
             )
             for start, end, score in spans:
                 key = (start, end)
@@ -210,7 +232,7 @@ class ExtractiveReader:
         return results
 
     def read(self, question: str, passages: Sequence[str], n_best: int = 5) -> list[ReaderSpan]:
-        """Best spans over all passages for one question, best first."""
-        per_passage = self.read_many([question] * len(passages), passages, n_best)
+        """Best spans over all passages for one question (one softmax across them), best first."""
+        per_passage = self.read_many([question] * len(passages), passages, n_best, groups=[0] * len(passages))
         spans = [s for group in per_passage for s in group]
         return sorted(spans, key=lambda s: -s.score)[:n_best]

@@ -130,3 +130,20 @@ def test_lavrov_is_among_the_answers(seed_pipeline):
     """What the reader does get right today: Lavrov is offered, as the second answer."""
     result = seed_pipeline.ask("Who is the Russian foreign minister?")
     assert any("Lavrov" in a.text for a in result.answers)
+
+
+def test_passages_read_for_one_question_share_one_softmax(seed_pipeline):
+    reader = seed_pipeline.reader
+    question = "When was Tiger released?"
+    passage = "Apple released Mac OS X Tiger in April 2005. Reviewers praised its Spotlight search."
+    rival = "Apple released Mac OS X Leopard in October 2007, two years after its predecessor."
+    alone = reader.read(question, [passage], n_best=1)[0]
+    spans = reader.read(question, [passage, rival], n_best=20)
+    together = next(s for s in spans if s.passage == 0 and s.text == alone.text)
+    # The rival passage takes some of the probability: the same span now scores less, and no
+    # two passages can together claim more than all of it.
+    assert together.score < alone.score
+    assert sum(s.score for s in spans) <= 1.0
+    # Passages of different questions are not normalised together.
+    separate = reader.read_many([question, "When was Leopard released?"], [passage, rival], n_best=1)
+    assert separate[0][0].score == pytest.approx(alone.score, rel=1e-4)

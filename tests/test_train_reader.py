@@ -8,7 +8,10 @@ from safetensors import safe_open
 
 from qa.chunking import Chunker
 from qa.squad import SquadQuestion, load_squad
-from qa.train_reader import STATE_FILE, TrainConfig, _negatives_for, batch_order, build_features, hard_negatives, train
+from qa.train_reader import (
+    STATE_FILE, TrainConfig, _negatives_for, batch_order, build_features, hard_negatives, shared_norm_loss,
+    shared_norm_pairs, train,
+)
 
 pytestmark = pytest.mark.real_models
 
@@ -81,7 +84,7 @@ def test_export_resume_and_reproducibility(squad_file, tmp_path):
     assert any(not torch.equal(first[k], t) for k, t in weights(tmp_path / "r1").items())
 
     # A fresh machine continues from exported weights: the windows already seen are counted.
-    continued = train(cfg(tmp_path / "r3", init=str(tmp_path / "r1"), max_features=2, negatives=1.0), progress=False)
+    continued = train(cfg(tmp_path / "r3", init=str(tmp_path / "r1"), max_features=2, negatives=1.0, shared_norm=1.0), progress=False)
     assert continued.prior_features == 6 and continued.features_seen == 2
     assert continued.negatives_seen > 0  # hard negatives rode along with the SQuAD windows
     assert json.loads((tmp_path / "r3" / STATE_FILE).read_text())["prior_features"] == 6
@@ -116,6 +119,27 @@ def test_negatives_share_is_seeded_and_once_per_question():
     windows = {q: ([q], [0]) for q in range(9)}
     picked = _negatives_for(list(range(10)), sample, windows, 0.5, seed=1, step=3)
     assert picked == _negatives_for(list(range(10)), sample, windows, 0.5, seed=1, step=3)
-    assert 0 < len(picked) < 9 and len({ids[0] for ids, _ in picked}) == len(picked)
+    assert 0 < len(picked) < 9 and len(set(picked)) == len(picked)
     assert len(_negatives_for(list(range(10)), sample, windows, 1.0, seed=1, step=3)) == 9
     assert _negatives_for(list(range(10)), sample, windows, 0.0, seed=1, step=3) == []
+
+
+def test_shared_norm_pairs_a_question_s_answer_window_with_its_negative():
+    # Rows 0-3 are the batch's windows (questions 7, 7, 8, 9; row 0 lacks the answer: start 0);
+    # negatives follow for questions 7, 9 and 8, in that order.
+    pairs = shared_norm_pairs([7, 7, 8, 9], [0, 12, 5, 0], [7, 9, 8])
+    assert pairs == [(1, 4), (2, 6)]  # question 9's only window lacks its answer: no pair
+
+
+def test_shared_norm_loss_is_one_softmax_over_both_windows():
+    start = torch.tensor([[0.0, 3.0, 1.0, 9.0], [2.0, 1.0, 0.0, 0.0]])
+    end = torch.tensor([[0.0, 1.0, 4.0, 9.0], [0.0, 0.0, 2.0, 0.0]])
+    mask = torch.tensor([[True, True, True, False], [True, True, True, False]])  # last token is padding
+    loss = shared_norm_loss(start, end, mask, [1, 0], [2, 0], [(0, 1)])
+    joint_start = torch.tensor([0.0, 3.0, 1.0, 2.0, 1.0, 0.0])
+    joint_end = torch.tensor([0.0, 1.0, 4.0, 0.0, 0.0, 2.0])
+    expected = (torch.logsumexp(joint_start, 0) - 3.0 + torch.logsumexp(joint_end, 0) - 4.0) / 2
+    assert torch.isclose(loss, expected)
+    # A negative window that scores a span above the gold one costs more.
+    start[1, 1] = 6.0
+    assert shared_norm_loss(start, end, mask, [1, 0], [2, 0], [(0, 1)]) > loss
