@@ -18,10 +18,9 @@ def assemble(
     rank_discount: float = 0.0,
 ) -> tuple[list[Answer], bool]:
     """Answers best first. An answer's score is the reader's probability for the span times
-    (retrieval rank of its passage + 1) ** -rank_discount: the reader reads each passage on
-    its own, and where two passages both look right, the one retrieval ranked higher is more
-    often the one that answers (BERTserini fuses the two scores for the same reason). The
-    same answer found in overlapping chunks, the same words found twice, or words already
+    (retrieval rank of its passage + 1) ** -rank_discount: where two passages both look
+    right to the reader, the one retrieval ranked higher is more often the one that answers
+    (BERTserini fuses the two scores for the same reason). The same answer found in overlapping chunks, the same words found twice, or words already
     inside a better answer ("Lavrov" after "Sergey V. Lavrov") are one answer (its best
     score). If no answer reaches the threshold the result is "no answer": an honest empty
     list rather than a confident guess."""

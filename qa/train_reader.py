@@ -30,6 +30,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +39,9 @@ from qa.chunking import Chunker
 from qa.metrics import best_over_golds, exact_match, f1_score
 from qa.reader import ExtractiveReader, ReaderSpan, encode_windows, pad_batch
 from qa.squad import PARAGRAPH_SEPARATOR, SquadQuestion, article_paragraphs, load_squad
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +256,14 @@ def shared_norm_pairs(batch_sample: list[int], batch_start: list[int], negative_
     return [(gold_row[q], first_negative + n) for n, q in enumerate(negative_sample) if q in gold_row]
 
 
-def shared_norm_loss(start_logits, end_logits, mask, starts, ends, pairs: list[tuple[int, int]]):
+def shared_norm_loss(
+    start_logits: "torch.Tensor",
+    end_logits: "torch.Tensor",
+    mask: "torch.Tensor",
+    starts: list[int],
+    ends: list[int],
+    pairs: list[tuple[int, int]],
+) -> "torch.Tensor":
     """Mean cross-entropy of the gold start and end under one softmax over the (unpadded)
     tokens of the gold window and its negative."""
     import torch
