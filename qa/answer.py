@@ -20,10 +20,11 @@ def assemble(
     """Answers best first. An answer's score is the reader's probability for the span times
     (retrieval rank of its passage + 1) ** -rank_discount: where two passages both look
     right to the reader, the one retrieval ranked higher is more often the one that answers
-    (BERTserini fuses the two scores for the same reason). The same answer found in overlapping chunks, the same words found twice, or words already
-    inside a better answer ("Lavrov" after "Sergey V. Lavrov") are one answer (its best
-    score). If no answer reaches the threshold the result is "no answer": an honest empty
-    list rather than a confident guess."""
+    (BERTserini fuses the two scores for the same reason). The same answer found in
+    overlapping chunks, the same words found twice, or words already inside a better answer
+    ("Lavrov" after "Sergey V. Lavrov") are one answer (its best score). If no answer
+    reaches the threshold the result is "no answer": an honest empty list rather than a
+    confident guess."""
     answers: list[Answer] = []
     seen_words: list[set[str]] = []
     seen_places: list[tuple[str, int, int]] = []
