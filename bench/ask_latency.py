@@ -67,13 +67,13 @@ def main() -> None:
     print(json.dumps(result))
     if not args.no_write:
         body = (
-            f"{len(questions)} news gold questions x {args.rounds} rounds, one client, warm server, read_k=5 passages.\n\n"
+            f"{len(questions)} news gold questions x {args.rounds} rounds, one client, warm server, read_k={pipeline.settings.read_k} passages.\n\n"
             + table([("POST /ask over HTTP", result["http_p50_ms"], result["http_p95_ms"]),
                      ("pipeline total inside the server", result["server_total_p50_ms"], "-"),
                      ("reader forward pass alone (same passages)", result["reader_alone_p50_ms"], "-")],
                     ("what", "p50 ms", "p95 ms"))
-            + f"\n\nEverything around the reader (retrieval, HTTP, JSON) costs {result['ratio_http_to_reader']:.2f}x "
-            "the reader's own time at p50."
+            + f"\n\nPOST /ask takes {result['ratio_http_to_reader']:.2f}x the reader's own time at p50: everything "
+            f"around the reader (retrieval, HTTP, JSON) adds {result['ratio_http_to_reader'] - 1:.0%}."
         )
         write_section("ask_latency", "POST /ask latency (bundled articles)", body)
 

@@ -2,8 +2,8 @@
 
     python -m bench.calibrate --squad-dev ../shared/data/squad/dev-v1.1.json [--questions 1000]
 
-Answerable case: a dev question asked over the 48 dev articles, as deployed (hybrid top-5
-passages, then the reader). Unanswerable case: the same question with its own article
+Answerable case: a dev question asked over the 48 dev articles, as deployed (the hybrid top
+`read_k` passages, then the reader). Unanswerable case: the same question with its own article
 removed from the index, so the passages are on-topic-looking but cannot answer it: exactly
 the confident-wrong-answer trap users complain about.
 
@@ -57,12 +57,13 @@ def main() -> None:
         pipeline = QAPipeline(Settings(index_dir=tmp, reader_path=args.reader, no_answer_threshold=0.0, rank_discount=0.0))
         pipeline.build_from_articles(gold.articles, progress=True)
         retriever, articles = pipeline.state.retriever, pipeline.state.data.articles
+        read_k = pipeline.settings.read_k
         owners = np.array([c.article_id for c in pipeline.state.data.chunks])
         read = []  # (question, hits, spans) with the question's article indexed, then removed
         for q in tqdm(sample, unit="q"):
             for own_article in (True, False):
                 allowed = None if own_article else owners != q.article_id
-                hits = retriever.search(q.question, pipeline.settings.read_k, allowed=allowed)
+                hits = retriever.search(q.question, read_k, allowed=allowed)
                 spans = pipeline.reader.read(q.question, [h.chunk.text for h in hits], n_best=10) if hits else []
                 read.append((q, hits, spans))
 
@@ -97,10 +98,11 @@ def main() -> None:
     calibration = {
         "no_answer_threshold": threshold,
         "rank_discount": discount,
+        "read_k": read_k,
         "right_answers_by_rank_discount": {str(d): round(v, 4) for d, v in right_by_discount.items()},
         "method": "rank discount with the most right answers (F1>=0.5) first when the question's article is "
                   "indexed; then the lowest threshold within 1 point of the best balanced accuracy: right answer "
-                  "when the article is indexed, abstain when it is removed; hybrid top-5 passages",
+                  f"when the article is indexed, abstain when it is removed; hybrid top-{read_k} passages",
         "data": f"{len(sample)} SQuAD v1.1 dev questions from the odd positions of the file (seed {args.seed})",
         "answered_right_at_threshold": round(best[1], 4),
         "abstained_when_unanswerable": round(best[2], 4),

@@ -68,7 +68,13 @@ def load_calibration(settings: Settings) -> Calibration:
         )
     except (OSError, KeyError, ValueError, TypeError, AttributeError):
         log.warning("no calibration for the reader in %s; no-answer threshold %.2f", folder, DEFAULT_NO_ANSWER_THRESHOLD)
-        tuned = Calibration(DEFAULT_NO_ANSWER_THRESHOLD)
+        tuned, saved = Calibration(DEFAULT_NO_ANSWER_THRESHOLD), {}
+    # One softmax spans the passages read, so scores shrink as more are read: the threshold
+    # and curve hold for the number of passages they were tuned with.
+    tuned_read_k = saved.get("read_k") if isinstance(saved, dict) else None
+    if tuned_read_k is not None and tuned_read_k != settings.read_k and settings.no_answer_threshold is None:
+        log.warning("the no-answer threshold was tuned reading %s passages, this server reads %d "
+                    "(QA_READ_K): abstention and confidence may be off", tuned_read_k, settings.read_k)
     discount = tuned.rank_discount if settings.rank_discount is None else settings.rank_discount
     return Calibration(
         tuned.no_answer_threshold if settings.no_answer_threshold is None else settings.no_answer_threshold,

@@ -26,6 +26,14 @@ def test_calibration_is_read_beside_the_reader_and_settings_override_it(tmp_path
     assert load_calibration(Settings(reader_path=tmp_path)).rank_discount == 0.0
 
 
+def test_reading_another_number_of_passages_than_tuned_for_is_warned_about(tmp_path, caplog):
+    (tmp_path / CALIBRATION_FILE).write_text('{"no_answer_threshold": 0.25, "read_k": 10}')
+    load_calibration(Settings(reader_path=tmp_path, read_k=10))
+    assert "tuned reading" not in caplog.text
+    load_calibration(Settings(reader_path=tmp_path, read_k=5))
+    assert "tuned reading 10 passages, this server reads 5" in caplog.text
+
+
 def test_confidence_is_read_off_the_curve_flat_past_its_ends():
     calibration = Calibration(0.01, 1.5, tuple(map(tuple, CURVE)))
     assert calibration.confidence(0.1) == 0.5
