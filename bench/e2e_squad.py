@@ -45,7 +45,7 @@ def main() -> None:
         if args.every > 1:
             body = f"A uniform sample: one question in {args.every} (positions 0, {args.every}, {2 * args.every}, ... of the file).\n\n"
         elif len(results) > 1:
-            held_out = summarise(results[::2], k=10)
+            held_out = summarise(results[::2], k=summary["top_k"])
             rows.append(("even positions (held out from calibration)", *(held_out.get(k) for k in keys)))
         body += table(rows, ("questions of the file", *keys))
         body += f"\n\nWhere the misses come from: {summary['misses']} (read_k={summary['read_k']} passages, "

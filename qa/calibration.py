@@ -71,7 +71,7 @@ def load_calibration(settings: Settings) -> Calibration:
         tuned, saved = Calibration(DEFAULT_NO_ANSWER_THRESHOLD), {}
     # One softmax spans the passages read, so scores shrink as more are read: the threshold
     # and curve hold for the number of passages they were tuned with.
-    tuned_read_k = saved.get("read_k") if isinstance(saved, dict) else None
+    tuned_read_k = saved.get("read_k")  # `saved` is a dict here: indexing a non-dict failed above
     if tuned_read_k is not None and tuned_read_k != settings.read_k and settings.no_answer_threshold is None:
         log.warning("the no-answer threshold was tuned reading %s passages, this server reads %d "
                     "(QA_READ_K): abstention and confidence may be off", tuned_read_k, settings.read_k)
