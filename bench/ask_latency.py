@@ -18,8 +18,8 @@ import httpx
 from bench.report import table, write_section
 from bench.server import running_server
 from qa.config import Settings
-from qa.gold import load_gold
-from qa.metrics import percentile
+from qa.eval.gold import load_gold
+from qa.eval.metrics import percentile
 from qa.models import configure_torch_threads
 from qa.pipeline import QAPipeline
 

@@ -31,11 +31,11 @@ import numpy as np
 from tqdm import tqdm
 
 from bench.report import table, write_section
-from qa.answer import assemble
-from qa.calibration import CALIBRATION_FILE, fit_confidence_curve
+from qa.answer.assemble import assemble
+from qa.answer.calibration import CALIBRATION_FILE, fit_confidence_curve
 from qa.config import Settings
-from qa.gold import load_gold
-from qa.metrics import best_over_golds, f1_score
+from qa.eval.gold import load_gold
+from qa.eval.metrics import best_over_golds, f1_score
 from qa.models import BUNDLED_READER_DIR, configure_torch_threads
 from qa.pipeline import QAPipeline
 

@@ -19,8 +19,8 @@ import httpx
 
 from bench.report import table, write_section
 from bench.server import running_server
-from qa.gold import load_gold
-from qa.metrics import percentile
+from qa.eval.gold import load_gold
+from qa.eval.metrics import percentile
 
 GOLD = Path(__file__).resolve().parent.parent / "seeds" / "gold" / "news_gold.jsonl"
 MAX_REQUESTS = 100_000

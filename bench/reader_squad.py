@@ -13,9 +13,9 @@ import time
 
 from bench.report import table, write_section
 from qa.models import configure_torch_threads, fast_bf16_available, load_reader
-from qa.reader import ExtractiveReader
-from qa.squad import load_squad
-from qa.train_reader import hard_negatives, score_reader
+from qa.reader.extractive import ExtractiveReader
+from qa.eval.squad import load_squad
+from qa.reader.training import hard_negatives, score_reader
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
             from pathlib import Path
 
             from qa.models import BUNDLED_READER_DIR
-            from qa.train_reader import STATE_FILE
+            from qa.reader.training import STATE_FILE
 
             state = json.loads((Path(args.reader or BUNDLED_READER_DIR) / STATE_FILE).read_text())
         except (OSError, ValueError):

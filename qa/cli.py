@@ -51,13 +51,13 @@ def _print_report(report, what: str) -> None:
 
 
 def _filters(args):
-    from qa.retrieval import Filters
+    from qa.retrieval.hybrid import Filters
 
     return Filters(source=args.source, date_from=args.date_from, date_to=args.date_to)
 
 
 def cmd_ingest(args) -> int:
-    from qa.ingest import ingest_paths
+    from qa.ingest.readers import ingest_paths
 
     pipeline = _pipeline()
     report = ingest_paths(args.paths, pipeline.settings.max_article_chars)
@@ -78,7 +78,7 @@ def cmd_index(args) -> int:
         print(f"index at {settings.index_dir} is up to date: {len(pipeline.articles())} articles "
               f"({len(pipeline.state.data.chunks)} passages); --rebuild to build it again")
         return 0
-    from qa.ingest import ingest_paths
+    from qa.ingest.readers import ingest_paths
 
     report = ingest_paths(args.paths or [settings.seeds_dir], settings.max_article_chars)
     if not report.articles:
@@ -123,20 +123,20 @@ def cmd_ask(args) -> int:
 def cmd_serve(args) -> int:
     import uvicorn
 
-    from qa.api import create_app
+    from qa.serve.app import create_app
 
     uvicorn.run(create_app(_settings()), host=args.host, port=args.port, log_level="info")
     return 0
 
 
 def cmd_eval(args) -> int:
-    from qa.eval import run_eval_cli
+    from qa.eval.runner import run_eval_cli
 
     return run_eval_cli(args, _settings())
 
 
 def cmd_train_reader(args) -> int:
-    from qa.train_reader import TrainConfig, train
+    from qa.reader.training import TrainConfig, train
 
     cfg = TrainConfig(
         squad=args.squad, out=args.out, base=args.base, init=args.init, dev=args.dev,

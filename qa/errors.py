@@ -4,14 +4,14 @@ from __future__ import annotations
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
-    from qa.chunking import ChunkingError
-    from qa.gold import GoldFormatError
-    from qa.index import QAIndexError
-    from qa.ingest import IngestError
+    from qa.ingest.chunking import ChunkingError
+    from qa.eval.gold import GoldFormatError
+    from qa.index.store import QAIndexError
+    from qa.ingest.readers import IngestError
     from qa.models import ModelNotFoundError
     from qa.pipeline import ArticleNotFoundError, QuestionError
-    from qa.retrieval import FilterError
-    from qa.squad import SquadFormatError
+    from qa.retrieval.hybrid import FilterError
+    from qa.eval.squad import SquadFormatError
 
     return (
         ChunkingError, QAIndexError, IngestError, ModelNotFoundError, ArticleNotFoundError,

@@ -16,16 +16,16 @@ from typing import Sequence
 
 import numpy as np
 
-from qa.answer import assemble
-from qa.calibration import load_calibration
-from qa.chunking import Chunker
+from qa.answer.assemble import assemble
+from qa.answer.calibration import load_calibration
+from qa.ingest.chunking import Chunker
 from qa.config import MAX_QUESTION_CHARS, Settings
-from qa.embedding import Embedder, SentenceTransformerEmbedder
-from qa.followup import retrieval_query
-from qa.index import IndexData, IndexSpec, IndexStore, empty_index, with_articles, without_articles
-from qa.ingest import IngestReport, ingest_paths
-from qa.reader import ExtractiveReader
-from qa.retrieval import Filters, Retriever
+from qa.index.embedding import Embedder, SentenceTransformerEmbedder
+from qa.retrieval.followup import retrieval_query
+from qa.index.store import IndexData, IndexSpec, IndexStore, empty_index, with_articles, without_articles
+from qa.ingest.readers import IngestReport, ingest_paths
+from qa.reader.extractive import ExtractiveReader
+from qa.retrieval.hybrid import Filters, Retriever
 from qa.types import Answer, AnswerResult, Article, Chunk, Hit
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qa.reader import ReaderSpan
+from qa.reader.extractive import ReaderSpan
 
 
 class FakeEmbedder:

@@ -1,11 +1,11 @@
 import pytest
 
-from qa.answer import assemble
+from qa.answer.assemble import assemble
 from qa.config import Settings
-from qa.followup import is_follow_up, retrieval_query
-from qa.metrics import exact_match, f1_score, normalize_answer
+from qa.retrieval.followup import is_follow_up, retrieval_query
+from qa.eval.metrics import exact_match, f1_score, normalize_answer
 from qa.pipeline import QAPipeline, QuestionError
-from qa.reader import ReaderSpan
+from qa.reader.extractive import ReaderSpan
 from qa.types import Article, Chunk, Hit
 
 from tests.fakes import FakeEmbedder, FakeReader

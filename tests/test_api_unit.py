@@ -7,9 +7,9 @@ import anyio
 import pytest
 from fastapi.testclient import TestClient
 
-from qa.api import create_app
+from qa.serve.app import create_app
 from qa.config import Settings
-from qa.guards import Busy, ModelGate
+from qa.serve.guards import Busy, ModelGate
 from qa.pipeline import QAPipeline
 
 from tests.fakes import FakeEmbedder, FakeReader

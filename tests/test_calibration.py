@@ -6,8 +6,8 @@ import time
 import numpy as np
 from fastapi.testclient import TestClient
 
-from qa.api import create_app
-from qa.calibration import CALIBRATION_FILE, Calibration, fit_confidence_curve, load_calibration
+from qa.serve.app import create_app
+from qa.answer.calibration import CALIBRATION_FILE, Calibration, fit_confidence_curve, load_calibration
 from qa.config import Settings
 from qa.pipeline import QAPipeline
 

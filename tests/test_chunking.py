@@ -1,6 +1,6 @@
 import pytest
 
-from qa.chunking import Chunker, ChunkingError, sentence_spans
+from qa.ingest.chunking import Chunker, ChunkingError, sentence_spans
 from qa.types import Article
 
 TEXT = (

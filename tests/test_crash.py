@@ -21,7 +21,7 @@ CHILD = textwrap.dedent(
     """
     import os, sys
     from qa.config import Settings
-    from qa.index import IndexStore
+    from qa.index.store import IndexStore
     from qa.pipeline import QAPipeline
     from qa.types import Article
     from tests.fakes import FakeEmbedder, FakeReader

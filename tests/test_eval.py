@@ -4,8 +4,8 @@ import json
 import pytest
 
 from qa.config import Settings
-from qa.eval import evaluate, write_report
-from qa.gold import GoldFormatError, load_gold
+from qa.eval.runner import evaluate, write_report
+from qa.eval.gold import GoldFormatError, load_gold
 from qa.pipeline import QAPipeline
 
 from tests.fakes import FakeEmbedder, FakeReader

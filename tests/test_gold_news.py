@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from qa.gold import load_gold
-from qa.ingest import ingest_paths
+from qa.eval.gold import load_gold
+from qa.ingest.readers import ingest_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 

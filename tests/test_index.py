@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from qa.config import Settings
-from qa.index import IndexConflictError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStore
+from qa.index.store import IndexConflictError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStore
 from qa.pipeline import ArticleNotFoundError, QAPipeline
 from qa.types import Article
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.ingest import IngestError, clean_text, ingest_paths, is_boilerplate, make_article, parse_html, parse_markdown
+from qa.ingest.readers import IngestError, clean_text, ingest_paths, is_boilerplate, make_article, parse_html, parse_markdown
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "articles" / "000_bdb2fb7eb406ee43.txt"
 BOILERPLATE = ["Loading ....", "Source link", "Please enter your comment!", "Please enter your name here"]

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.eval import evaluate
-from qa.gold import load_gold
-from qa.ingest import ingest_paths
+from qa.eval.runner import evaluate
+from qa.eval.gold import load_gold
+from qa.ingest.readers import ingest_paths
 
 pytestmark = pytest.mark.real_models
 

@@ -5,10 +5,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from qa.bm25 import BM25, tokenize
-from qa.chunking import Chunker
-from qa.index import IndexSpec, empty_index, with_articles
-from qa.retrieval import FilterError, Filters, Retriever, rrf_fuse
+from qa.index.lexical import BM25, tokenize
+from qa.ingest.chunking import Chunker
+from qa.index.store import IndexSpec, empty_index, with_articles
+from qa.retrieval.hybrid import FilterError, Filters, Retriever, rrf_fuse
 from qa.types import Article
 
 from tests.fakes import FakeEmbedder

@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from qa.chunking import Chunker
-from qa.squad import SquadQuestion, load_squad
-from qa.train_reader import (
+from qa.ingest.chunking import Chunker
+from qa.eval.squad import SquadQuestion, load_squad
+from qa.reader.training import (
     STATE_FILE, TrainConfig, _negatives_for, batch_order, build_features, hard_negatives, shared_norm_loss,
     shared_norm_pairs, train,
 )

@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa.bm25 import BM25
-from qa.chunking import Chunker
-from qa.metrics import best_over_golds, exact_match, f1_score
-from qa.reader import ExtractiveReader, ReaderSpan, encode_windows, pad_batch
-from qa.squad import PARAGRAPH_SEPARATOR, SquadQuestion, article_paragraphs, load_squad
+from qa.index.lexical import BM25
+from qa.ingest.chunking import Chunker
+from qa.eval.metrics import best_over_golds, exact_match, f1_score
+from qa.reader.extractive import ExtractiveReader, ReaderSpan, encode_windows, pad_batch
+from qa.eval.squad import PARAGRAPH_SEPARATOR, SquadQuestion, article_paragraphs, load_squad
 
 if TYPE_CHECKING:
     import torch

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from qa.metrics import normalize_answer
-from qa.reader import ReaderSpan
+from qa.eval.metrics import normalize_answer
+from qa.reader.extractive import ReaderSpan
 from qa.types import Answer, Article, Hit
 
 

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from qa.config import Settings
-from qa.gold import GoldQuestion, GoldSet, load_gold
-from qa.metrics import best_over_golds, exact_match, f1_score, normalize_answer, percentile
+from qa.eval.gold import GoldQuestion, GoldSet, load_gold
+from qa.eval.metrics import best_over_golds, exact_match, f1_score, normalize_answer, percentile
 from qa.pipeline import QAPipeline
 from qa.types import Hit
 

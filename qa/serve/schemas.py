@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from qa.config import MAX_QUESTION_CHARS
-from qa.ingest import ARTICLE_ID_PATTERN, MAX_SOURCE_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS
+from qa.ingest.readers import ARTICLE_ID_PATTERN, MAX_SOURCE_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS
 
 HistoryQuestion = Annotated[str, Field(max_length=MAX_QUESTION_CHARS)]
 

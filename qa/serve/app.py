@@ -14,19 +14,19 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from qa.api_models import (
+from qa.serve.schemas import (
     AddArticlesRequest, AddArticlesResponse, AnswerOut, ArticleFull, ArticleOut, AskRequest, AskResponse, Health,
 )
 from qa.config import MAX_QUESTION_CHARS, Settings
-from qa.guards import BodySizeLimit, Busy, ModelGate
-from qa.ingest import ArticleTooLargeError, IngestError, IngestReport, make_article, parse_bytes
+from qa.serve.guards import BodySizeLimit, Busy, ModelGate
+from qa.ingest.readers import ArticleTooLargeError, IngestError, IngestReport, make_article, parse_bytes
 from qa.pipeline import ArticleNotFoundError, QAPipeline, QuestionError
-from qa.retrieval import FilterError, Filters
+from qa.retrieval.hybrid import FilterError, Filters
 from qa.types import Answer, Article
 
 log = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 NO_ANSWER_MESSAGE = "I couldn't find that in the articles."
 CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})  # on /articles: admin token needed
 FILE_TYPES = {"text/plain": ".txt", "text/markdown": ".md", "text/html": ".html", "application/x-ndjson": ".jsonl", "application/jsonl": ".jsonl"}

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.squad import PARAGRAPH_SEPARATOR, SquadFormatError, article_paragraphs, load_squad
+from qa.eval.squad import PARAGRAPH_SEPARATOR, SquadFormatError, article_paragraphs, load_squad
 from qa.types import Article
 
 

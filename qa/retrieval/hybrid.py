@@ -7,9 +7,9 @@ from datetime import date
 
 import numpy as np
 
-from qa.bm25 import BM25
-from qa.embedding import Embedder
-from qa.index import IndexData
+from qa.index.lexical import BM25
+from qa.index.embedding import Embedder
+from qa.index.store import IndexData
 from qa.types import Hit
 
 
