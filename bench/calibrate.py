@@ -56,14 +56,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pipeline = QAPipeline(Settings(index_dir=tmp, reader_path=args.reader, no_answer_threshold=0.0, rank_discount=0.0))
         pipeline.build_from_articles(gold.articles, progress=True)
-        retriever, articles = pipeline.state.retriever, pipeline.state.data.articles
+        retriever = pipeline.retriever
         read_k = pipeline.settings.read_k
-        owners = np.array([c.article_id for c in pipeline.state.data.chunks])
+        articles: dict = {}
         read = []  # (question, hits, spans) with the question's article indexed, then removed
         for q in tqdm(sample, unit="q"):
             for own_article in (True, False):
-                allowed = None if own_article else owners != q.article_id
-                hits = retriever.search(q.question, read_k, allowed=allowed)
+                retrieved = retriever.retrieve(q.question, read_k, exclude_article=None if own_article else q.article_id)
+                articles.update(retrieved.articles)
+                hits = retrieved.hits
                 spans = pipeline.reader.read(q.question, [h.chunk.text for h in hits], n_best=10) if hits else []
                 read.append((q, hits, spans))
 

@@ -41,7 +41,7 @@ def main() -> None:
         t0 = time.perf_counter()
         pipeline.build_from_articles(gold.articles, progress=True)
         index_s = time.perf_counter() - t0
-        texts = [c.text for c in pipeline.state.data.chunks]
+        texts = [c.text for a in gold.articles for c in pipeline.chunker.chunk(a)]
         t0 = time.perf_counter()
         pipeline.embedder.model.encode(texts, batch_size=64)  # the raw encoder alone
         encoder_s = time.perf_counter() - t0
@@ -55,7 +55,7 @@ def main() -> None:
         for q, v in tqdm(list(zip(questions, vectors)), unit="q"):
             for mode in found:
                 t = time.perf_counter()
-                hits = pipeline.state.retriever.search(q.question, max(KS), mode=mode, vector=v)
+                hits = pipeline.retriever.search(q.question, max(KS), mode=mode, vector=v)
                 times[mode].append(1000 * (time.perf_counter() - t))
                 rank = next((i + 1 for i, h in enumerate(hits) if hit_holds_answer(h, q)), None)
                 if rank:

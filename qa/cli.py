@@ -64,7 +64,7 @@ def cmd_ingest(args) -> int:
     if report.articles:
         pipeline.add_articles(report.articles, progress=True)
     _print_report(report, f"added to the index at {pipeline.settings.index_dir}")
-    print(f"index now holds {len(pipeline.articles())} articles")
+    print(f"index now holds {pipeline.counts().articles} articles")
     return 0 if report.articles or not report.warnings else 1
 
 
@@ -73,10 +73,21 @@ def cmd_index(args) -> int:
 
     settings = _settings()
     pipeline = QAPipeline(settings)
-    if pipeline.store.exists() and not args.rebuild:
-        pipeline.load()
-        print(f"index at {settings.index_dir} is up to date: {len(pipeline.articles())} articles "
-              f"({len(pipeline.state.data.chunks)} passages); --rebuild to build it again")
+    store = pipeline.store
+    if args.restore:
+        store.restore(args.restore)
+        counts = pipeline.counts()
+        print(f"generation {args.restore} is current again: {counts.articles} articles ({counts.passages} passages)")
+        return 0
+    if args.check:
+        verdict = store.check()
+        print(f"index at {settings.index_dir}, generation {store.generation().name}: {verdict}")
+        return 0 if verdict == "ok" else 1
+    if not args.rebuild and (store.exists() or store.generations()):
+        pipeline.load_or_build()
+        counts = pipeline.counts()
+        print(f"index at {settings.index_dir} is up to date: {counts.articles} articles "
+              f"({counts.passages} passages); --rebuild to build it again")
         return 0
     from qa.ingest.readers import ingest_paths
 
@@ -87,17 +98,17 @@ def cmd_index(args) -> int:
         return 1
     pipeline.build_from_articles(report.articles, progress=True)
     _print_report(report, f"built index at {settings.index_dir}")
-    print(f"{len(pipeline.state.data.chunks)} passages")
+    print(f"{pipeline.counts().passages} passages")
     return 0
 
 
 def cmd_search(args) -> int:
     pipeline = _pipeline()
-    hits = pipeline.search(args.question, args.top_k, _filters(args), args.mode)
-    if not hits:
+    retrieved = pipeline.retriever.retrieve(args.question, args.top_k, _filters(args), args.mode)
+    if not retrieved.hits:
         print("no passages found")
-    for rank, hit in enumerate(hits, 1):
-        article = pipeline.state.data.articles[hit.chunk.article_id]
+    for rank, hit in enumerate(retrieved.hits, 1):
+        article = retrieved.articles[hit.chunk.article_id]
         print(f"{rank}. [{hit.score:.4f}] {article.title} ({article.date or 'no date'}) "
               f"chars {hit.chunk.start}-{hit.chunk.end}")
         print("   " + hit.chunk.text.replace("\n", " ")[: args.width])
@@ -162,7 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("index", help="build the index (from the bundled articles unless paths are given)")
     s.add_argument("paths", nargs="*", help="files or folders to build from (default: the bundled seeds)")
-    s.add_argument("--rebuild", action="store_true", help="build again even if an index exists")
+    action = s.add_mutually_exclusive_group()
+    action.add_argument("--rebuild", action="store_true", help="build a new generation even if an index exists "
+                        "(the previous one is kept for --restore)")
+    action.add_argument("--restore", metavar="GENERATION", help="make a complete generation current again (e.g. g000002)")
+    action.add_argument("--check", action="store_true", help="check the whole index database for damage (reads all of it)")
     s.set_defaults(func=cmd_index)
 
     def add_filters(s):

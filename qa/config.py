@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # 10, not 5: under one softmax the reader picks the answering passage out of 10 nearly as
     # well as out of 5, and 3% more questions have it there (+0.7 F1 end to end on SQuAD dev
     # for 1.7x the latency; docs/benchmarks.md). The no-answer threshold is tuned at 10.
+    ivf_threshold: int = Field(50_000, ge=1, description="passages from which the dense index is approximate (IVF-SQ8)")
+    ivf_nprobe: int = Field(24, ge=1, le=4096, description="IVF lists searched per query")
+    dense_checkpoint_every: int = Field(2_000, ge=1, description="changes between two checkpoints of the FAISS index")
+    write_lock_timeout_s: float = Field(30.0, ge=0, description="how long a write waits for another writer before 409")
     read_k: int = Field(10, ge=1, le=50, description="passages given to the reader")
     top_k: int = Field(3, ge=1, le=20, description="answers returned by default")
     no_answer_threshold: float | None = Field(

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+class QAError(Exception):
+    """A problem the user can fix (bad input, a missing or damaged index); the CLI prints its
+    message and the API turns it into a 4xx."""
+
+
 def user_error_types() -> tuple[type[BaseException], ...]:
     from qa.ingest.chunking import ChunkingError
     from qa.eval.gold import GoldFormatError

@@ -1,8 +1,9 @@
 """QAPipeline: the one object the CLI and the web layer talk to.
 
-It owns the index (one immutable version in memory, swapped whole on every change), the
-retriever built over it, and the reader. Reads never block writes: a question sees the
-version that was current when it started.
+It owns the index store (SQLite + FAISS, changed one write at a time, every question reading one
+consistent version), the retriever over it, and the reader. Writes never make questions wait:
+a write embeds its passages in small batches, stepping aside while questions are being
+answered, and holds the index only for its own SQLite transaction.
 """
 
 from __future__ import annotations
@@ -10,38 +11,47 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from qa.answer.assemble import assemble
 from qa.answer.calibration import load_calibration
-from qa.ingest.chunking import Chunker
 from qa.config import MAX_QUESTION_CHARS, Settings
+from qa.errors import QAError
+from qa.index.dense import DenseSettings
 from qa.index.embedding import Embedder, SentenceTransformerEmbedder
-from qa.retrieval.followup import retrieval_query
-from qa.index.store import IndexData, IndexSpec, IndexStore, empty_index, with_articles, without_articles
+from qa.index.legacy import read_version
+from qa.index.store import IndexSpec, IndexStore
+from qa.ingest.chunking import Chunker
 from qa.ingest.readers import IngestReport, ingest_paths
 from qa.reader.extractive import ExtractiveReader
-from qa.retrieval.hybrid import Filters, Retriever
+from qa.retrieval.followup import retrieval_query
+from qa.retrieval.hybrid import Filters, Retrieved, Retriever
 from qa.types import Answer, AnswerResult, Article, Chunk, Hit
 
 log = logging.getLogger(__name__)
 
-class ArticleNotFoundError(KeyError):
+EMBED_BATCH = 16  # passages embedded between two looks at whether questions are waiting
+YIELD_MAX_S = 1.0  # the longest a write steps aside per batch, so a stream of questions cannot starve it
+
+Batch = list[tuple[Article, list[Chunk], np.ndarray]]
+
+
+class ArticleNotFoundError(QAError, KeyError):
     pass
 
 
-class QuestionError(ValueError):
+class QuestionError(QAError, ValueError):
     """A question that cannot be asked (empty, too long)."""
 
 
 @dataclass(frozen=True)
-class _State:
-    data: IndexData
-    retriever: Retriever
+class IndexCounts:
+    articles: int
+    passages: int
 
 
 def _last_of_each_id(articles: Sequence[Article]) -> list[Article]:
@@ -57,11 +67,17 @@ class QAPipeline:
         )
         self._reader = reader
         self.chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
-        self.store = IndexStore(settings.index_dir)
         self.spec = IndexSpec(self.embedder.name, self.embedder.dim, settings.chunk_size, settings.chunk_overlap)
+        self.store = IndexStore(
+            settings.index_dir,
+            self.spec,
+            DenseSettings(settings.ivf_threshold, settings.ivf_nprobe, settings.dense_checkpoint_every),
+            lock_timeout_s=settings.write_lock_timeout_s,
+        )
+        self.retriever = Retriever(self.store, self.embedder, settings.dense_k, settings.bm25_k, settings.rrf_k)
         self.calibration = load_calibration(settings)
-        self._state: _State | None = None
-        self._write_lock = threading.Lock()
+        self._questions_in_flight = 0
+        self._idle = threading.Condition()
 
     @property
     def threshold(self) -> float:
@@ -90,39 +106,59 @@ class QAPipeline:
         self.reader.read("warm up?", ["Warm up text."])
 
     # ---- index --------------------------------------------------------------------------
-    @property
-    def state(self) -> _State:
-        if self._state is None:
-            raise RuntimeError("index not loaded: call load() or build() first")
-        return self._state
-
-    def _retriever(self, data: IndexData) -> Retriever:
-        return Retriever(data, self.embedder, self.settings.dense_k, self.settings.bm25_k, self.settings.rrf_k)
-
-    def _commit(self, data: IndexData, replace_all: bool = False) -> None:
-        """Save a new version and make it the one questions see. The retriever is built first,
-        so data that cannot be served is never written."""
-        retriever = self._retriever(data)
-        data.version = self.store.save(data, expect_current=not replace_all)
-        self._state = _State(data, retriever)
-
     def load(self) -> None:
-        """Load the index from disk (raises IndexNotFoundError, IndexCorruptError, IndexMismatchError)."""
-        data = self.store.load(self.spec)
-        self._state = _State(data, self._retriever(data))
+        """Open the index (raises IndexNotFoundError, IndexCorruptError, IndexMismatchError,
+        IndexRestoreNeededError)."""
+        self.store.generation()
 
     def load_or_build(self, progress: bool = False) -> IngestReport | None:
-        """Load the index, or build it from the bundled seed articles when there is none."""
-        if self.store.exists():
+        """Open the index; build it from the bundled seed articles only when the folder holds
+        no index at all (never over generations that lost their CURRENT pointer); convert an
+        index of the old format, keeping its articles."""
+        legacy = self.store.legacy_current()
+        if legacy is not None:
+            log.warning("index at %s is in the old format: converting %s, keeping every article", self.store.root, legacy.name)
+            self.store.build(read_version(legacy))
+            return None
+        if self.store.exists() or self.store.generations():
             self.load()
             return None
         log.info("no index at %s: building it from %s", self.settings.index_dir, self.settings.seeds_dir)
         return self.build([self.settings.seeds_dir], progress=progress)
 
-    def _embed_chunks(self, articles: Sequence[Article], progress: bool) -> tuple[dict[str, list[Chunk]], np.ndarray]:
-        chunks = {a.id: self.chunker.chunk(a) for a in articles}
+    def chunk_articles(self, articles: Sequence[Article]) -> dict[str, list[Chunk]]:
+        return {a.id: self.chunker.chunk(a) for a in articles}
+
+    def _embedded(self, articles: Sequence[Article], progress: bool, yield_to_questions: bool) -> Batch:
+        """Chunk and embed, a few passages at a time; between batches, step aside while
+        questions are being answered (2 cores: a write must not double their latency)."""
+        chunks = self.chunk_articles(articles)
         texts = [c.text for a in articles for c in chunks[a.id]]
-        return chunks, self.embedder.encode(texts, progress=progress)
+        parts = []
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(texts), unit="passage", desc="embedding")
+        for i in range(0, len(texts), EMBED_BATCH):
+            if yield_to_questions:
+                self._wait_for_idle()
+            parts.append(self.embedder.encode(texts[i : i + EMBED_BATCH]))
+            if bar is not None:
+                bar.update(len(texts[i : i + EMBED_BATCH]))
+        if bar is not None:
+            bar.close()
+        vectors = np.concatenate(parts) if parts else np.zeros((0, self.spec.dim), np.float32)
+        batch, at = [], 0
+        for a in articles:
+            n = len(chunks[a.id])
+            batch.append((a, chunks[a.id], vectors[at : at + n]))
+            at += n
+        return batch
+
+    def _wait_for_idle(self) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._questions_in_flight == 0, timeout=YIELD_MAX_S)
 
     def build(self, paths: Sequence[str | Path], progress: bool = False) -> IngestReport:
         """Replace the index with the articles under `paths`."""
@@ -130,33 +166,49 @@ class QAPipeline:
         self.build_from_articles(report.articles, progress)
         return report
 
-    def build_from_articles(self, articles: Sequence[Article], progress: bool = False) -> None:
-        """Replace the index with these articles."""
+    def build_from_articles(self, articles: Sequence[Article], progress: bool = False, batch_articles: int = 256) -> None:
+        """Replace the index with these articles: a new generation, current once complete."""
         articles = _last_of_each_id(articles)
-        with self._write_lock:
-            chunks, vectors = self._embed_chunks(articles, progress)
-            self._commit(with_articles(empty_index(self.spec), articles, chunks, vectors), replace_all=True)
 
-    def add_articles(self, articles: Sequence[Article], progress: bool = False) -> list[str]:
-        """Add (or replace, by id) articles; only their chunks are embedded."""
+        def batches() -> Iterator[Batch]:
+            for i in range(0, len(articles), batch_articles):
+                yield self._embedded(articles[i : i + batch_articles], progress, yield_to_questions=False)
+
+        self.store.build(batches())
+
+    def add_articles(self, articles: Sequence[Article], progress: bool = False, batch_articles: int = 256) -> list[str]:
+        """Add (or replace, by id) articles; only their passages are embedded. Committed in
+        batches of `batch_articles`, so a bulk ingest holds the index only briefly at a time."""
         articles = _last_of_each_id(articles)
-        with self._write_lock:
-            chunks, vectors = self._embed_chunks(articles, progress)
-            self._commit(with_articles(self.state.data, articles, chunks, vectors))
+        for i in range(0, len(articles), batch_articles):
+            self.add_embedded(self._embedded(articles[i : i + batch_articles], progress, yield_to_questions=True))
         return [a.id for a in articles]
 
-    def delete_article(self, article_id: str) -> None:
-        with self._write_lock:
-            if article_id not in self.state.data.articles:
-                raise ArticleNotFoundError(article_id)
-            self._commit(without_articles(self.state.data, {article_id}))
+    def add_embedded(self, batch: Batch) -> None:
+        """Commit articles whose passages were chunked by `chunk_articles` and embedded
+        elsewhere (a Ray cluster): one transaction."""
+        self.store.apply(batch, (), what="adding articles")
 
-    def articles(self) -> list[Article]:
-        return list(self.state.data.articles.values())
+    def delete_article(self, article_id: str) -> None:
+        if not self.store.apply((), [article_id], what="deleting an article"):
+            raise ArticleNotFoundError(article_id)
+
+    def counts(self) -> IndexCounts:
+        return IndexCounts(*self.store.generation().counts())
+
+    def article(self, article_id: str) -> Article | None:
+        return self.store.generation().article(article_id)
+
+    def articles(self, offset: int = 0, limit: int | None = None, contains: str | None = None) -> tuple[list[Article], int]:
+        """A page of articles newest first (all of them without `limit`), and how many match."""
+        return self.store.generation().article_page(offset, limit if limit is not None else -1, contains)
 
     # ---- questions ----------------------------------------------------------------------
     def search(self, query: str, k: int = 5, filters: Filters | None = None, mode: str = "hybrid") -> list[Hit]:
-        return self.state.retriever.search(query, k, filters, mode)
+        return self.retriever.search(query, k, filters, mode)
+
+    def retrieve(self, query: str, k: int, filters: Filters | None = None) -> Retrieved:
+        return self.retriever.retrieve(query, k, filters)
 
     def check_question(self, question: str) -> str:
         question = " ".join(question.split())
@@ -169,19 +221,17 @@ class QAPipeline:
     def answer_from_hits(
         self,
         question: str,
-        hits: Sequence[Hit],
+        retrieved: Retrieved,
         top_k: int | None = None,
-        articles: dict[str, Article] | None = None,
         threshold: float | None = None,
     ) -> tuple[list[Answer], bool]:
-        """Read the passages of `hits` and assemble answers (or no answer). `articles` is the
-        index version the hits came from (a concurrent delete must not break this question);
-        `threshold` overrides the no-answer threshold (evaluation looks below it)."""
+        """Read the passages retrieved and assemble answers (or no answer); `threshold`
+        overrides the no-answer threshold (evaluation looks below it)."""
         top_k = top_k or self.settings.top_k
+        hits = retrieved.hits
         # Read more candidates than asked for: merging duplicates removes some.
         spans = self.reader.read(question, [h.chunk.text for h in hits], n_best=max(10, 2 * top_k)) if hits else []
-        articles = articles if articles is not None else self.state.data.articles
-        answers, no_answer = assemble(spans, hits, articles, top_k, self.threshold if threshold is None else threshold,
+        answers, no_answer = assemble(spans, hits, retrieved.articles, top_k, self.threshold if threshold is None else threshold,
                                       self.calibration.rank_discount)
         return [replace(a, confidence=self.calibration.confidence(a.score)) for a in answers], no_answer
 
@@ -193,12 +243,18 @@ class QAPipeline:
         history: Sequence[str] = (),
     ) -> AnswerResult:
         question = self.check_question(question)
-        t0 = time.perf_counter()
-        state = self.state
-        query = retrieval_query(question, history)
-        hits = state.retriever.search(query, self.settings.read_k, filters)
-        t1 = time.perf_counter()
-        answers, no_answer = self.answer_from_hits(question, hits, top_k, state.data.articles)
-        t2 = time.perf_counter()
+        with self._idle:
+            self._questions_in_flight += 1
+        try:
+            t0 = time.perf_counter()
+            query = retrieval_query(question, history)
+            retrieved = self.retriever.retrieve(query, self.settings.read_k, filters)
+            t1 = time.perf_counter()
+            answers, no_answer = self.answer_from_hits(question, retrieved, top_k)
+            t2 = time.perf_counter()
+        finally:
+            with self._idle:
+                self._questions_in_flight -= 1
+                self._idle.notify_all()
         timing = {"retrieve": round(1000 * (t1 - t0), 2), "read": round(1000 * (t2 - t1), 2), "total": round(1000 * (t2 - t0), 2)}
-        return AnswerResult(question, answers, no_answer, query, hits, timing)
+        return AnswerResult(question, answers, no_answer, query, retrieved.hits, timing)

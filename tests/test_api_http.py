@@ -104,7 +104,7 @@ def test_write_endpoints_need_the_token(client, live_server):
     assert client.post("/articles", json=article).status_code == 401
     assert client.post("/articles", json=article, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.post("/articles", json=article, headers={"Authorization": live_server.token}).status_code == 401
-    assert client.delete(f"/articles/{before[0]['id']}").status_code == 401
+    assert client.delete(f"/articles/{before['articles'][0]['id']}").status_code == 401
     # The token is checked before the body is read: a broken body is still just "401".
     assert client.post("/articles", content=b"{not json", headers={"content-type": "application/json"}).status_code == 401
     assert client.post("/articles/file", content=b"x", headers={"content-type": "text/plain"}).status_code == 401
@@ -151,7 +151,7 @@ def test_add_ask_and_delete_an_article(client, live_server):
         added.append(r.json()["ids"][0])
         stored = client.get(f"/articles/{added[1]}").json()
         assert "alert" not in stored["text"] and "Utopia Planitia" in stored["text"]
-        assert len(client.get("/articles").json()) == len(before) + 2
+        assert client.get("/articles").json()["total"] == before["total"] + 2
         ask = client.post("/ask", json={"question": "From where was the Zephyr-9 probe launched?"}).json()
         assert ask["answers"][0]["text"] == "Kourou" and ask["answers"][0]["article"]["id"] == "zephyr"
     finally:

@@ -58,7 +58,9 @@ def test_search_ranks_the_new_start_passage_first(seed_pipeline):
 
 def test_boilerplate_never_reaches_a_passage(seed_pipeline):
     (article,) = ingest_paths([SEED_FILE]).articles
-    chunks = [c for c in seed_pipeline.state.data.chunks if c.article_id == article.id]
+    gen = seed_pipeline.store.generation()
+    with gen.read(None, 0) as (view, _):
+        chunks = list(view.passages(view.passage_ids_of(article.id)).values())
     assert chunks
     for chunk in chunks:
         for line in BOILERPLATE:

@@ -1,17 +1,19 @@
 import math
+import re
 import random
 from collections import Counter
 
 import numpy as np
 import pytest
 
+from qa.config import Settings
 from qa.index.lexical import BM25, tokenize
 from qa.ingest.chunking import Chunker
-from qa.index.store import IndexSpec, empty_index, with_articles
-from qa.retrieval.hybrid import FilterError, Filters, Retriever, rrf_fuse
+from qa.pipeline import QAPipeline
+from qa.retrieval.hybrid import FilterError, Filters, rrf_fuse
 from qa.types import Article
 
-from tests.fakes import FakeEmbedder
+from tests.fakes import FakeEmbedder, FakeReader
 
 WORDS = "treaty missile iran sochi oil tanker election ukraine summit minister apple airbus market price".split()
 
@@ -25,11 +27,11 @@ def corpus(n=40, seed=3):
     return arts
 
 
-def build(arts, embedder):
-    chunker = Chunker(120, 30)
-    chunks = {a.id: chunker.chunk(a) for a in arts}
-    vectors = embedder.encode([c.text for a in arts for c in chunks[a.id]])
-    return with_articles(empty_index(IndexSpec(embedder.name, embedder.dim, 120, 30)), arts, chunks, vectors)
+def build(arts, embedder, tmp_path):
+    settings = Settings(index_dir=tmp_path / "index", chunk_size=120, chunk_overlap=30)
+    p = QAPipeline(settings, embedder, FakeReader())
+    p.build_from_articles(arts)
+    return p
 
 
 def reference_bm25(texts, query, k1=1.2, b=0.75):
@@ -48,8 +50,13 @@ def reference_bm25(texts, query, k1=1.2, b=0.75):
     return np.array(scores)
 
 
+def chunk_texts(arts):
+    chunker = Chunker(120, 30)
+    return [c.text for a in arts for c in chunker.chunk(a)]
+
+
 def test_bm25_matches_a_brute_force_okapi():
-    texts = [c.text for c in build(corpus(), FakeEmbedder()).chunks]
+    texts = chunk_texts(corpus())
     bm25 = BM25(texts)
     for query in ["treaty with iran", "oil tanker prices", "the sochi summit minister"]:
         np.testing.assert_allclose(bm25.scores(query), reference_bm25(texts, query), rtol=1e-5)
@@ -61,32 +68,83 @@ def test_bm25_gives_nothing_for_absent_words():
     assert [r for r, _ in bm25.top("beta zeta", 5)] == [0]
 
 
-def test_dense_search_matches_numpy_brute_force():
+def fts5_reference(texts, query, k1=1.2, b=0.75):
+    """Okapi BM25 as FTS5's bm25() defines it (idf floored at 1e-6), over whole tokens."""
+    docs = [re.findall(r"\w+", t.lower()) for t in texts]
+    avg = sum(map(len, docs)) / len(docs)
+    out = []
+    for d in docs:
+        tf = Counter(d)
+        s = 0.0
+        for term in set(tokenize(query)):
+            n = sum(1 for x in docs if term in x)
+            idf = max(math.log((len(docs) - n + 0.5) / (n + 0.5)), 1e-6) if n else 0.0
+            s += idf * tf[term] * (k1 + 1) / (tf[term] + k1 * (1 - b + b * len(d) / avg))
+        out.append(s)
+    return np.array(out)
+
+
+def test_the_persisted_lexical_index_ranks_by_okapi_bm25(tmp_path):
+    rng = random.Random(11)
+    vocab = [f"w{i}" for i in range(120)]
+    arts = [Article(f"a{i}", f"T{i}", ". ".join(" ".join(rng.choices(vocab, k=rng.randint(5, 12))) for _ in range(3)) + ".")
+            for i in range(40)]
+    p = build(arts, FakeEmbedder(), tmp_path)
+    texts = chunk_texts(arts)
+    for query in ["w1 w2 w3", "the w50 w7", "w100 w101 w17 w90"]:
+        hits = p.search(query, 8, mode="bm25")
+        expected = sorted(fts5_reference(texts, query), reverse=True)[:8]
+        np.testing.assert_allclose([h.score for h in hits], expected, rtol=1e-4)
+
+
+def test_lexical_matching_is_unicode_aware_and_stemmed(tmp_path):
+    arts = [Article("t", "Turkey", "President Erdoğan met the mayor of São Paulo."),
+            Article("s", "Treaty", "The treaty expires in 2021 unless both sides extend it.")]
+    p = build(arts, FakeEmbedder(), tmp_path)
+    assert [h.chunk.article_id for h in p.search("Erdogan", 5, mode="bm25")] == ["t"]
+    assert [h.chunk.article_id for h in p.search("erdoğan sao paulo", 5, mode="bm25")] == ["t"]
+    assert [h.chunk.article_id for h in p.search("When does it expire?", 5, mode="bm25")] == ["s"]
+    assert p.search('the "of" AND NEAR(*) OR -', 5, mode="bm25") == []  # query syntax is never read from user text
+
+
+def test_dense_search_matches_numpy_brute_force(tmp_path):
     embedder = FakeEmbedder()
-    data = build(corpus(), embedder)
-    retriever = Retriever(data, embedder)
+    arts = corpus()
+    p = build(arts, embedder, tmp_path)
+    texts = chunk_texts(arts)
+    vectors = embedder.encode(texts)
     for query in ["treaty missile", "apple market price", "election in ukraine"]:
         q = embedder.encode([query])[0]
-        expected = np.argsort(-(data.vectors @ q), kind="stable")[:5]
-        got = [r for r, _ in retriever.dense(query, 5)]
-        brute = data.vectors @ q
-        np.testing.assert_allclose(sorted(brute[got], reverse=True), brute[expected], rtol=1e-5)
+        brute = np.sort(vectors @ q)[::-1][:5]
+        hits = p.search(query, 5, mode="dense")
+        np.testing.assert_allclose([h.score for h in hits], brute, rtol=1e-5)
+        got = embedder.encode([h.chunk.text for h in hits]) @ q
+        np.testing.assert_allclose(got, brute, rtol=1e-5)
 
 
-def test_hybrid_is_reciprocal_rank_fusion_of_both_lists():
-    embedder = FakeEmbedder()
-    data = build(corpus(), embedder)
-    retriever = Retriever(data, embedder, dense_k=10, bm25_k=10, rrf_k=60)
+def test_hybrid_is_reciprocal_rank_fusion_of_both_lists(tmp_path):
+    p = build(corpus(), FakeEmbedder(), tmp_path)
     query = "sochi summit"
-    dense = [r for r, _ in retriever.dense(query, 10)]
-    sparse = [r for r, _ in retriever.bm25.top(query, 10)]
-    hits = retriever.search(query, 5)
+    dense = [h.chunk.id for h in p.search(query, 10, mode="dense")]
+    sparse = [h.chunk.id for h in p.search(query, 10, mode="bm25")]
+    hits = p.search(query, 5)
     expected = {}
     for ranks in (dense, sparse):
         for i, r in enumerate(ranks):
             expected[r] = expected.get(r, 0) + 1 / (61 + i)
     best = sorted(expected.values(), reverse=True)[:5]
     np.testing.assert_allclose([h.score for h in hits], best)
+
+
+def test_leaving_one_article_out_is_exact(tmp_path):
+    p = build(corpus(), FakeEmbedder(), tmp_path)
+    full = p.retriever.retrieve("treaty oil market", 30).hits
+    excluded = full[0].chunk.article_id
+    got = p.retriever.retrieve("treaty oil market", 5, exclude_article=excluded).hits
+    assert got and all(h.chunk.article_id != excluded for h in got)
+    # the same as retrieving from an index that never had it
+    rest = build([a for a in corpus() if a.id != excluded], FakeEmbedder(), tmp_path / "rest")
+    assert [(h.chunk.article_id, h.chunk.start) for h in got] == [(h.chunk.article_id, h.chunk.start) for h in rest.search("treaty oil market", 5)]
 
 
 def test_fusion_ties_go_to_the_bm25_list():
@@ -98,19 +156,19 @@ def test_fusion_ties_go_to_the_bm25_list():
     assert rrf_fuse(dense=[1, 2], bm25=[3, 2])[0][0] == 2
 
 
-def test_filters_restrict_both_retrievers():
-    embedder = FakeEmbedder()
+def test_filters_restrict_both_retrievers(tmp_path):
     arts = corpus()
-    data = build(arts, embedder)
-    retriever = Retriever(data, embedder)
+    by_id = {a.id: a for a in arts}
+    p = build(arts, FakeEmbedder(), tmp_path)
     f = Filters(source="wire", date_from="2012-01-01", date_to="2014-12-31")
-    hits = retriever.search("treaty oil market", 20, f)
+    hits = p.search("treaty oil market", 20, f)
     assert hits
     for h in hits:
-        a = data.articles[h.chunk.article_id]
+        a = by_id[h.chunk.article_id]
         assert a.source == "Wire" and "2012-01-01" <= a.date <= "2014-12-31"
     for mode in ("dense", "bm25"):
-        assert all(data.articles[h.chunk.article_id].source == "Wire" for h in retriever.search("treaty", 10, f, mode))
+        found = p.search("treaty", 10, f, mode)
+        assert found and all(by_id[h.chunk.article_id].source == "Wire" for h in found)
 
 
 @pytest.mark.parametrize("kwargs", [{"date_from": "2020-13-01"}, {"date_to": "soon"}, {"date_from": "2021-01-02", "date_to": "2021-01-01"}])

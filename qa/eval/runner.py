@@ -10,7 +10,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from qa.config import Settings
@@ -41,7 +41,7 @@ class QuestionResult:
     latency_ms: float
 
 
-def hit_holds_answer(hit: Hit, q: GoldQuestion, known_articles: set[str] | dict | None = None) -> bool:
+def hit_holds_answer(hit: Hit, q: GoldQuestion, known_articles: set[str] | None = None) -> bool:
     """Gold span inside the passage when spans are known, else a gold answer string in it
     (from the gold article, when the gold names one that is in the index)."""
     chunk = hit.chunk
@@ -55,7 +55,7 @@ def hit_holds_answer(hit: Hit, q: GoldQuestion, known_articles: set[str] | dict 
 
 
 def score_question(
-    q: GoldQuestion, prediction: str, no_answer: bool, hits: list[Hit], read_k: int, known_articles: dict | None = None
+    q: GoldQuestion, prediction: str, no_answer: bool, hits: list[Hit], read_k: int, known_articles: set[str] | None = None
 ) -> tuple[float, float, int | None, str]:
     rank = next((i + 1 for i, h in enumerate(hits) if hit_holds_answer(h, q, known_articles)), None) if q.answers else None
     if not q.answers:  # SQuAD v2.0 convention: abstaining is the right answer
@@ -120,14 +120,15 @@ def evaluate(pipeline: QAPipeline, gold: GoldSet, k: int = 10, progress: bool = 
     results = []
     for q in tqdm(questions, disable=not progress, unit="q", desc="eval"):
         t0 = time.perf_counter()
-        state = pipeline.state
-        hits = state.retriever.search(q.question, max(k, read_k))  # ranks beyond k still attribute misses
-        answers, _ = pipeline.answer_from_hits(q.question, hits[:read_k], 1, state.data.articles, threshold=0.0)
+        retrieved = pipeline.retrieve(q.question, max(k, read_k))  # ranks beyond k still attribute misses
+        hits = retrieved.hits
+        answers, _ = pipeline.answer_from_hits(q.question, replace(retrieved, hits=hits[:read_k]), 1, threshold=0.0)
         latency = 1000 * (time.perf_counter() - t0)
         no_answer = not answers or answers[0].score < pipeline.threshold
         best_span = answers[0].text if answers else ""
         prediction = "" if no_answer else best_span
-        em, f1, rank, miss = score_question(q, prediction, no_answer, hits, read_k, state.data.articles)
+        indexed = {q.article_id} if q.article_id and pipeline.article(q.article_id) is not None else set()
+        em, f1, rank, miss = score_question(q, prediction, no_answer, hits, read_k, indexed)
         f1_if_answered = best_over_golds(f1_score, best_span, q.answers) if q.answers else float(no_answer)
         results.append(QuestionResult(
             q.id, q.question, prediction, " | ".join(q.answers), round(answers[0].score, 4) if answers else 0.0,

@@ -1,15 +1,22 @@
-"""Okapi BM25 over chunk texts (absent query words score nothing, unlike BM25L)."""
+"""Query words and an in-memory Okapi BM25.
+
+`tokenize` is what the persisted lexical index (FTS5 in db.py: unicode61, diacritics removed,
+Porter stemming) is queried with: Unicode-aware (`Erdoğan` -> `erdogan`, `São Paulo` ->
+`sao paulo`), case- and accent-folded, stopwords dropped. The in-memory `BM25` serves small,
+throwaway corpora (one article's passages when training mines hard negatives); absent query
+words score nothing, unlike BM25L."""
 
 from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from typing import Sequence
 
 import numpy as np
 
-_TOKEN = re.compile(r"[a-z0-9]+")
+_TOKEN = re.compile(r"\w+")
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being
     below between both but by can could did do does doing down during each few for from further had
@@ -21,8 +28,15 @@ STOPWORDS = frozenset(
 )
 
 
+def fold(text: str) -> str:
+    """Case- and accent-folded text, as FTS5's unicode61 tokenizer (remove_diacritics 2) sees it."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 def tokenize(text: str) -> list[str]:
-    return [t for t in _TOKEN.findall(text.lower().replace("’", "'").replace("'s ", " ")) if t not in STOPWORDS]
+    """Content words: folded, split on non-word characters ("Obama's" -> obama, s), stopwords dropped."""
+    return [t for t in _TOKEN.findall(fold(text)) if t not in STOPWORDS and t != "_"]
 
 
 class BM25:

@@ -1,37 +1,57 @@
-"""The on-disk index: articles, chunks, a FAISS inner-product index and a versioned manifest.
+"""The on-disk index: generations, one writer at a time, and consistent reads.
 
 Layout under index_dir:
-    CURRENT            name of the live version folder, swapped atomically (os.replace)
-    v000007/           one complete version: manifest.json, articles.jsonl, chunks.jsonl, dense.faiss
-A write builds a new version folder, fsyncs it, then points CURRENT at it. A crash at any
-moment leaves CURRENT naming a complete version, so the index loads as it was before or after.
-The manifest records a SHA-256 per file; a truncated or altered file is detected on load.
+    CURRENT       the name of the live generation (g000003), swapped atomically (os.replace)
+    LOCK          flock'ed by the one process writing; holds who that is
+    g000003/      store.sqlite (articles, passages, vectors, lexical index, change log: db.py)
+                  dense.json + dense-*.faiss (the FAISS checkpoint: dense.py)
+A generation is made whole by a (re)build or a restore and then changed in place, one SQLite
+transaction per write, so a write costs its own articles, not the archive. A crash mid-build
+leaves CURRENT naming the previous generation; a crash mid-write leaves the SQLite state from
+before or after it. The previous generation is kept after a rebuild (qa index --restore).
+
+Every process follows the newest state: a question first checks CURRENT (a rebuild elsewhere)
+and replays the change log into its FAISS index up to the snapshot it reads, so a server sees
+what `qa ingest` in another process committed, without a restart.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
-import hashlib
-import json
 import logging
 import os
 import shutil
+import sqlite3
+import threading
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from qa.errors import QAError
+from qa.index import db
+from qa.index.db import IndexSpec
+from qa.index.dense import DenseIndex, DenseSettings
+from qa.index.lexical import tokenize
 from qa.types import Article, Chunk
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-FILES = ("articles.jsonl", "chunks.jsonl", "dense.faiss")
-REBUILD_HINT = "rebuild it with: qa index --rebuild"
+__all__ = [
+    "IndexSpec", "IndexStore", "Generation", "ReadView", "QAIndexError", "IndexNotFoundError", "IndexCorruptError",
+    "IndexMismatchError", "IndexConflictError", "IndexRestoreNeededError",
+]
+
+DB_FILE = "store.sqlite"
+REBUILD_HINT = "rebuild it with: qa index --rebuild (this drops articles added since the seeds)"
+QUICK_CHECK_MAX_BYTES = 256 << 20  # larger databases are checked by `qa index --check`, not at every start
 
 
-class QAIndexError(RuntimeError):
+class QAIndexError(QAError):
     """Base for index problems."""
 
 
@@ -48,44 +68,11 @@ class IndexMismatchError(QAIndexError):
 
 
 class IndexConflictError(QAIndexError):
-    """Another process changed the index on disk since this one loaded it."""
+    """Another process holds the index for writing longer than we can wait."""
 
 
-@dataclass(frozen=True)
-class IndexSpec:
-    """What the vectors and chunks depend on; an index is only usable under the same spec."""
-
-    embedder: str
-    dim: int
-    chunk_size: int
-    chunk_overlap: int
-
-
-@dataclass
-class IndexData:
-    """One immutable version of the index, as held in memory."""
-
-    spec: IndexSpec
-    articles: dict[str, Article]
-    chunks: list[Chunk]  # chunk.id == row == FAISS id
-    vectors: np.ndarray  # (n_chunks, dim) float32, L2-normalised
-    version: str | None = None  # the on-disk version this data was loaded from or derives from
-
-    def faiss_index(self):
-        import faiss
-
-        index = faiss.IndexFlatIP(self.spec.dim)
-        if len(self.vectors):
-            index.add(self.vectors)
-        return index
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+class IndexRestoreNeededError(QAIndexError):
+    """The index folder holds generations but none is current: never rebuild over them."""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -96,9 +83,197 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class ReadView:
+    """One question's consistent view: the SQLite snapshot that its dense search was made in.
+    Lexical search, passages and articles read through it all belong to that one version."""
+
+    def __init__(self, conn: sqlite3.Connection, spec: IndexSpec) -> None:
+        self.conn, self.spec = conn, spec
+
+    def lexical(self, query: str, k: int, source: str | None = None, date_from: str | None = None,
+                date_to: str | None = None) -> list[tuple[int, float]]:
+        return db.lexical_search(self.conn, tokenize(query), k, source, date_from, date_to)
+
+    def passages(self, ids: Sequence[int]) -> dict[int, Chunk]:
+        try:
+            return db.passages(self.conn, ids)
+        except db.StoreError as exc:
+            raise IndexCorruptError(f"index is inconsistent: {exc}; {REBUILD_HINT}") from exc
+
+    def articles(self, ids: Sequence[str]) -> dict[str, Article]:
+        return db.articles(self.conn, ids)
+
+    def passage_ids_of(self, article_id: str) -> list[int]:
+        return db.passage_ids_of(self.conn, article_id)
+
+    def allowed(self, source: str | None, date_from: str | None, date_to: str | None) -> np.ndarray:
+        return db.allowed_passages(self.conn, source, date_from, date_to)
+
+
+class Generation:
+    """One generation of the index, open in this process: SQLite plus this process's FAISS."""
+
+    def __init__(self, folder: Path, spec: IndexSpec, dense_settings: DenseSettings) -> None:
+        self.folder, self.spec = folder, spec
+        self.name = folder.name
+        self.path = folder / DB_FILE
+        self._local = threading.local()
+        self._writer_conn: sqlite3.Connection | None = None
+        self.dense = DenseIndex(folder, spec.dim, dense_settings)
+
+    # ---- connections: one per thread for reads, one for the writer -----------------------------
+    def conn(self) -> sqlite3.Connection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = self._local.conn = db.connect(self.path)
+        return c
+
+    def writer_conn(self) -> sqlite3.Connection:
+        if self._writer_conn is None:
+            self._writer_conn = db.connect(self.path)
+        return self._writer_conn
+
+    def open(self, check: bool) -> None:
+        """Check the database and load the dense index (checkpoint + replay)."""
+        try:
+            conn = self.conn()
+            if check and self.path.stat().st_size <= QUICK_CHECK_MAX_BYTES:
+                result = conn.execute("PRAGMA quick_check").fetchone()[0]
+                if result != "ok":
+                    raise sqlite3.DatabaseError(result)
+            fmt, spec = db.read_spec(conn)
+            conn.execute("BEGIN")
+            try:
+                with self.dense.lock:
+                    self.dense.load(conn)
+            finally:
+                conn.execute("COMMIT")
+        except (sqlite3.DatabaseError, db.StoreError, OSError, KeyError, TypeError, ValueError) as exc:
+            raise IndexCorruptError(f"index database {self.path} is unreadable or damaged ({exc}); {_restore_hint(self.folder)}") from exc
+        if fmt != db.FORMAT_VERSION:
+            raise IndexMismatchError(f"index format {fmt} is not the supported {db.FORMAT_VERSION}; {REBUILD_HINT}")
+        if spec != self.spec:
+            diffs = ", ".join(f"{k}: index has {getattr(spec, k)!r}, settings ask {getattr(self.spec, k)!r}"
+                              for k in asdict(spec) if getattr(spec, k) != getattr(self.spec, k))
+            raise IndexMismatchError(f"index at {self.folder.parent} was built with other settings ({diffs}); {REBUILD_HINT}")
+
+    def close(self) -> None:
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+            self._writer_conn = None
+
+    # ---- reads --------------------------------------------------------------------------------
+    @contextmanager
+    def read(self, vector: np.ndarray | None, k: int, allowed_filter: tuple | None = None
+             ) -> Iterator[tuple[ReadView, list[tuple[int, float]]]]:
+        """A consistent snapshot, and the dense top k made in it (none when vector is None).
+
+        The snapshot is taken and the FAISS index brought up to it under the dense lock, so the
+        dense results and everything read through the view describe the same version (a write
+        committed meanwhile is seen by the next question)."""
+        conn = self.conn()
+        conn.execute("BEGIN")
+        try:
+            view = ReadView(conn, self.spec)
+            with self.dense.lock:
+                self.dense.catch_up(conn)  # also opens the read snapshot
+                dense: list[tuple[int, float]] = []
+                if vector is not None:
+                    allowed = view.allowed(*allowed_filter) if allowed_filter else None
+                    dense = self.dense.search(vector, k, allowed)
+            yield view, dense
+        finally:
+            conn.execute("COMMIT")
+
+    def counts(self) -> tuple[int, int]:
+        return db.counts(self.conn())
+
+    def article(self, article_id: str) -> Article | None:
+        return db.article(self.conn(), article_id)
+
+    def passage_count_of(self, article_id: str) -> int:
+        return len(db.passage_ids_of(self.conn(), article_id))
+
+    def article_page(self, offset: int, limit: int, contains: str | None = None) -> tuple[list[Article], int]:
+        conn = self.conn()
+        conn.execute("BEGIN")  # the page and its total from one snapshot
+        try:
+            return db.article_page(conn, offset, limit, contains)
+        finally:
+            conn.execute("COMMIT")
+
+    def iter_articles(self) -> Iterator[Article]:
+        conn = db.connect(self.path)  # its own snapshot, so a long export does not pin the thread's
+        try:
+            conn.execute("BEGIN")
+            yield from db.iter_articles(conn)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    # ---- writes (the caller holds the store's LOCK) --------------------------------------------
+    def apply(self, add: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]], delete: Sequence[str]) -> int:
+        """One transaction: delete articles, add (or replace) others; returns articles deleted."""
+        conn = self.writer_conn()
+        try:
+            with db.transaction(conn):
+                removed = db.delete_articles(conn, delete)
+                for article, chunks, vectors in add:
+                    db.insert_article(conn, article, chunks, vectors)
+                db.finish_write(conn)
+        except db.StoreError as exc:
+            raise QAIndexError(str(exc)) from exc
+        # Make this process's questions see it at once, and checkpoint FAISS when due.
+        conn.execute("BEGIN")
+        try:
+            with self.dense.lock:
+                self.dense.catch_up(conn)
+            due = self.dense.needs_checkpoint(db.counts(conn)[1])
+        finally:
+            conn.execute("COMMIT")
+        if due:
+            self.checkpoint()
+        return removed
+
+    def checkpoint(self) -> None:
+        conn = self.writer_conn()
+        conn.execute("BEGIN")
+        try:
+            self.dense.checkpoint(conn)
+        finally:
+            conn.execute("COMMIT")
+
+
+def _restore_hint(folder: Path) -> str:
+    others = sorted((g.name for g in folder.parent.glob("g*") if g.is_dir() and g != folder and (g / DB_FILE).is_file()),
+                    reverse=True)
+    if others:
+        return f"restore the previous generation with: qa index --restore {others[0]} (or {REBUILD_HINT})"
+    return REBUILD_HINT
+
+
 class IndexStore:
-    def __init__(self, root: str | Path) -> None:
+    """The index folder: which generation is current, who may write, and how to make a new one."""
+
+    def __init__(self, root: str | Path, spec: IndexSpec, dense_settings: DenseSettings | None = None,
+                 lock_timeout_s: float = 30.0) -> None:
         self.root = Path(root)
+        self.spec = spec
+        self.dense_settings = dense_settings or DenseSettings()
+        self.lock_timeout_s = lock_timeout_s
+        self._gen: Generation | None = None
+        self._gen_lock = threading.Lock()
+        self._thread_lock = threading.RLock()  # one writer thread at a time inside this process
 
     @property
     def current_file(self) -> Path:
@@ -107,146 +282,143 @@ class IndexStore:
     def exists(self) -> bool:
         return self.current_file.is_file()
 
-    def _current_dir(self) -> Path:
+    def generations(self) -> list[str]:
+        """Complete generations on disk, newest first."""
+        if not self.root.is_dir():
+            return []
+        return sorted((g.name for g in self.root.glob("g*") if g.is_dir() and (g / DB_FILE).is_file()), reverse=True)
+
+    def legacy_current(self) -> Path | None:
+        """The current version folder when the index is still in format 1 (to be converted)."""
         if not self.exists():
+            return None
+        folder = self.root / self.current_file.read_text().strip()
+        return folder if folder.name.startswith("v") and (folder / "manifest.json").is_file() else None
+
+    def _current_name(self) -> str:
+        if not self.exists():
+            found = self.generations()
+            if found:
+                raise IndexRestoreNeededError(
+                    f"index at {self.root} has no CURRENT pointer but holds complete generations ({', '.join(found)}); "
+                    f"nothing was rebuilt over them. Restore the newest with: qa index --restore {found[0]}"
+                )
             raise IndexNotFoundError(f"no index at {self.root}; build one with: qa index")
         name = self.current_file.read_text().strip()
-        folder = self.root / name
-        if not name.startswith("v") or not folder.is_dir():
-            raise IndexCorruptError(f"index at {self.root} points to a missing version {name!r}; {REBUILD_HINT}")
-        return folder
-
-    def load(self, expected: IndexSpec | None = None) -> IndexData:
-        import faiss
-
-        folder = self._current_dir()
-        try:
-            manifest = json.loads((folder / "manifest.json").read_text())
-            if manifest.get("format_version") != FORMAT_VERSION:
-                raise IndexMismatchError(
-                    f"index format {manifest.get('format_version')} is not the supported {FORMAT_VERSION}; {REBUILD_HINT}"
-                )
-            spec = IndexSpec(**manifest["spec"])
-            hashes = dict(manifest["sha256"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise IndexCorruptError(f"index manifest in {folder} is unreadable ({exc}); {REBUILD_HINT}") from exc
-        if expected is not None and spec != expected:
-            diffs = ", ".join(
-                f"{k}: index has {getattr(spec, k)!r}, settings ask {getattr(expected, k)!r}"
-                for k in asdict(spec)
-                if getattr(spec, k) != getattr(expected, k)
-            )
-            raise IndexMismatchError(f"index at {self.root} was built with other settings ({diffs}); {REBUILD_HINT}")
-        for name in FILES:
-            path = folder / name
-            if not path.is_file() or _sha256(path) != hashes.get(name):
-                raise IndexCorruptError(f"index file {path} is missing, truncated or altered; {REBUILD_HINT}")
-        try:
-            articles = {}
-            for line in (folder / "articles.jsonl").read_text(encoding="utf-8").splitlines():
-                a = Article(**json.loads(line))
-                articles[a.id] = a
-            chunks = []
-            for row, line in enumerate((folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines()):
-                aid, start, end = json.loads(line)
-                chunks.append(Chunk(row, aid, start, end, articles[aid].text[start:end]))
-            index = faiss.read_index(str(folder / "dense.faiss"))
-            vectors = index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, spec.dim), np.float32)
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise IndexCorruptError(f"index in {folder} is inconsistent ({exc}); {REBUILD_HINT}") from exc
-        if len(vectors) != len(chunks):
-            raise IndexCorruptError(f"index in {folder} has {len(vectors)} vectors for {len(chunks)} chunks; {REBUILD_HINT}")
-        return IndexData(spec, articles, chunks, np.ascontiguousarray(vectors, dtype=np.float32), folder.name)
-
-    def save(self, data: IndexData, expect_current: bool = True) -> str:
-        """Write `data` as a new version and make it current; returns the version's name.
-
-        With expect_current, refuses (IndexConflictError) when another process has made a
-        different version current since `data.version` was loaded: writing would drop its change.
-        """
-        import faiss
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "LOCK", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time, across processes
-            previous = self.current_file.read_text().strip() if self.exists() else None
-            if expect_current and previous != data.version:
-                raise IndexConflictError(
-                    f"the index at {self.root} was changed by another process since it was loaded "
-                    f"(now {previous}, loaded {data.version}); restart to load it, then try again"
-                )
-            for stale in self.root.glob(".tmp-*"):  # left by a crash mid-write
-                if stale.is_dir():
-                    shutil.rmtree(stale, ignore_errors=True)
-                else:
-                    stale.unlink(missing_ok=True)
-            number = int(previous[1:]) + 1 if previous and previous[1:].isdigit() else 1
-            name = f"v{number:06d}"
-            tmp = self.root / f".tmp-{name}-{os.getpid()}"
-            tmp.mkdir()
-            with open(tmp / "articles.jsonl", "w", encoding="utf-8") as fh:
-                for a in data.articles.values():
-                    fh.write(json.dumps(asdict(a), ensure_ascii=False) + "\n")
-            with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
-                for c in data.chunks:
-                    fh.write(json.dumps([c.article_id, c.start, c.end]) + "\n")
-            faiss.write_index(data.faiss_index(), str(tmp / "dense.faiss"))
-            manifest = {
-                "format_version": FORMAT_VERSION,
-                "spec": asdict(data.spec),
-                "counts": {"articles": len(data.articles), "chunks": len(data.chunks)},
-                "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "sha256": {n: _sha256(tmp / n) for n in FILES},
-            }
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-            for name_ in [*FILES, "manifest.json"]:
-                with open(tmp / name_, "rb") as fh:
-                    os.fsync(fh.fileno())
-            _fsync_dir(tmp)
-            final = self.root / name
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
-            _fsync_dir(self.root)
-            pointer = self.root / f".tmp-CURRENT-{os.getpid()}"
-            pointer.write_text(name + "\n")
-            with open(pointer, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(pointer, self.current_file)  # the commit point
-            _fsync_dir(self.root)
-            # Keep the previous version until the next write, in case the new one's blocks did
-            # not reach the disk; anything older goes.
-            for old in self.root.glob("v*"):
-                if old.name not in (name, previous) and old.is_dir():
-                    shutil.rmtree(old, ignore_errors=True)
-        log.info("index %s written: %d articles, %d chunks", name, len(data.articles), len(data.chunks))
+        if not name.startswith(("g", "v")) or not (self.root / name).is_dir():
+            raise IndexCorruptError(f"index at {self.root} points to a missing generation {name!r}; {_restore_hint(self.root / name)}")
         return name
 
+    # ---- opening and following ----------------------------------------------------------------
+    def generation(self) -> Generation:
+        """The current generation, opened; reopened when another process rebuilt or restored."""
+        name = self._current_name()
+        gen = self._gen
+        if gen is not None and gen.name == name and not gen.dense.stale_epoch():
+            return gen
+        with self._gen_lock:
+            gen = self._gen
+            if gen is None or gen.name != name or gen.dense.stale_epoch():
+                if name.startswith("v"):
+                    raise IndexMismatchError(
+                        f"index at {self.root} is in the old format 1 (one folder per version); "
+                        "convert it, keeping every article, with: qa index --migrate"
+                    )
+                fresh = Generation(self.root / name, self.spec, self.dense_settings)
+                fresh.open(check=gen is None)
+                if gen is not None:
+                    log.info("index generation %s (or its dense checkpoint) changed: reloaded", name)
+                self._gen = gen = fresh
+        return gen
 
-def empty_index(spec: IndexSpec) -> IndexData:
-    return IndexData(spec, {}, [], np.zeros((0, spec.dim), dtype=np.float32))
+    # ---- writing -------------------------------------------------------------------------------
+    @contextmanager
+    def write_lock(self, what: str) -> Iterator[None]:
+        """This process's one writer, and across processes the LOCK file: waits up to
+        lock_timeout_s, then IndexConflictError naming who holds it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._thread_lock:
+            with open(self.root / "LOCK", "a+") as fh:
+                deadline = time.monotonic() + self.lock_timeout_s
+                while True:
+                    try:
+                        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except OSError as exc:
+                        if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                            fh.seek(0)
+                            holder = fh.read().strip() or "another process"
+                            raise IndexConflictError(
+                                f"the index at {self.root} is being written by {holder}; try again when it finishes"
+                            ) from exc
+                        time.sleep(0.05)
+                try:
+                    fh.seek(0)
+                    fh.truncate()
+                    fh.write(f"pid {os.getpid()} ({what}, since {time.strftime('%H:%M:%S')})")
+                    fh.flush()
+                    yield
+                finally:
+                    fh.seek(0)
+                    fh.truncate()
+                    fcntl.flock(fh, fcntl.LOCK_UN)
 
+    def apply(self, add: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]], delete: Sequence[str] = (),
+              what: str = "a write") -> int:
+        with self.write_lock(what):
+            return self.generation().apply(add, delete)
 
-def with_articles(data: IndexData, articles: list[Article], chunks_by_article: dict[str, list[Chunk]], vectors: np.ndarray) -> IndexData:
-    """A new version with the articles added (or replaced, by id); only new chunks were embedded."""
-    replaced = {a.id for a in articles if a.id in data.articles}
-    base = without_articles(data, replaced) if replaced else data
-    rows = list(base.chunks)
-    new_articles = dict(base.articles)
-    offset = 0
-    for article in articles:
-        new_articles[article.id] = article
-        for c in chunks_by_article[article.id]:
-            rows.append(Chunk(len(rows), c.article_id, c.start, c.end, c.text))
-            offset += 1
-    if offset != len(vectors):
-        raise ValueError(f"{len(vectors)} vectors for {offset} new chunks")
-    vectors_out = np.concatenate([base.vectors, vectors]) if len(vectors) else base.vectors
-    return IndexData(data.spec, new_articles, rows, vectors_out, data.version)
+    def build(self, batches: Iterator[Sequence[tuple[Article, Sequence[Chunk], np.ndarray]]]) -> str:
+        """A new generation from scratch, made current only once complete; returns its name."""
+        with self.write_lock("a rebuild"):
+            for stale in self.root.glob(".tmp-*"):  # left by a crash mid-build
+                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+            found = self.generations()
+            number = max((int(g[1:]) for g in found if g[1:].isdigit()), default=0) + 1
+            name = f"g{number:06d}"
+            tmp = self.root / f".tmp-{name}-{os.getpid()}"
+            tmp.mkdir()
+            conn = db.connect(tmp / DB_FILE)
+            try:
+                db.create(conn, self.spec)
+                for batch in batches:
+                    with db.transaction(conn):
+                        for article, chunks, vectors in batch:
+                            db.insert_article(conn, article, chunks, vectors)
+                        db.finish_write(conn)
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except db.StoreError as exc:
+                raise QAIndexError(str(exc)) from exc
+            finally:
+                conn.close()
+            gen = Generation(tmp, self.spec, self.dense_settings)
+            gen.open(check=False)
+            gen.checkpoint()
+            gen.close()
+            _fsync_dir(tmp)
+            tmp.rename(self.root / name)
+            _fsync_dir(self.root)
+            self._make_current(name)
+            return name
 
+    def _make_current(self, name: str) -> None:
+        previous = self.current_file.read_text().strip() if self.exists() else None
+        _write_atomically(self.current_file, name + "\n")  # the commit point
+        # Keep the previous generation (qa index --restore); anything older goes.
+        for old in [*self.root.glob("g*"), *self.root.glob("v*")]:
+            if old.is_dir() and old.name not in (name, previous):
+                shutil.rmtree(old, ignore_errors=True)
+        log.info("index generation %s is current (previous: %s)", name, previous)
 
-def without_articles(data: IndexData, article_ids: set[str]) -> IndexData:
-    """A new version without those articles; kept vectors are reused, chunk rows renumbered."""
-    keep = [i for i, c in enumerate(data.chunks) if c.article_id not in article_ids]
-    chunks = [Chunk(n, data.chunks[i].article_id, data.chunks[i].start, data.chunks[i].end, data.chunks[i].text) for n, i in enumerate(keep)]
-    articles = {k: v for k, v in data.articles.items() if k not in article_ids}
-    return IndexData(data.spec, articles, chunks, data.vectors[keep], data.version)
+    def restore(self, name: str) -> None:
+        """Make a complete generation current again (after CURRENT was lost, or to go back)."""
+        if name not in self.generations():
+            raise IndexNotFoundError(f"no complete generation {name!r} in {self.root}; found: {', '.join(self.generations()) or 'none'}")
+        with self.write_lock("a restore"):
+            Generation(self.root / name, self.spec, self.dense_settings).open(check=True)
+            self._make_current(name)
+
+    def check(self) -> str:
+        """Full integrity check of the current generation (O(archive)); returns SQLite's verdict."""
+        gen = self.generation()
+        return str(gen.conn().execute("PRAGMA integrity_check").fetchone()[0])

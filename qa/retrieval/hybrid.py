@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (FAISS inner product) and BM25 top-k, fused by reciprocal rank."""
+"""Hybrid retrieval: dense (FAISS inner product) and lexical (BM25 over FTS5) top-k, fused by reciprocal rank."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from datetime import date
 
 import numpy as np
 
-from qa.index.lexical import BM25
+from qa.errors import QAError
+
 from qa.index.embedding import Embedder
-from qa.index.store import IndexData
-from qa.types import Hit
+from qa.index.store import IndexStore
+from qa.types import Article, Hit
 
 
-class FilterError(ValueError):
+class FilterError(QAError, ValueError):
     """A filter that cannot be applied, e.g. a date that is not a date."""
 
 
@@ -56,68 +57,66 @@ def rrf_fuse(dense: list[int], bm25: list[int], k: int = 60) -> list[tuple[int, 
     return scored
 
 
-class Retriever:
-    """Search one immutable index version. Build a new Retriever when the index changes."""
+@dataclass(frozen=True)
+class Retrieved:
+    """Hits and the articles they come from, read from one index version."""
 
-    def __init__(self, data: IndexData, embedder: Embedder, dense_k: int = 10, bm25_k: int = 10, rrf_k: int = 60) -> None:
-        self.data = data
+    hits: list[Hit]
+    articles: dict[str, Article]
+
+
+class Retriever:
+    """Hybrid search over the index store; each search reads the newest committed version.
+
+    Cost per query, n = passages: dense O(n·d) exact or O(n·nprobe/nlist·d) with IVF, lexical
+    O(postings of the query's words), fusion O(k); filters add O(passages that match them)."""
+
+    def __init__(self, store: IndexStore, embedder: Embedder, dense_k: int = 10, bm25_k: int = 10, rrf_k: int = 60) -> None:
+        self.store = store
         self.embedder = embedder
         self.dense_k, self.bm25_k, self.rrf_k = dense_k, bm25_k, rrf_k
-        self.faiss = data.faiss_index()
-        self.bm25 = BM25([c.text for c in data.chunks])
-        articles = [data.articles[c.article_id] for c in data.chunks]
-        self._dates = np.array([a.date or "" for a in articles], dtype=object)
-        self._sources = np.array([(a.source or "").lower() for a in articles], dtype=object)
 
-    def allowed_rows(self, filters: Filters) -> np.ndarray:
-        mask = np.ones(len(self.data.chunks), dtype=bool)
-        if filters.source:
-            needle = filters.source.lower()
-            mask &= np.array([needle in s for s in self._sources], dtype=bool)
-        if filters.date_from:
-            mask &= np.array([d != "" and d >= filters.date_from for d in self._dates], dtype=bool)
-        if filters.date_to:
-            mask &= np.array([d != "" and d <= filters.date_to for d in self._dates], dtype=bool)
-        return mask
+    def search(self, query: str, k: int, filters: Filters | None = None, mode: str = "hybrid",
+               vector: np.ndarray | None = None) -> list[Hit]:
+        return self.retrieve(query, k, filters, mode, vector).hits
 
-    def dense(self, query: str, k: int, allowed: np.ndarray | None = None, vector: np.ndarray | None = None) -> list[tuple[int, float]]:
-        import faiss
-
-        if not self.data.chunks or k <= 0:
-            return []
-        vector = self.embedder.encode([query]) if vector is None else vector.reshape(1, -1)
-        params = None
-        if allowed is not None:
-            ids = np.flatnonzero(allowed).astype(np.int64)
-            if len(ids) == 0:
-                return []
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(ids))
-        scores, rows = self.faiss.search(vector, min(k, len(self.data.chunks)), params=params)
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
-
-    def search(
+    def retrieve(
         self,
         query: str,
         k: int,
         filters: Filters | None = None,
         mode: str = "hybrid",
         vector: np.ndarray | None = None,
-        allowed: np.ndarray | None = None,
-    ) -> list[Hit]:
-        """Top k chunks. mode: 'hybrid' (default), 'dense' or 'bm25' (for comparisons).
-        `vector` is the query's embedding when the caller has embedded many queries at once;
-        `allowed` a boolean row mask, for callers that restrict rows in other ways than filters."""
-        if filters and filters.active:
-            mask = self.allowed_rows(filters)
-            allowed = mask if allowed is None else allowed & mask
-        chunks = self.data.chunks
-        if mode == "dense":
-            return [Hit(chunks[r], s, dense_rank=i + 1) for i, (r, s) in enumerate(self.dense(query, k, allowed, vector))]
-        if mode == "bm25":
-            return [Hit(chunks[r], s, bm25_rank=i + 1) for i, (r, s) in enumerate(self.bm25.top(query, k, allowed))]
-        if mode != "hybrid":
+        exclude_article: str | None = None,
+    ) -> Retrieved:
+        """Top k passages. mode: 'hybrid' (default), 'dense' or 'bm25' (for comparisons).
+        `vector` is the query's embedding when the caller has embedded many queries at once.
+        `exclude_article` leaves one article out (calibration asks questions whose article is
+        gone): each list is fetched deeper by that article's passage count, so it stays exact."""
+        if mode not in ("hybrid", "dense", "bm25"):
             raise ValueError(f"unknown retrieval mode {mode!r}")
-        dense = [r for r, _ in self.dense(query, max(k, self.dense_k), allowed, vector)]
-        sparse = [r for r, _ in self.bm25.top(query, max(k, self.bm25_k), allowed)]
-        fused = rrf_fuse(dense, sparse, self.rrf_k)[:k]
-        return [Hit(chunks[r], s, dense_rank=d, bm25_rank=b) for r, s, d, b in fused]
+        if k <= 0:
+            return Retrieved([], {})
+        f = filters if filters and filters.active else None
+        where = (f.source, f.date_from, f.date_to) if f else (None, None, None)
+        if mode != "bm25" and vector is None:
+            vector = self.embedder.encode([query])[0]
+        gen = self.store.generation()
+        extra = gen.passage_count_of(exclude_article) if exclude_article else 0
+        dense_k, lexical_k = max(k, self.dense_k) + extra, max(k, self.bm25_k) + extra
+        with gen.read(vector if mode != "bm25" else None, dense_k, where if f else None) as (view, dense):
+            lexical = view.lexical(query, lexical_k, *where) if mode != "dense" else []
+            if exclude_article:
+                owned = set(view.passage_ids_of(exclude_article))
+                dense = [d for d in dense if d[0] not in owned][: dense_k - extra]
+                lexical = [x for x in lexical if x[0] not in owned][: lexical_k - extra]
+            if mode == "dense":
+                ranked = [(pid, s, i + 1, None) for i, (pid, s) in enumerate(dense[:k])]
+            elif mode == "bm25":
+                ranked = [(pid, s, None, i + 1) for i, (pid, s) in enumerate(lexical[:k])]
+            else:
+                ranked = rrf_fuse([pid for pid, _ in dense], [pid for pid, _ in lexical], self.rrf_k)[:k]
+            chunks = view.passages([r[0] for r in ranked])
+            hits = [Hit(chunks[pid], s, dense_rank=d, bm25_rank=b) for pid, s, d, b in ranked if pid in chunks]
+            articles = view.articles([h.chunk.article_id for h in hits])
+        return Retrieved(hits, articles)

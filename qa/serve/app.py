@@ -8,16 +8,17 @@ import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from qa.serve.schemas import (
-    AddArticlesRequest, AddArticlesResponse, AnswerOut, ArticleFull, ArticleOut, AskRequest, AskResponse, Health,
+    AddArticlesRequest, AddArticlesResponse, AnswerOut, ArticleFull, ArticleOut, ArticlePage, AskRequest, AskResponse, Health,
 )
 from qa.config import MAX_QUESTION_CHARS, Settings
+from qa.index.store import IndexConflictError
 from qa.serve.guards import BodySizeLimit, Busy, ModelGate
 from qa.ingest.readers import ArticleTooLargeError, IngestError, IngestReport, make_article, parse_bytes
 from qa.pipeline import ArticleNotFoundError, QAPipeline, QuestionError
@@ -40,6 +41,9 @@ class AppState:
         self.pipeline: QAPipeline | None = None
         self.error: str | None = None
         self.gate = ModelGate(settings.max_concurrent_model_calls, settings.max_queued_requests)
+        # Writes have their own single thread and queue: a question never waits behind a write's
+        # embedding (the pipeline's writer steps aside while questions are answered).
+        self.write_gate = ModelGate(1, settings.max_queued_requests)
 
     def load(self, pipeline: QAPipeline | None = None) -> None:
         try:
@@ -53,7 +57,7 @@ class AppState:
                     log.warning("seed ingest: %s", warning)
             pipeline.warm_up()
             self.pipeline = pipeline
-            log.info("ready: %d articles", len(pipeline.articles()))
+            log.info("ready: %d articles", pipeline.counts().articles)
         except Exception as exc:  # reported on /healthz and /ask; the server stays up to say so
             log.exception("could not load the index or the models")
             self.error = str(exc)
@@ -116,6 +120,10 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
 
+    @app.exception_handler(IndexConflictError)
+    async def conflict(request: Request, exc: IndexConflictError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "2"})
@@ -148,8 +156,8 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
     @app.get("/healthz", response_model=Health)
     async def healthz() -> JSONResponse:
         if state.pipeline is not None:
-            data = state.pipeline.state.data
-            return JSONResponse(Health(status="ready", articles=len(data.articles), passages=len(data.chunks)).model_dump())
+            counts = state.pipeline.counts()
+            return JSONResponse(Health(status="ready", articles=counts.articles, passages=counts.passages).model_dump())
         status = "error" if state.error else "loading"
         return JSONResponse(Health(status=status, detail=state.error).model_dump(), status_code=503)
 
@@ -174,15 +182,17 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
             timing_ms=result.timing_ms,
         )
 
-    @app.get("/articles", response_model=list[ArticleOut])
-    async def list_articles() -> list[ArticleOut]:
-        articles = state.ready_pipeline().articles()
-        newest_first = sorted(sorted(articles, key=lambda a: a.title.lower()), key=lambda a: a.date or "", reverse=True)
-        return [_article_out(a) for a in newest_first]
+    @app.get("/articles", response_model=ArticlePage)
+    async def list_articles(offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500),
+                            q: str | None = Query(None, max_length=200, description="title or source contains this")
+                            ) -> ArticlePage:
+        """A page of the articles, newest first; `total` says how many match."""
+        page, total = state.ready_pipeline().articles(offset, limit, q.strip() if q else None)
+        return ArticlePage(articles=[_article_out(a) for a in page], total=total, offset=offset, limit=limit)
 
     @app.get("/articles/{article_id}", response_model=ArticleFull)
     async def get_article(article_id: str) -> ArticleFull:
-        article = state.ready_pipeline().state.data.articles.get(article_id)
+        article = state.ready_pipeline().article(article_id)
         if article is None:
             raise HTTPException(404, f"no article with id {article_id!r}")
         return ArticleFull(**_article_out(article).model_dump(), text=article.text)
@@ -192,7 +202,7 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
 
     def _add(pipeline: QAPipeline, articles: list[Article]) -> AddArticlesResponse:
         ids = pipeline.add_articles(articles)
-        return AddArticlesResponse(ids=ids, articles=len(pipeline.articles()))
+        return AddArticlesResponse(ids=ids, articles=pipeline.counts().articles)
 
     @app.post("/articles", response_model=AddArticlesResponse, status_code=201)
     async def add_articles(body: AddArticlesRequest) -> AddArticlesResponse:
@@ -204,7 +214,7 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
                                              source=a.source, url=a.url, max_chars=settings.max_article_chars))
             except IngestError as exc:
                 raise _too_large_or_invalid(exc, f"articles[{n}]: ") from exc
-        return await state.gate.run(_add, pipeline, articles)
+        return await state.write_gate.run(_add, pipeline, articles)
 
     @app.post("/articles/file", response_model=AddArticlesResponse, status_code=201,
               summary="Add articles from one file's bytes (text, Markdown, HTML or JSONL, by Content-Type)")
@@ -226,13 +236,13 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
                 raise HTTPException(422, "; ".join(report.warnings) or "no articles in the file")
             return _add(pipeline, report.articles)
 
-        return await state.gate.run(parse_and_add)
+        return await state.write_gate.run(parse_and_add)
 
     @app.delete("/articles/{article_id}", status_code=204)
     async def delete_article(article_id: str) -> None:
         pipeline = state.ready_pipeline()
         try:
-            await state.gate.run(pipeline.delete_article, article_id)
+            await state.write_gate.run(pipeline.delete_article, article_id)
         except ArticleNotFoundError as exc:
             raise HTTPException(404, f"no article with id {article_id!r}") from exc
 

@@ -66,6 +66,13 @@ class ArticleOut(BaseModel):
     url: str | None
 
 
+class ArticlePage(BaseModel):
+    articles: list[ArticleOut]
+    total: int = Field(..., description="articles in the index")
+    offset: int
+    limit: int
+
+
 class ArticleFull(ArticleOut):
     text: str
 

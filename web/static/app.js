@@ -153,17 +153,29 @@
   }
 
   // ---- articles panel -------------------------------------------------------------------------
+  // The archive can hold a million articles: the list is fetched a page at a time, and the
+  // filter asks the server rather than searching what happens to be loaded.
+  const PAGE_SIZE = 50;
   let articles = [];
+  let articlesTotal = 0;
+  let articlesQuery = "";
+  const articlesMore = el("button", { type: "button", class: "articles-more", text: "Show more" });
+  articlesMore.hidden = true;
+  articlesList.after(articlesMore);
 
-  async function loadArticles() {
-    articlesCount.textContent = "(loading…)";
+  async function loadArticles(append = false) {
+    if (!append) articlesCount.textContent = "(loading…)";
+    const params = new URLSearchParams({ offset: String(append ? articles.length : 0), limit: String(PAGE_SIZE) });
+    if (articlesQuery) params.set("q", articlesQuery);
     try {
-      const res = await fetch("/articles", { cache: "no-store", headers: { Accept: "application/json" } });
+      const res = await fetch("/articles?" + params, { cache: "no-store", headers: { Accept: "application/json" } });
       if (!res.ok) throw new Error(await errorDetail(res));
       const data = await res.json();
-      articles = Array.isArray(data) ? data : [];
-      articlesCount.textContent = String(articles.length);
-      articlesCount.setAttribute("aria-label", articles.length + (articles.length === 1 ? " article" : " articles"));
+      const page = Array.isArray(data.articles) ? data.articles : [];
+      articles = append ? articles.concat(page) : page;
+      articlesTotal = Number(data.total) || 0;
+      articlesCount.textContent = String(articlesTotal);
+      articlesCount.setAttribute("aria-label", articlesTotal + (articlesTotal === 1 ? " article" : " articles"));
       articlesFilter.disabled = false;
       renderArticles();
     } catch (err) {
@@ -173,12 +185,8 @@
   }
 
   function renderArticles() {
-    const q = articlesFilter.value.trim().toLowerCase();
     const frag = document.createDocumentFragment();
-    let shown = 0;
     for (const a of articles) {
-      if (q && !titleOf(a).toLowerCase().includes(q) && !String(a.source || "").toLowerCase().includes(q)) continue;
-      shown++;
       const meta = [dateNode(a.date), a.source ? el("span", { class: "src", text: a.source }) : null].filter(Boolean);
       const metaLine = el("span", { class: "meta" });
       meta.forEach((m, i) => {
@@ -188,10 +196,20 @@
       frag.append(el("li", { "data-id": a.id }, [articleLink(a, "article-title"), meta.length ? metaLine : null]));
     }
     articlesList.replaceChildren(frag);
-    articlesEmpty.hidden = shown > 0 || articles.length === 0;
+    articlesEmpty.hidden = articles.length > 0 || !articlesQuery;
+    articlesMore.hidden = articles.length >= articlesTotal;
+    articlesMore.textContent = "Show more (" + (articlesTotal - articles.length) + " left)";
   }
 
-  articlesFilter.addEventListener("input", renderArticles);
+  let filterTimer = null;
+  articlesFilter.addEventListener("input", () => {
+    clearTimeout(filterTimer);
+    filterTimer = setTimeout(() => {
+      articlesQuery = articlesFilter.value.trim();
+      loadArticles(false);
+    }, 250);
+  });
+  articlesMore.addEventListener("click", () => loadArticles(true));
 
   // Open the list beside the chat on wide screens; behind its toggle on phones.
   const wide = window.matchMedia("(min-width: 900px)");

@@ -1,0 +1,337 @@
+"""The archive's source of truth: one SQLite database per index generation.
+
+Tables
+    meta      key/value: format version, the spec the vectors depend on, the change sequence number
+    articles  one row per article (the only copy of its text)
+    passages  id (stable, never reused), article id and character offsets: the text is
+              articles.text[start:end], never copied
+    vectors   a passage's float32 embedding (the FAISS index is derived from these)
+    changes   the log of passage ids added (+1) and removed (-1), numbered by seq; a process
+              brings its in-memory FAISS index up to date by replaying it
+    passage_fts  FTS5 over passage texts (contentless: the text is not stored twice;
+              Unicode-aware, diacritics folded, Porter-stemmed)
+
+Every write is one SQLite transaction (WAL, synchronous=FULL), so a crash leaves the state from
+before or after it, and readers in any thread or process read one consistent snapshot while a
+write goes on. Costs, n = passages in the archive, m = passages changed: add or delete O(m log n);
+a lexical query O(postings of its terms); a lookup of passages or articles by id O(log n) each.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.types import Article, Chunk
+
+FORMAT_VERSION = 2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL,
+    date TEXT, source TEXT, url TEXT
+);
+CREATE INDEX IF NOT EXISTS articles_by_date ON articles (date DESC, title COLLATE NOCASE);
+CREATE TABLE IF NOT EXISTS passages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    article_id TEXT NOT NULL REFERENCES articles (id),
+    start INTEGER NOT NULL CHECK (start >= 0),
+    "end" INTEGER NOT NULL CHECK ("end" > start)
+);
+CREATE INDEX IF NOT EXISTS passages_by_article ON passages (article_id);
+CREATE TABLE IF NOT EXISTS vectors (id INTEGER PRIMARY KEY, v BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, passage_id INTEGER NOT NULL, op INTEGER NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS passage_fts USING fts5 (
+    text, content='', tokenize='porter unicode61 remove_diacritics 2'
+);
+"""
+
+
+class StoreError(RuntimeError):
+    """The database cannot be read as an index (wrapped into the store's errors by the caller)."""
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """What the vectors and passages depend on; an index is only usable under the same spec."""
+
+    embedder: str
+    dim: int
+    chunk_size: int
+    chunk_overlap: int
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode: transactions are explicit (BEGIN / COMMIT)."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=60)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: a write acknowledged to the user is on disk, not only in the OS cache.
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def create(conn: sqlite3.Connection, spec: IndexSpec) -> None:
+    conn.executescript(_SCHEMA)
+    with transaction(conn):
+        put_meta(conn, "format_version", FORMAT_VERSION)
+        put_meta(conn, "spec", asdict(spec))
+        put_meta(conn, "seq", 0)
+        put_meta(conn, "counts", {"articles": 0, "passages": 0})
+
+
+class transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> None:
+        self.conn, self.mode = conn, mode
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute(f"BEGIN {self.mode}")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def get_meta(conn: sqlite3.Connection, key: str):
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    if row is None:
+        raise StoreError(f"meta key {key!r} is missing")
+    return json.loads(row[0])
+
+
+def put_meta(conn: sqlite3.Connection, key: str, value) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+
+def read_spec(conn: sqlite3.Connection) -> tuple[int, IndexSpec]:
+    return int(get_meta(conn, "format_version")), IndexSpec(**get_meta(conn, "spec"))
+
+
+def _article(row: Sequence) -> Article:
+    return Article(id=row[0], title=row[1], text=row[2], date=row[3], source=row[4], url=row[5])
+
+
+_ARTICLE_COLUMNS = "id, title, text, date, source, url"
+
+
+# ---- writes (inside a transaction) ---------------------------------------------------------------
+def _log(conn: sqlite3.Connection, ids: Iterable[int], op: int) -> None:
+    conn.executemany("INSERT INTO changes (passage_id, op) VALUES (?, ?)", ((i, op) for i in ids))
+
+
+def delete_articles(conn: sqlite3.Connection, article_ids: Iterable[str]) -> int:
+    """Remove articles and their passages; returns how many articles existed."""
+    removed = 0
+    for aid in article_ids:
+        row = conn.execute("SELECT text FROM articles WHERE id = ?", (aid,)).fetchone()
+        if row is None:
+            continue
+        text = row[0]
+        passages = conn.execute('SELECT id, start, "end" FROM passages WHERE article_id = ?', (aid,)).fetchall()
+        # A contentless FTS5 row is deleted by giving back the text it was indexed with.
+        conn.executemany("INSERT INTO passage_fts (passage_fts, rowid, text) VALUES ('delete', ?, ?)",
+                         ((pid, text[s:e]) for pid, s, e in passages))
+        conn.executemany("DELETE FROM vectors WHERE id = ?", ((pid,) for pid, _, _ in passages))
+        conn.execute("DELETE FROM passages WHERE article_id = ?", (aid,))
+        conn.execute("DELETE FROM articles WHERE id = ?", (aid,))
+        _log(conn, (pid for pid, _, _ in passages), -1)
+        _bump_counts(conn, -1, -len(passages))
+        removed += 1
+    return removed
+
+
+def insert_article(conn: sqlite3.Connection, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray) -> list[int]:
+    """Insert one article (replace it first if its id exists) with its passages and their vectors."""
+    delete_articles(conn, [article.id])
+    a = article
+    conn.execute(f"INSERT INTO articles ({_ARTICLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                 (a.id, a.title, a.text, a.date, a.source, a.url))
+    ids = []
+    for chunk, vector in zip(chunks, vectors, strict=True):
+        if a.text[chunk.start:chunk.end] != chunk.text:
+            raise StoreError(f"passage {chunk.start}-{chunk.end} does not match article {a.id!r}")
+        cur = conn.execute('INSERT INTO passages (article_id, start, "end") VALUES (?, ?, ?)', (a.id, chunk.start, chunk.end))
+        pid = int(cur.lastrowid)
+        conn.execute("INSERT INTO vectors (id, v) VALUES (?, ?)", (pid, np.ascontiguousarray(vector, np.float32).tobytes()))
+        conn.execute("INSERT INTO passage_fts (rowid, text) VALUES (?, ?)", (pid, chunk.text))
+        ids.append(pid)
+    _log(conn, ids, +1)
+    _bump_counts(conn, +1, len(ids))
+    return ids
+
+
+def _bump_counts(conn: sqlite3.Connection, articles: int, passages: int) -> None:
+    counts = get_meta(conn, "counts")
+    put_meta(conn, "counts", {"articles": counts["articles"] + articles, "passages": counts["passages"] + passages})
+
+
+def finish_write(conn: sqlite3.Connection) -> int:
+    """Record the write's sequence number (the last change's); returns it."""
+    row = conn.execute("SELECT max(seq) FROM changes").fetchone()
+    seq = int(row[0] or 0)
+    put_meta(conn, "seq", seq)
+    return seq
+
+
+# ---- reads ---------------------------------------------------------------------------------------
+def counts(conn: sqlite3.Connection) -> tuple[int, int]:
+    c = get_meta(conn, "counts")
+    return int(c["articles"]), int(c["passages"])
+
+
+def article(conn: sqlite3.Connection, article_id: str) -> Article | None:
+    row = conn.execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id = ?", (article_id,)).fetchone()
+    return None if row is None else _article(row)
+
+
+def articles(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, Article]:
+    out = {}
+    for aid in dict.fromkeys(ids):
+        a = article(conn, aid)
+        if a is not None:
+            out[aid] = a
+    return out
+
+
+def article_page(conn: sqlite3.Connection, offset: int, limit: int, contains: str | None = None) -> tuple[list[Article], int]:
+    """A page of articles newest first (undated last: NULL sorts lowest), then by title, and how
+    many there are. O(offset + limit) by walking the date index; `contains` (a case-insensitive
+    substring of the title or source) scans the articles' titles: O(articles)."""
+    where, args = "", []
+    if contains:
+        where = "WHERE instr(lower(title), ?) > 0 OR instr(lower(coalesce(source, '')), ?) > 0"
+        args = [contains.lower(), contains.lower()]
+    rows = conn.execute(
+        f"SELECT {_ARTICLE_COLUMNS} FROM articles {where} ORDER BY date DESC, title COLLATE NOCASE LIMIT ? OFFSET ?",
+        [*args, limit, offset],
+    ).fetchall()
+    total = counts(conn)[0] if not contains else conn.execute(f"SELECT count(*) FROM articles {where}", args).fetchone()[0]
+    return [_article(r) for r in rows], int(total)
+
+
+def iter_articles(conn: sqlite3.Connection, batch: int = 500) -> Iterable[Article]:
+    last = ""
+    while True:
+        rows = conn.execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id > ? ORDER BY id LIMIT ?", (last, batch)).fetchall()
+        if not rows:
+            return
+        yield from (_article(r) for r in rows)
+        last = rows[-1][0]
+
+
+def passage_ids_of(conn: sqlite3.Connection, article_id: str) -> list[int]:
+    return [r[0] for r in conn.execute("SELECT id FROM passages WHERE article_id = ?", (article_id,))]
+
+
+def passages(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, Chunk]:
+    """The passages with these ids that exist, with their text cut from their article.
+    Offsets are bounds-checked: a passage whose span does not fit its article is corruption."""
+    out: dict[int, Chunk] = {}
+    texts: dict[str, str] = {}
+    for pid in dict.fromkeys(ids):
+        row = conn.execute('SELECT article_id, start, "end" FROM passages WHERE id = ?', (int(pid),)).fetchone()
+        if row is None:
+            continue
+        aid, start, end = row
+        if aid not in texts:
+            a = conn.execute("SELECT text FROM articles WHERE id = ?", (aid,)).fetchone()
+            if a is None:
+                raise StoreError(f"passage {pid} belongs to a missing article {aid!r}")
+            texts[aid] = a[0]
+        if not 0 <= start < end <= len(texts[aid]):
+            raise StoreError(f"passage {pid} spans {start}-{end}, outside its article {aid!r} ({len(texts[aid])} characters)")
+        out[int(pid)] = Chunk(int(pid), aid, start, end, texts[aid][start:end])
+    return out
+
+
+def vectors(conn: sqlite3.Connection, ids: Sequence[int], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids that exist, their vectors)."""
+    found, rows = [], []
+    for pid in ids:
+        row = conn.execute("SELECT v FROM vectors WHERE id = ?", (int(pid),)).fetchone()
+        if row is not None:
+            found.append(int(pid))
+            rows.append(np.frombuffer(row[0], dtype=np.float32))
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+    return np.array(found, np.int64), np.vstack(rows).reshape(len(rows), dim)
+
+
+def iter_vectors(conn: sqlite3.Connection, dim: int, batch: int = 20_000) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """All (ids, vectors) in id order, a batch at a time (memory stays O(batch))."""
+    last = -1
+    while True:
+        rows = conn.execute("SELECT id, v FROM vectors WHERE id > ? ORDER BY id LIMIT ?", (last, batch)).fetchall()
+        if not rows:
+            return
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        yield ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        last = int(ids[-1])
+
+
+def changes_since(conn: sqlite3.Connection, seq: int, upto: int) -> tuple[list[int], list[int]]:
+    """(passage ids removed, passage ids added) by changes seq < s <= upto, in order."""
+    removed, added = [], []
+    for pid, op in conn.execute("SELECT passage_id, op FROM changes WHERE seq > ? AND seq <= ? ORDER BY seq", (seq, upto)):
+        (added if op > 0 else removed).append(int(pid))
+    return removed, added
+
+
+def allowed_passages(conn: sqlite3.Connection, source: str | None, date_from: str | None, date_to: str | None) -> np.ndarray:
+    """Ids of passages whose article matches the filters; O(matching passages)."""
+    where, args = _filter_sql(source, date_from, date_to)
+    rows = conn.execute(f"SELECT p.id FROM passages p JOIN articles a ON a.id = p.article_id WHERE {where}", args)
+    return np.fromiter((r[0] for r in rows), np.int64)
+
+
+def _filter_sql(source: str | None, date_from: str | None, date_to: str | None) -> tuple[str, list]:
+    clauses, args = ["1"], []
+    if source:
+        clauses.append("instr(lower(coalesce(a.source, '')), ?) > 0")
+        args.append(source.lower())
+    if date_from:
+        clauses.append("a.date >= ?")
+        args.append(date_from)
+    if date_to:
+        clauses.append("a.date <= ?")
+        args.append(date_to)
+    return " AND ".join(clauses), args
+
+
+# ---- lexical -------------------------------------------------------------------------------------
+def fts_terms(words: Sequence[str]) -> str:
+    """An FTS5 query OR-ing the words, each quoted so that no user text is read as query syntax."""
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def lexical_search(
+    conn: sqlite3.Connection,
+    words: Sequence[str],
+    k: int,
+    source: str | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+) -> list[tuple[int, float]]:
+    """Okapi BM25 (FTS5's bm25(), k1 1.2, b 0.75) top k (passage id, score), best first."""
+    if not words or k <= 0:
+        return []
+    query = fts_terms(words)
+    if source or date_from or date_to:
+        where, args = _filter_sql(source, date_from, date_to)
+        sql = (f"SELECT f.rowid, -bm25(passage_fts) AS s FROM passage_fts f JOIN passages p ON p.id = f.rowid "
+               f"JOIN articles a ON a.id = p.article_id WHERE passage_fts MATCH ? AND {where} ORDER BY s DESC, f.rowid LIMIT ?")
+        rows = conn.execute(sql, [query, *args, k])
+    else:
+        rows = conn.execute(
+            "SELECT rowid, -bm25(passage_fts) AS s FROM passage_fts WHERE passage_fts MATCH ? ORDER BY s DESC, rowid LIMIT ?",
+            (query, k),
+        )
+    return [(int(r[0]), float(r[1])) for r in rows]
