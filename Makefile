@@ -29,7 +29,7 @@ test: install browser
 	$(PY) -m pytest
 
 test-fast: install
-	$(PY) -m pytest -m "not real_models and not server and not browser"
+	$(PY) -m pytest -m "not real_models and not server and not browser and not wheel"
 
 bench: install
 	$(PY) -m bench.run_all --squad-dev ../shared/data/squad/dev-v1.1.json
