@@ -7,12 +7,12 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-fast browser bench clean
+.PHONY: install run test test-fast lint browser bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,lint]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -29,10 +29,16 @@ test: install browser
 	$(PY) -m pytest
 
 test-fast: install
-	$(PY) -m pytest -m "not real_models and not server and not browser"
+	$(PY) -m pytest -m "not real_models and not server and not browser and not wheel"
+
+# ruff (lint and format) and mypy, configured in pyproject.toml.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) -m bench.run_all --squad-dev ../shared/data/squad/dev-v1.1.json
 
 clean:
-	rm -rf $(VENV) index/v* index/CURRENT test-output eval-out
+	rm -rf $(VENV) index/v* index/CURRENT test-output eval-out .mypy_cache .ruff_cache

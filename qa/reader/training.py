@@ -11,7 +11,7 @@ Built for 2 CPU cores running for hours in the background:
   shipped reader with `--init` without repeating the questions it has already seen;
 - hard negatives: beside a share of its questions, each batch carries the passage of the same
   article that BM25 ranks highest for the question without holding its answer, labelled
-  [CLS]. Deployed, the reader reads five retrieved passages, most of them on topic and
+  [CLS]. Deployed, the reader reads the top retrieved passages (QA_READ_K: 10), most on topic and
   without the answer; trained on the gold paragraph alone it finds a confident span in each
   of them. With negatives it learns to put its mass on [CLS] there, which makes its span
   probabilities comparable across passages;

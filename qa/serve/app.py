@@ -6,7 +6,6 @@ import hmac
 import logging
 import threading
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,12 +21,12 @@ from qa.index.store import IndexConflictError
 from qa.serve.guards import BodySizeLimit, Busy, ModelGate
 from qa.ingest.readers import ArticleTooLargeError, IngestError, IngestReport, make_article, parse_bytes
 from qa.pipeline import ArticleNotFoundError, QAPipeline, QuestionError
+from qa.resources import WEB_DIR
 from qa.retrieval.hybrid import FilterError, Filters
 from qa.types import Answer, Article
 
 log = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 NO_ANSWER_MESSAGE = "I couldn't find that in the articles."
 CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})  # on /articles: admin token needed
 FILE_TYPES = {"text/plain": ".txt", "text/markdown": ".md", "text/html": ".html", "application/x-ndjson": ".jsonl", "application/jsonl": ".jsonl"}
