@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -20,6 +21,7 @@ from qa.answer.assemble import assemble
 from qa.answer.calibration import load_calibration
 from qa.ingest.chunking import Chunker
 from qa.config import MAX_QUESTION_CHARS, Settings
+from qa.errors import QAError
 from qa.index.embedding import Embedder, SentenceTransformerEmbedder
 from qa.retrieval.followup import retrieval_query
 from qa.index.store import IndexData, IndexSpec, IndexStore, empty_index, with_articles, without_articles
@@ -30,12 +32,18 @@ from qa.types import Answer, AnswerResult, Article, Chunk, Hit
 
 log = logging.getLogger(__name__)
 
-class ArticleNotFoundError(KeyError):
+class ArticleNotFoundError(QAError, KeyError):
     pass
 
 
-class QuestionError(ValueError):
+class QuestionError(QAError, ValueError):
     """A question that cannot be asked (empty, too long)."""
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether text has a character other than whitespace, controls and format characters
+    (NUL, zero-width space or joiner, BOM): a question of only those is an empty question."""
+    return any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
 
 
 @dataclass(frozen=True)
@@ -160,8 +168,8 @@ class QAPipeline:
 
     def check_question(self, question: str) -> str:
         question = " ".join(question.split())
-        if not question:
-            raise QuestionError("question is empty")
+        if not has_visible_text(question):
+            raise QuestionError("question is empty (no visible characters)")
         if len(question) > MAX_QUESTION_CHARS:
             raise QuestionError(f"question has {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
         return question

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.errors import QAError
 from qa.types import Article, Chunk
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ FILES = ("articles.jsonl", "chunks.jsonl", "dense.faiss")
 REBUILD_HINT = "rebuild it with: qa index --rebuild"
 
 
-class QAIndexError(RuntimeError):
+class QAIndexError(QAError, RuntimeError):
     """Base for index problems."""
 
 

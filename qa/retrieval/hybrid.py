@@ -7,13 +7,14 @@ from datetime import date
 
 import numpy as np
 
+from qa.errors import QAError
 from qa.index.lexical import BM25
 from qa.index.embedding import Embedder
 from qa.index.store import IndexData
 from qa.types import Hit
 
 
-class FilterError(ValueError):
+class FilterError(QAError, ValueError):
     """A filter that cannot be applied, e.g. a date that is not a date."""
 
 
