@@ -89,7 +89,8 @@ def read_until_closed(sock: socket.socket, limit_s: float, drip: bytes = b"") ->
     pytest.fail(f"the connection was still open after {limit_s} s; received {received[:200]!r}")
 
 
-def test_a_question_that_would_wait_too_long_is_refused_with_retry_after(serve):
+def test_a_question_that_would_wait_too_long_is_refused_with_retry_after(serve, caplog):
+    caplog.set_level(logging.INFO, logger="qa.access")
     reader = SlowReader(delay=0.3)
     server = serve(reader, max_queue_wait_s=1.0)
     gate = server.app.state.qa.gate
@@ -115,6 +116,8 @@ def test_a_question_that_would_wait_too_long_is_refused_with_retry_after(serve):
     # Nobody waited much past the limit plus their own question (slack for a loaded machine).
     assert max(answered) < 1.0 + 0.3 + 2.0, sorted(answered)
     assert gate.service_s == pytest.approx(0.3, abs=0.2)  # measured from the questions served
+    lines = [r.getMessage() for r in caplog.records if r.name == "qa.access"]
+    assert len([line for line in lines if '"POST /ask" 503' in line and line.endswith(" busy")]) == len(busy), lines
 
 
 def test_questions_of_clients_that_left_are_not_read_and_every_request_is_logged(serve, caplog):

@@ -19,7 +19,7 @@ from qa.ingest.readers import ArticleTooLargeError
 from qa.models import ModelNotFoundError
 from qa.pipeline import ArticleNotFoundError, QAPipeline
 from qa.serve.deps import AppState
-from qa.serve.guards import AccessLog, AdminOnly, BodySizeLimit, Busy, ClientGone
+from qa.serve.guards import OUTCOME, AccessLog, AdminOnly, BodySizeLimit, Busy, ClientGone
 from qa.serve.routers import articles, ask, pages
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _busy(request: Request, exc: Busy) -> JSONResponse:
+    request.scope[OUTCOME] = (None, "busy")
     return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after_s)})
 
 

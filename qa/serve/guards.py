@@ -9,6 +9,7 @@ import functools
 import hmac
 import logging
 import math
+import statistics
 import time
 from collections import deque
 from typing import Any, Awaitable, Callable, TypeVar
@@ -22,8 +23,10 @@ access_log = logging.getLogger("qa.access")
 
 CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ADMIN_CHECKED = "qa.admin_checked"  # key in the request's scope["state"]: AdminOnly let it through
-CLOSED_BY_SERVER = "qa.closed_by_server"  # scope key: (status, reason) when the connection layer cut a request off
-SERVICE_TIME_WEIGHT = 0.2  # weight of the newest question in the moving average of service times
+# Scope key: (status or None, outcome in words) for the access log, set by whoever knows better
+# than the status alone: the connection layer when it cut a request off, the busy handler.
+OUTCOME = "qa.outcome"
+SERVICE_TIMES_KEPT = 20  # the service time is the median of the last this many questions: one slow one does not skew it
 
 
 class Busy(Exception):
@@ -56,14 +59,13 @@ class ModelGate:
         self.max_wait_s = max_wait_s
         self._limiter: anyio.CapacityLimiter | None = None  # made in the event loop on first use
         self.inside = 0  # running and waiting
-        self.service_s: float | None = None  # moving average of a question's time in the models
+        self._service_times: deque[float] = deque(maxlen=SERVICE_TIMES_KEPT)
+        self.service_s: float | None = None  # how long a question holds the models (median of the last few)
 
     def observe(self, seconds: float) -> None:
         """Record how long one question held the models."""
-        if self.service_s is None:
-            self.service_s = seconds
-        else:
-            self.service_s += SERVICE_TIME_WEIGHT * (seconds - self.service_s)
+        self._service_times.append(seconds)
+        self.service_s = statistics.median(self._service_times)
 
     def expected_wait_s(self) -> float:
         """How long a request arriving now would wait for a slot (0 while one is free)."""
@@ -229,7 +231,7 @@ def _outcome(status: int | None, gone: bool) -> str:
     if status is None:
         return "no response"
     if status == 503:
-        return "busy"
+        return "unavailable"
     if status >= 500:
         return "error"
     return "refused" if status >= 400 else "ok"
@@ -237,7 +239,8 @@ def _outcome(status: int | None, gone: bool) -> str:
 
 class AccessLog:
     """One log line per request, whatever became of it: client, method, path, status, time,
-    and the outcome in words (ok, refused, busy, client gone, error)."""
+    and the outcome in words (ok, refused, busy, unavailable, client gone, error, or what
+    the layer that ended the request put in scope[OUTCOME])."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -268,6 +271,7 @@ class AccessLog:
             status = status or 500
             raise
         finally:
-            status, outcome = scope.get(CLOSED_BY_SERVER) or (status, _outcome(status, gone))
+            said_status, outcome = scope.get(OUTCOME) or (None, _outcome(status, gone))
+            status = said_status or status
             access_log.info('%s "%s %s" %s %.0f ms %s', _client_address(scope), scope.get("method"), scope.get("path"),
                             status or "-", 1000 * (time.perf_counter() - started), outcome)

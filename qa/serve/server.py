@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from qa.config import Settings
-from qa.serve.guards import CLOSED_BY_SERVER, access_log
+from qa.serve.guards import OUTCOME, access_log
 
 
 class ConnectionLimits:
@@ -76,7 +76,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             access_log.warning('%s "- -" 408 - %s', self._address, reason)
             self._reply_and_close(408, f"request {reason}")
             return
-        cycle.scope[CLOSED_BY_SERVER] = (408, reason)  # type: ignore[typeddict-unknown-key]  # for the access log
+        cycle.scope[OUTCOME] = (408, reason)  # type: ignore[typeddict-unknown-key]  # for the access log
         if not cycle.response_started:
             self._reply_and_close(408, f"request {reason}")
         cycle.disconnected = True  # the app now reads a disconnect, and what it sends is dropped
