@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 from bench.report import table, write_section
-from bench.server import running_server
 from qa.config import Settings
 from qa.eval.gold import load_gold
-from qa.eval.metrics import percentile
 from qa.models import configure_torch_threads
 from qa.pipeline import QAPipeline
+from qa.serve.process import ServerProcess
 
 GOLD = Path(__file__).resolve().parent.parent / "seeds" / "gold" / "news_gold.jsonl"
 
@@ -32,8 +31,9 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     questions = [q.question for q in load_gold(GOLD).questions]
-    with running_server() as (url, _):
-        with httpx.Client(base_url=url, timeout=60) as client:
+    with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp, \
+            ServerProcess(tmp, Path(tmp) / "server.log", timeout_s=600) as server:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
             for q in questions[:5]:
                 client.post("/ask", json={"question": q})  # warm-up
             http_ms, server_ms = [], []
@@ -59,9 +59,9 @@ def main() -> None:
                 reader_ms.append(1000 * (time.perf_counter() - t))
     result = {
         "requests": len(http_ms),
-        "http_p50_ms": round(statistics.median(http_ms), 1), "http_p95_ms": round(percentile(http_ms, 95), 1),
-        "server_total_p50_ms": round(statistics.median(server_ms), 1),
-        "reader_alone_p50_ms": round(statistics.median(reader_ms), 1),
+        "http_p50_ms": round(float(np.percentile(http_ms, 50)), 1), "http_p95_ms": round(float(np.percentile(http_ms, 95)), 1),
+        "server_total_p50_ms": round(float(np.percentile(server_ms, 50)), 1),
+        "reader_alone_p50_ms": round(float(np.percentile(reader_ms, 50)), 1),
     }
     result["ratio_http_to_reader"] = round(result["http_p50_ms"] / result["reader_alone_p50_ms"], 2)
     print(json.dumps(result))

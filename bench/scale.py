@@ -242,8 +242,10 @@ def real_embedding_costs(squad_train: str, questions: list[str]) -> dict:
 def ask_during_ingest(squad_train: str, n_articles: int) -> dict:
     import httpx
 
-    from bench.server import running_server
+    import tempfile
+
     from qa.eval.gold import load_gold
+    from qa.serve.process import ServerProcess
 
     root = Path(__file__).resolve().parent.parent
     gold = [q.question for q in load_gold(root / "seeds" / "gold" / "news_gold.jsonl").questions]
@@ -262,7 +264,9 @@ def ask_during_ingest(squad_train: str, n_articles: int) -> dict:
                 out.append(1000 * (time.perf_counter() - t))
         return out
 
-    with running_server({"QA_ADMIN_TOKEN": token}) as (url, _):
+    tmp = Path(tempfile.mkdtemp(prefix="qa-bench-scale-"))
+    with ServerProcess(tmp / "index", tmp / "server.log", token=token, timeout_s=900) as server:
+        url = server.url
         timed_questions(url, None, 1)  # warm
         idle = timed_questions(url, None, 2)
         done = threading.Event()
@@ -282,6 +286,7 @@ def ask_during_ingest(squad_train: str, n_articles: int) -> dict:
         writer.start()
         busy = timed_questions(url, done, 1000)
         writer.join()
+    shutil.rmtree(tmp, ignore_errors=True)
     return {"idle_p50": pct(idle, 50), "idle_p95": pct(idle, 95), "busy_p50": pct(busy, 50), "busy_p95": pct(busy, 95),
             "busy_n": len(busy), "ingested": added["n"], "ingest_s": round(added["s"], 1)}
 

@@ -132,11 +132,11 @@ def cmd_ask(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import uvicorn
-
     from qa.serve.app import create_app
+    from qa.serve.server import serve
 
-    uvicorn.run(create_app(_settings()), host=args.host, port=args.port, log_level="info")
+    settings = _settings()
+    serve(create_app(settings), settings, args.host, args.port)
     return 0
 
 
@@ -245,11 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from qa.errors import user_error_types
+    from qa.errors import QAError
 
     try:
         return args.func(args)
-    except user_error_types() as exc:
+    except (QAError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -7,6 +7,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qa.errors import QAError
+
 if TYPE_CHECKING:  # heavy imports stay lazy: the CLI's --help must not load torch
     from sentence_transformers import SentenceTransformer
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -17,7 +19,7 @@ BUNDLED_READER_DIR = Path(__file__).parent / "reader_model"
 EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-class ModelNotFoundError(RuntimeError):
+class ModelNotFoundError(QAError, RuntimeError):
     """A model folder is missing or incomplete; the message says how to get it."""
 
 

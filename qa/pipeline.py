@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -46,6 +47,12 @@ class ArticleNotFoundError(QAError, KeyError):
 
 class QuestionError(QAError, ValueError):
     """A question that cannot be asked (empty, too long)."""
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether text has a character other than whitespace, controls and format characters
+    (NUL, zero-width space or joiner, BOM): a question of only those is an empty question."""
+    return any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
 
 
 @dataclass(frozen=True)
@@ -212,8 +219,8 @@ class QAPipeline:
 
     def check_question(self, question: str) -> str:
         question = " ".join(question.split())
-        if not question:
-            raise QuestionError("question is empty")
+        if not has_visible_text(question):
+            raise QuestionError("question is empty (no visible characters)")
         if len(question) > MAX_QUESTION_CHARS:
             raise QuestionError(f"question has {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
         return question

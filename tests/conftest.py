@@ -8,7 +8,7 @@ import secrets
 import pytest
 
 pytest.register_assert_rewrite("tests.servers")
-from tests.servers import ServerProcess, SeedIndex  # noqa: E402
+from tests.servers import SeedIndex, start_server_process  # noqa: E402
 
 pytest_plugins = ["tests.servers"]
 
@@ -18,6 +18,6 @@ def live_server(seed_index: SeedIndex, tmp_path_factory: pytest.TempPathFactory)
     """A `qa serve` process over a copy of the seed index, with a random admin token.
     It has .url, .token, .log and .pid; stopped at the end of the session."""
     index_dir = seed_index.copy_to(tmp_path_factory.mktemp("live-index"))
-    server = ServerProcess(index_dir, secrets.token_urlsafe(24), name="live-server")
+    server = start_server_process(index_dir, secrets.token_urlsafe(24), name="live-server")
     yield server
     server.stop()

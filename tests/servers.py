@@ -1,20 +1,18 @@
 """Fixtures with the real parts: the seed index (built once per test session), a pipeline over
-it, and real `qa serve` processes."""
+it, real `qa serve` processes (started by qa.serve.process, as the benchmarks start theirs), and
+an in-process server over fake models for the fast tier's tests of the HTTP layer."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
+import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from qa.serve.process import ServerProcess, ServerStartError, free_port, health
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_OUTPUT = ROOT / "test-output"
@@ -32,79 +30,41 @@ class SeedIndex:
         return target
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _health(url: str) -> tuple[int, dict]:
+def start_server_process(index_dir: Path, token: str | None = None, env: dict[str, str] | None = None,
+                         name: str = "server") -> ServerProcess:
+    """A ready `qa serve` process (qa.serve.process), its log in test-output/; a failed start fails the test."""
     try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=5) as res:
-            return res.status, json.loads(res.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"{}")
-        except ValueError:
-            return exc.code, {}
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return 0, {}
+        return ServerProcess(index_dir, TEST_OUTPUT / f"{name}-{time.time_ns()}.log", token, env, SERVER_START_TIMEOUT_S)
+    except ServerStartError as exc:
+        pytest.fail(str(exc))
 
 
-class ServerProcess:
-    """`python -m qa.cli serve` on a free port, its output in test-output/; ready on return."""
+class InProcessServer:
+    """The app over fake models, served by the same uvicorn set-up as `qa serve`
+    (qa.serve.server.uvicorn_config) in a thread of the test process: real sockets, fast."""
 
-    def __init__(self, index_dir: Path, token: str | None, env: dict[str, str] | None = None, name: str = "server") -> None:
-        TEST_OUTPUT.mkdir(exist_ok=True)
-        self.port = _free_port()
+    def __init__(self, settings, pipeline) -> None:
+        import uvicorn
+
+        from qa.serve.app import create_app
+        from qa.serve.server import uvicorn_config
+
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.token = token
-        self.log = TEST_OUTPUT / f"{name}-{self.port}.log"
-        full_env = {**os.environ, "QA_INDEX_DIR": str(index_dir), "PYTHONUNBUFFERED": "1", **(env or {})}
-        full_env.pop("QA_ADMIN_TOKEN", None)
-        if token:
-            full_env["QA_ADMIN_TOKEN"] = token
-        self._log_file = open(self.log, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT, env=full_env, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
-        )
-        self.pid = self.proc.pid
-        self._wait_ready()
-
-    def _tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"server exited with {self.proc.returncode} before it was ready:\n{self._tail()}")
-            status, body = _health(self.url)
-            if status == 200:
-                return
-            if body.get("status") == "error":
+        self.app = create_app(settings, pipeline)
+        self.server = uvicorn.Server(uvicorn_config(self.app, settings, "127.0.0.1", self.port))
+        self.thread = threading.Thread(target=self.server.run, name="test-uvicorn", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while health(self.url)[0] != 200:
+            if time.monotonic() > deadline or not self.thread.is_alive():
                 self.stop()
-                pytest.fail(f"server could not load: {body.get('detail')}\n{self._tail()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"server not ready within {SERVER_START_TIMEOUT_S:.0f} s (last /healthz {status} {body}):\n{self._tail()}")
-            time.sleep(0.5)
-
-    def wait(self, timeout: float = 30) -> int:
-        code = self.proc.wait(timeout)
-        self._log_file.close()
-        return code
+                pytest.fail(f"in-process server not ready: {health(self.url)}")
+            time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(15)
-        self._log_file.close()
+        self.server.should_exit = True
+        self.thread.join(15)
 
 
 @pytest.fixture(scope="session")
@@ -136,7 +96,7 @@ def start_server():
     started: list[ServerProcess] = []
 
     def start(index_dir: Path, token: str | None = None, env: dict[str, str] | None = None) -> ServerProcess:
-        server = ServerProcess(index_dir, token, env)
+        server = start_server_process(index_dir, token, env)
         started.append(server)
         return server
 

@@ -73,6 +73,9 @@ HOSTILE = [
     ({"question": "ok?", "unknown": 1}, "unknown"),
     ({"question": "ok?", "filters": {"date_from": "yesterday"}}, "date_from"),
     ({"question": "ok?", "filters": {"date_from": "2021-02-30"}}, "date_from"),
+    ({"question": "ok?", "filters": {"date_to": "2021-01-01T00:00:00"}}, "date_to"),
+    ({"question": "ok?", "filters": {"date_to": 1609459200}}, "date_to"),
+    ({"question": "\u200b\x00"}, "empty"),
     ({"question": "ok?", "history": "not a list"}, "history"),
     ([1, 2, 3], "body"),
 ]
@@ -126,6 +129,8 @@ def test_bad_uploads_are_refused_and_change_nothing(client, live_server):
         client.post("/articles", json={"articles": [{"title": "Big", "text": "word " * 420_001}]}, headers=h),  # 2.1M chars
         client.post("/articles", json={"articles": [{"title": "D", "text": "t", "date": "someday"}]}, headers=h),
         client.post("/articles", json={"articles": [{"title": "I", "text": "t", "id": "../etc/passwd"}]}, headers=h),
+        client.post("/articles", json={"articles": [{"title": "I", "text": "t", "id": ".."}]}, headers=h),
+        client.post("/articles", json={"articles": [{"title": "U", "text": "t", "url": "javascript:alert(1)"}]}, headers=h),
     ]
     assert cases[7].status_code == 413 and "limit" in cases[7].json()["detail"]  # over 2M characters, under 10 MB
     for r in cases:

@@ -1,5 +1,8 @@
-"""API behaviour that needs no real model: auth modes, loading state, the busy gate."""
+"""API behaviour that needs no real model: auth modes and their throttle, loading state, the
+busy gate, input checks, error statuses."""
 
+import json
+import logging
 import threading
 import time
 
@@ -9,10 +12,15 @@ from fastapi.testclient import TestClient
 
 from qa.serve.app import create_app
 from qa.config import Settings
-from qa.serve.guards import Busy, ModelGate
+from qa.serve.guards import Busy, FailureThrottle, ModelGate
 from qa.pipeline import QAPipeline
+from qa.types import Article
 
 from tests.fakes import FakeEmbedder, FakeReader
+
+
+TOKEN = "unit-test-token-0123456789"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def seeds(tmp_path):
@@ -77,7 +85,7 @@ def test_loading_and_failed_loading_answer_503(tmp_path):
 
 def test_model_gate_bounds_concurrency_and_refuses_beyond_the_queue():
     async def main():
-        gate = ModelGate(concurrent=1, queued=1)
+        gate = ModelGate(concurrent=1, queued=1, max_wait_s=60)
         release = threading.Event()
         running: list[str] = []
         results: list[str] = []
@@ -118,3 +126,198 @@ def test_body_limit_applies_to_chunked_bodies_too(tmp_path):
         assert r.status_code == 413 and "limit" in r.json()["detail"]
         ok = client.post("/ask", content=iter([b'{"question": ', b'"When does it expire?"}']), headers=json_type)
         assert ok.status_code == 200 and ok.json()["answers"][0]["text"] == "2021"
+
+
+def test_questions_are_refused_by_expected_wait_with_a_retry_after_from_the_service_time():
+    async def main():
+        gate = ModelGate(concurrent=1, queued=64, max_wait_s=3.0)
+        gate.observe(2.0)  # a question holds the models 2 s
+        release = threading.Event()
+
+        async def blocked(name):
+            return await gate.run(release.wait, 10, question=True)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(blocked, "running")
+            tg.start_soon(blocked, "waits 2 s")
+            for _ in range(500):
+                if gate.inside == 2:
+                    break
+                await anyio.sleep(0.01)
+            assert gate.expected_wait_s() == pytest.approx(4.0)
+            with pytest.raises(Busy) as refused:
+                await gate.run(release.wait, 10, question=True)  # would wait 4 s > 3 s
+            assert refused.value.retry_after_s == 4 and "would wait about 4 s" in str(refused.value)
+            assert gate.inside == 2  # refused at once, never queued
+            release.set()
+        assert gate.expected_wait_s() == 0 and await gate.run(len, "ok", question=True) == 2
+
+    anyio.run(main)
+
+
+def test_writes_are_never_refused_for_the_wait():
+    async def main():
+        gate = ModelGate(concurrent=1, queued=4, max_wait_s=0.1)
+        gate.observe(5.0)
+        release = threading.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: gate.run(release.wait, 10))
+            while gate.inside < 1:
+                await anyio.sleep(0.01)
+            with pytest.raises(Busy):
+                await gate.run(len, "q", question=True)
+            tg.start_soon(lambda: gate.run(len, "a write"))  # queued behind, not refused
+            while gate.inside < 2:
+                await anyio.sleep(0.01)
+            release.set()
+
+    anyio.run(main)
+
+
+def test_jsonl_upload_says_which_lines_were_skipped_and_why(tmp_path):
+    lines = [
+        {"id": "good1", "title": "One", "text": "The bridge opened in 2019."},
+        {"id": True, "text": "An id that is not a string."},
+        {"id": "..", "text": "An id that is a path segment."},
+        "not json at all",
+        {"id": "nourl", "text": "A script url.", "url": "javascript:alert(1)"},
+        {"id": "good2", "title": "Two", "text": "The tunnel opened in 2020."},
+    ]
+    body = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines).encode()
+    with app_client(tmp_path, admin_token=TOKEN) as client:
+        wait_ready(client)
+        r = client.post("/articles/file", content=body, headers={**ADMIN, "content-type": "application/x-ndjson"})
+        assert r.status_code == 201, r.text
+        out = r.json()
+        assert out["ids"] == ["good1", "good2"]
+        assert [s.split(": skipped: ")[0] for s in out["skipped"]] == ["upload:2", "upload:3", "upload:4", "upload:5"]
+        assert "must be a string" in out["skipped"][0] and "not . or .." in out["skipped"][1]
+        assert "http" in out["skipped"][3]
+        assert {a["id"] for a in client.get("/articles").json()["articles"]} >= {"good1", "good2"}
+
+
+def test_invisible_questions_datetimes_timestamps_and_script_urls_are_refused(tmp_path):
+    with app_client(tmp_path, admin_token=TOKEN) as client:
+        wait_ready(client)
+        for question in ["\x00\x00\x00", "\u200b\u200c\u200d\ufeff", " \x00 \u200b \n"]:
+            r = client.post("/ask", json={"question": question})
+            assert r.status_code == 422 and "empty" in r.json()["detail"], (question, r.text)
+        for bad in ["2021-01-01T00:00:00", 1609459200, "1609459200", "20210101", "2021-1-1"]:
+            r = client.post("/ask", json={"question": "When?", "filters": {"date_from": bad}})
+            assert r.status_code == 422 and "date_from" in r.json()["detail"], (bad, r.text)
+        ok = client.post("/ask", json={"question": "When does it expire?", "filters": {"date_from": "2000-01-01"}})
+        assert ok.status_code == 200
+        bad_date = client.post("/articles", json={"articles": [{"text": "t", "date": 1609459200}]}, headers=ADMIN)
+        assert bad_date.status_code == 422 and "date" in bad_date.json()["detail"]
+        r = client.post("/articles", json={"articles": [{"text": "t", "url": "javascript:alert(1)"}]}, headers=ADMIN)
+        assert r.status_code == 422 and r.json()["detail"].startswith("articles[0]: url must start with http")
+
+
+def test_stored_script_urls_are_not_served(tmp_path):
+    s = Settings(index_dir=tmp_path / "index", seeds_dir=seeds(tmp_path), no_answer_threshold=0.5)
+    pipeline = QAPipeline(s, FakeEmbedder(), FakeReader())
+    with TestClient(create_app(s, pipeline)) as client:
+        wait_ready(client)
+        # As an index written before ingest refused such urls would hold it.
+        pipeline.add_articles([Article("old", "Old", "Launched in 2011.", url="javascript:alert(1)")])
+        assert client.get("/articles/old").json()["url"] is None
+        assert all(a["url"] is None for a in client.get("/articles").json()["articles"])
+
+
+def test_wrong_tokens_are_throttled_per_client_address(tmp_path):
+    s = Settings(index_dir=tmp_path / "index", seeds_dir=seeds(tmp_path), no_answer_threshold=0.5, admin_token=TOKEN,
+                 max_auth_failures_per_minute=3)
+    app = create_app(s, QAPipeline(s, FakeEmbedder(), FakeReader()))
+    add = {"articles": [{"text": "Launch in 2031."}]}
+    with TestClient(app, client=("10.0.0.1", 5000)) as attacker, TestClient(app, client=("10.0.0.2", 5000)) as admin:
+        wait_ready(attacker)
+        for n in range(3):
+            assert attacker.post("/articles", json=add, headers={"Authorization": f"Bearer guess{n}"}).status_code == 401
+        throttled = attacker.post("/articles", json=add, headers={"Authorization": "Bearer guess3"})
+        assert throttled.status_code == 429 and 1 <= int(throttled.headers["retry-after"]) <= 60
+        # While throttled even the right token is refused from that address (no oracle) ...
+        assert attacker.post("/articles", json=add, headers=ADMIN).status_code == 429
+        assert attacker.delete("/articles/x", headers=ADMIN).status_code == 429
+        # ... and other addresses are not affected; reading needs no token at all.
+        assert admin.post("/articles", json=add, headers=ADMIN).status_code == 201
+        assert attacker.get("/articles").status_code == 200
+
+
+def test_the_throttle_forgets_failures_older_than_its_window():
+    now = [1000.0]
+    throttle = FailureThrottle(limit=2, window_s=60, clock=lambda: now[0])
+    throttle.failed("a")
+    now[0] += 30
+    throttle.failed("a")
+    assert throttle.wait_s("a") == pytest.approx(30) and throttle.wait_s("b") == 0
+    now[0] += 31
+    assert throttle.wait_s("a") == 0  # the first failure left the window
+    throttle.failed("a")
+    assert throttle.wait_s("a") == pytest.approx(29)
+
+
+def test_a_short_token_is_warned_about_at_start(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="qa.serve.app"):
+        create_app(Settings(index_dir=tmp_path / "index", admin_token="s3cret"))
+    assert "QA_ADMIN_TOKEN has 6 characters" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="qa.serve.app"):
+        create_app(Settings(index_dir=tmp_path / "index", admin_token=TOKEN))
+    assert "QA_ADMIN_TOKEN" not in caplog.text
+
+
+def test_another_process_writing_is_followed_and_a_write_it_blocks_is_409(tmp_path):
+    import fcntl
+
+    with app_client(tmp_path, admin_token=TOKEN, write_lock_timeout_s=0.3) as client:
+        wait_ready(client)
+        # Another process (qa ingest) writes the same index behind the server's back: the server
+        # sees it, and its own writes go on top of it.
+        s = Settings(index_dir=tmp_path / "index", seeds_dir=tmp_path / "seeds", no_answer_threshold=0.5)
+        other = QAPipeline(s, FakeEmbedder(), FakeReader())
+        other.load()
+        other.add_articles([Article("other", "Other", "Written in 2040 by another process.")])
+        assert client.get("/articles/other").status_code == 200
+        r = client.post("/articles", json={"articles": [{"id": "mine", "text": "Launch in 2031."}]}, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        # While another process holds the index for writing, a write answers 409 saying who.
+        with open(tmp_path / "index" / "LOCK", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            fh.write("pid 777 (qa ingest)")
+            fh.flush()
+            r = client.post("/articles", json={"articles": [{"text": "Launch in 2032."}]}, headers=ADMIN)
+            assert r.status_code == 409, r.text
+            assert "pid 777 (qa ingest)" in r.json()["detail"]
+            assert client.delete("/articles/mine", headers=ADMIN).status_code == 409
+        assert client.delete("/articles/mine", headers=ADMIN).status_code == 204
+
+
+def test_admin_routes_fail_closed_when_the_admin_middleware_is_missing(tmp_path):
+    from fastapi import FastAPI
+
+    from qa.serve.deps import AppState
+    from qa.serve.routers import articles
+
+    app = FastAPI()
+    app.state.qa = AppState(Settings(index_dir=tmp_path / "index", admin_token=TOKEN))
+    app.include_router(articles.router)  # no AdminOnly middleware in front
+    with TestClient(app) as client:
+        r = client.post("/articles", json={"articles": [{"text": "x"}]}, headers=ADMIN)
+        assert r.status_code == 401
+
+
+def test_user_errors_share_one_base():
+    from qa.errors import QAError
+    from qa.eval.gold import GoldFormatError
+    from qa.eval.squad import SquadFormatError
+    from qa.index.store import IndexConflictError
+    from qa.ingest.chunking import ChunkingError
+    from qa.ingest.readers import ArticleTooLargeError
+    from qa.models import ModelNotFoundError
+    from qa.pipeline import ArticleNotFoundError, QuestionError
+    from qa.retrieval.hybrid import FilterError
+
+    for cls in (GoldFormatError, SquadFormatError, IndexConflictError, ChunkingError, ArticleTooLargeError,
+                ModelNotFoundError, ArticleNotFoundError, QuestionError, FilterError):
+        assert issubclass(cls, QAError), cls
+    assert issubclass(QuestionError, ValueError) and issubclass(ArticleNotFoundError, KeyError)  # old catches still work

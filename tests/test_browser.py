@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -218,16 +219,22 @@ def test_loading_waiting_and_errors(page, live_server):
 def test_article_title_with_script_is_text(page, live_server):
     marker = "<script>window.__xss=1</script>"
     title = f"XSS probe {marker} title"
-    req = urllib.request.Request(
-        f"{live_server.url}/articles", method="POST",
-        data=json.dumps({"articles": [{
-            "id": "xss-probe", "title": title, "source": f"src {marker}", "url": "javascript:window.__xss=2",
-            "text": f"The probe article {marker} says the magic number is 4711. It exists only for a test.",
-        }]}).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {live_server.token}"},
-    )
-    with urllib.request.urlopen(req, timeout=120) as res:
-        assert res.status == 201
+    probe = {"id": "xss-probe", "title": title, "source": f"src {marker}", "url": "javascript:window.__xss=2",
+             "text": f"The probe article {marker} says the magic number is 4711. It exists only for a test."}
+
+    def post(article: dict) -> int:
+        req = urllib.request.Request(
+            f"{live_server.url}/articles", method="POST", data=json.dumps({"articles": [article]}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {live_server.token}"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=120) as res:
+                return res.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    assert post(probe) == 422  # a javascript: url is not stored
+    assert post({**probe, "url": None}) == 201
     try:
         open_ready(page, live_server.url)
         page.reload()
@@ -238,8 +245,7 @@ def test_article_title_with_script_is_text(page, live_server):
         expect(item).to_have_count(1)
         expect(item.locator(".article-title")).to_have_text(title)
         expect(item).to_contain_text("<script>")
-        # A javascript: url is not made a link.
-        expect(item.locator("a")).to_have_count(0)
+        expect(item.locator("a")).to_have_count(0)  # no url, no link
         assert page.evaluate("typeof window.__xss") == "undefined"
         assert page.locator("#articles-list script").count() == 0
 

@@ -1,17 +1,15 @@
 """A running server and the index on disk: other processes writing it, and a lost CURRENT."""
 
-import json
 import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import httpx
 import pytest
 
-from tests.servers import ROOT, TEST_OUTPUT, _free_port, _health
+from qa.serve.process import ROOT, free_port, health
+from tests.servers import TEST_OUTPUT
 
 pytestmark = [pytest.mark.server, pytest.mark.real_models]
 
@@ -42,7 +40,7 @@ def test_a_lost_current_pointer_is_reported_and_nothing_is_rebuilt_over_the_gene
     (generation,) = [g.name for g in index_dir.glob("g*")]
     size_before = (index_dir / generation / "store.sqlite").stat().st_size
     (index_dir / "CURRENT").unlink()
-    port = _free_port()
+    port = free_port()
     log = TEST_OUTPUT / f"lost-current-{port}.log"
     TEST_OUTPUT.mkdir(exist_ok=True)
     with open(log, "wb") as out:
@@ -52,7 +50,7 @@ def test_a_lost_current_pointer_is_reported_and_nothing_is_rebuilt_over_the_gene
             deadline = time.monotonic() + 300
             status, body = 0, {}
             while time.monotonic() < deadline:
-                status, body = _health(f"http://127.0.0.1:{port}")
+                status, body = health(f"http://127.0.0.1:{port}")
                 if body.get("status") in ("error", "ready"):
                     break
                 time.sleep(0.5)

@@ -3,7 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.ingest.readers import IngestError, clean_text, ingest_paths, is_boilerplate, make_article, parse_html, parse_markdown
+from qa.ingest.readers import (
+    IngestError, IngestReport, clean_text, ingest_paths, is_boilerplate, make_article, parse_bytes, parse_html, parse_markdown,
+)
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "articles" / "000_bdb2fb7eb406ee43.txt"
 BOILERPLATE = ["Loading ....", "Source link", "Please enter your comment!", "Please enter your name here"]
@@ -116,3 +118,32 @@ def test_jsonl_with_broken_lines_keeps_the_good_ones(tmp_path):
     report = ingest_paths([path])
     assert [a.id for a in report.articles] == ["c"]
     assert len(report.warnings) == 2 and all(str(path) in w for w in report.warnings)
+
+
+@pytest.mark.parametrize("bad_id", [True, 42, 1.5, ".", "..", " .. "])
+def test_ids_must_be_strings_and_not_path_segments(bad_id):
+    with pytest.raises(IngestError, match="article id"):
+        make_article("text", "t", id=bad_id)
+    assert make_article("text", "t", id=" a.b:c-1 ").id == "a.b:c-1"
+
+
+def test_jsonl_ids_are_never_stored_under_another_spelling(tmp_path):
+    path = tmp_path / "ids.jsonl"
+    path.write_text('{"id": true, "text": "one"}\n{"id": 7, "text": "two"}\n{"id": "..", "text": "three"}\n{"id": "ok", "text": "four"}\n')
+    report = ingest_paths([path])
+    assert [a.id for a in report.articles] == ["ok"]
+    assert [w.split(": skipped: ")[0] for w in report.warnings] == [f"{path}:1", f"{path}:2", f"{path}:3"]
+    assert "must be a string, got bool" in report.warnings[0]
+
+
+def test_only_http_urls_are_stored():
+    for url in ["javascript:alert(1)", "JavaScript:alert(1)", "data:text/html,<b>x</b>", "ftp://example.com/a", "/relative"]:
+        with pytest.raises(IngestError, match="url must start with http"):
+            make_article("text", "t", url=url)
+    assert make_article("text", "t", url="HTTPS://example.com/a").url == "HTTPS://example.com/a"
+    # A scraped page with a script url is still read; its url is dropped, not stored.
+    page = ('<html><head><meta property="og:url" content="javascript:alert(1)"><title>T</title></head>'
+            "<body><p>Body text of the page.</p></body></html>").encode()
+    report = IngestReport()
+    parse_bytes(page, ".html", "page.html", report)
+    assert report.articles[0].url is None and "Body text" in report.articles[0].text

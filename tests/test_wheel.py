@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT, TEST_OUTPUT, SeedIndex, _free_port, _health
+from qa.serve.process import free_port as _free_port
+from qa.serve.process import health as _health
+from tests.servers import ROOT, TEST_OUTPUT, SeedIndex
 
 pytestmark = [pytest.mark.wheel, pytest.mark.server]
 

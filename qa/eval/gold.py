@@ -6,11 +6,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.errors import QAError
 from qa.eval.squad import PARAGRAPH_SEPARATOR, SquadFormatError, article_paragraphs, load_squad
 from qa.types import Article
 
 
-class GoldFormatError(ValueError):
+class GoldFormatError(QAError, ValueError):
     """A malformed gold file; the message names the line or field."""
 
 

@@ -34,17 +34,6 @@ def f1_score(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) by linear interpolation, as numpy's default."""
-    ordered = sorted(values)
-    if not ordered:
-        raise ValueError("percentile of no values")
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def best_over_golds(metric, prediction: str, golds: list[str] | tuple[str, ...]) -> float:
     """The official rule: a prediction scores its best match against any reference answer."""
     return max((metric(prediction, g) for g in golds), default=0.0)

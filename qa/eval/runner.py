@@ -13,9 +13,11 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from qa.config import Settings
 from qa.eval.gold import GoldQuestion, GoldSet, load_gold
-from qa.eval.metrics import best_over_golds, exact_match, f1_score, normalize_answer, percentile
+from qa.eval.metrics import best_over_golds, exact_match, f1_score, normalize_answer
 from qa.pipeline import QAPipeline
 from qa.types import Hit
 
@@ -102,8 +104,8 @@ def summarise(results: list[QuestionResult], k: int) -> dict:
     summary["no_answer_recall"] = pct(len(correct_none), len(unanswerable))
     summary["no_answer_rate_on_answerable"] = pct(sum(1 for r in answerable if r.no_answer), len(answerable))
     lat = [r.latency_ms for r in results]
-    summary["latency_ms_p50"] = round(percentile(lat, 50), 1) if lat else None
-    summary["latency_ms_p95"] = round(percentile(lat, 95), 1) if lat else None
+    summary["latency_ms_p50"] = round(float(np.percentile(lat, 50)), 1) if lat else None
+    summary["latency_ms_p95"] = round(float(np.percentile(lat, 95)), 1) if lat else None
     misses: dict[str, int] = {}
     for r in results:
         if r.miss:

@@ -6,12 +6,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.errors import QAError
+
 
 # A SQuAD article as one document (`qa eval`, hard negatives): its paragraphs, blank-line separated.
 PARAGRAPH_SEPARATOR = "\n\n"
 
 
-class SquadFormatError(ValueError):
+class SquadFormatError(QAError, ValueError):
     """The file is not a SQuAD JSON file; the message names the field that is wrong."""
 
 

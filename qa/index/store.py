@@ -51,7 +51,7 @@ REBUILD_HINT = "rebuild it with: qa index --rebuild (this drops articles added s
 QUICK_CHECK_MAX_BYTES = 256 << 20  # larger databases are checked by `qa index --check`, not at every start
 
 
-class QAIndexError(QAError):
+class QAIndexError(QAError, RuntimeError):
     """Base for index problems."""
 
 

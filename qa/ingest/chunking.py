@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
+from qa.errors import QAError
 from qa.types import Article, Chunk
 
 
-class ChunkingError(ValueError):
+class ChunkingError(QAError, ValueError):
     """Chunking parameters that cannot work."""
 
 

@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterable
 
+from qa.errors import QAError
 from qa.types import Article
 
 TEXT_SUFFIXES = {".txt", ".text"}
@@ -25,7 +26,7 @@ JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
 
 
-class IngestError(ValueError):
+class IngestError(QAError, ValueError):
     """An article that cannot be ingested; the message says why."""
 
 
@@ -104,6 +105,29 @@ def _optional_text(value: object, field: str, limit: int) -> str | None:
     return value or None
 
 
+def check_article_id(value: object) -> str:
+    """An article id as given, or IngestError: a string (not a number or a boolean, which would be
+    stored under another spelling) of 1-128 letters, digits or _.:-, and not a path segment."""
+    if not isinstance(value, str):
+        raise IngestError(f"article id must be a string, got {type(value).__name__}")
+    value = value.strip()
+    if not re.fullmatch(ARTICLE_ID_PATTERN, value) or value in (".", ".."):
+        raise IngestError(f"article id {value!r} must be 1-128 letters, digits or _.:- (and not . or ..)")
+    return value
+
+
+def is_web_url(value: str) -> bool:
+    """http(s) only: a javascript: or data: url stored with an article would be served as a link."""
+    return value.lower().startswith(("http://", "https://"))
+
+
+def _web_url(value: object) -> str | None:
+    url = _optional_text(value, "url", MAX_URL_CHARS)
+    if url is not None and not is_web_url(url):
+        raise IngestError(f"url must start with http:// or https://, got {url[:40]!r}")
+    return url
+
+
 def _check_unicode(value: str, field: str) -> None:
     try:
         value.encode("utf-8")
@@ -135,9 +159,7 @@ def make_article(
     first_line = cleaned.split("\n", 1)[0]
     title = _optional_text(title, "title", MAX_TITLE_CHARS) or first_line[:120]
     if id is not None:
-        if not isinstance(id, (str, int)) or not re.fullmatch(ARTICLE_ID_PATTERN, str(id).strip()):
-            raise IngestError(f"article id {id!r} must be 1-128 letters, digits or _.:-")
-        id = str(id).strip()
+        id = check_article_id(id)
     iso = normalise_date(date)
     if date and iso is None:
         raise IngestError(f"date {date!r} is not an ISO date (yyyy-mm-dd)")
@@ -147,7 +169,7 @@ def make_article(
         text=cleaned,
         date=iso,
         source=_optional_text(source, "source", MAX_SOURCE_CHARS),
-        url=_optional_text(url, "url", MAX_URL_CHARS),
+        url=_web_url(url),
     )
 
 
@@ -309,10 +331,17 @@ def parse_bytes(raw: bytes, suffix: str, name: str, report: IngestReport, max_ch
             title[:MAX_TITLE_CHARS],
             date=normalise_date(meta.get("article:published_time")),
             source=(meta.get("og:site_name") or "")[:MAX_SOURCE_CHARS],
-            url=(meta.get("og:url") or meta.get("canonical") or "")[:MAX_URL_CHARS],
+            url=_page_url(meta),
             max_chars=max_chars,
         )
     )
+
+
+def _page_url(meta: dict[str, str]) -> str | None:
+    """A page's own url from its metadata, when it is an absolute http(s) url (else none:
+    a relative or script url in a scraped page is no reason to refuse its text)."""
+    url = " ".join((meta.get("og:url") or meta.get("canonical") or "").split())
+    return url if is_web_url(url) and len(url) <= MAX_URL_CHARS else None
 
 
 def read_file(path: Path, report: IngestReport, max_chars: int = 2_000_000) -> None:

@@ -1,42 +1,103 @@
-"""Guards for a server left running: a bounded gate around model calls, a body size limit."""
+"""Guards for a server left running, at the ASGI level: a gate around model calls bounded by
+expected wait, a body size limit, the admin check with a throttle on wrong tokens, and an
+access log line for every request. (Connection-level guards, before a request exists, are in
+qa/serve/server.py.)"""
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, TypeVar
+import hmac
+import logging
+import math
+import statistics
+import time
+from collections import deque
+from typing import Any, Awaitable, Callable, TypeVar
 
 import anyio
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 T = TypeVar("T")
+access_log = logging.getLogger("qa.access")
+
+CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ADMIN_CHECKED = "qa.admin_checked"  # key in the request's scope["state"]: AdminOnly let it through
+# Scope key: (status or None, outcome in words) for the access log, set by whoever knows better
+# than the status alone: the connection layer when it cut a request off, the busy handler.
+OUTCOME = "qa.outcome"
+SERVICE_TIMES_KEPT = 20  # the service time is the median of the last this many questions: one slow one does not skew it
 
 
-class Busy(RuntimeError):
-    """Too many requests are already waiting for the models."""
+class Busy(Exception):
+    """Too many requests are waiting for the models, or a question would wait too long."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ClientGone(Exception):
+    """The client disconnected while its question waited; the question is not run."""
 
 
 class ModelGate:
-    """Runs model work in worker threads, at most `concurrent` at once (2 cores: more would
-    only thrash), with at most `queued` more waiting; beyond that a request is refused at once
-    (503 + Retry-After) instead of piling up without bound.
+    """Runs model work in worker threads, at most `concurrent` at once (2 cores: more would only
+    thrash), with at most `queued` more waiting. A question is also refused (Busy, 503 +
+    Retry-After) when its expected wait, the work ahead of it times the measured service time,
+    is over `max_wait_s`: a client is told at once to come back rather than left waiting.
+    When a waiting question reaches the front, it is dropped if its client has gone.
+    Writes (adding, deleting articles) are never dropped or timed: they are rare and their
+    time depends on their size.
 
-    Admission is decided on the event loop, so a waiting request holds no thread: /healthz
-    and the page keep answering while questions queue."""
+    Admission is decided on the event loop, so a waiting request holds no thread: /healthz and
+    the page keep answering while questions queue."""
 
-    def __init__(self, concurrent: int, queued: int) -> None:
+    def __init__(self, concurrent: int, queued: int, max_wait_s: float) -> None:
         self._concurrent = concurrent
         self._capacity = concurrent + queued
+        self.max_wait_s = max_wait_s
         self._limiter: anyio.CapacityLimiter | None = None  # made in the event loop on first use
-        self.inside = 0
+        self.inside = 0  # running and waiting
+        self._service_times: deque[float] = deque(maxlen=SERVICE_TIMES_KEPT)
+        self.service_s: float | None = None  # how long a question holds the models (median of the last few)
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    def observe(self, seconds: float) -> None:
+        """Record how long one question held the models."""
+        self._service_times.append(seconds)
+        self.service_s = statistics.median(self._service_times)
+
+    def expected_wait_s(self) -> float:
+        """How long a request arriving now would wait for a slot (0 while one is free)."""
+        ahead = self.inside - self._concurrent + 1
+        if ahead <= 0 or self.service_s is None:
+            return 0.0
+        return ahead * self.service_s / self._concurrent
+
+    def _refuse(self, why: str) -> Busy:
+        # Retry-After: about when the work ahead now will be done.
+        retry_after = max(1, math.ceil(self.expected_wait_s()))
+        return Busy(f"the server is busy answering other questions ({why}); retry in {retry_after} s", retry_after)
+
+    async def run(self, fn: Callable[..., T], *args: Any, question: bool = False,
+                  client_gone: Callable[[], Awaitable[bool]] | None = None) -> T:
         if self.inside >= self._capacity:
-            raise Busy("the server is busy answering other questions; retry shortly")
+            raise self._refuse(f"{self.inside} requests ahead")
+        if question and self.expected_wait_s() > self.max_wait_s:
+            raise self._refuse(f"a question now would wait about {self.expected_wait_s():.0f} s, "
+                               f"the limit is {self.max_wait_s:g} s")
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self._concurrent)
         self.inside += 1
         try:
-            return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self._limiter)
+            async with self._limiter:
+                if question and client_gone is not None and await client_gone():
+                    raise ClientGone()
+                started = time.perf_counter()
+                result = await anyio.to_thread.run_sync(functools.partial(fn, *args))
+                if question:
+                    self.observe(time.perf_counter() - started)
+                return result
         finally:
             self.inside -= 1
 
@@ -57,7 +118,7 @@ class BodySizeLimit:
         length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > self.max_bytes:
-                await self._reject(send)
+                await self._reject(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
@@ -71,7 +132,7 @@ class BodySizeLimit:
                 break
             body += message.get("body", b"")
             if len(body) > self.max_bytes:
-                await self._reject(send)
+                await self._reject(scope, receive, send)
                 return
             if not message.get("more_body"):
                 break
@@ -86,8 +147,131 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, send: Send) -> None:
-        body = f'{{"detail":"request body over the limit of {self.max_bytes} bytes"}}'.encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await JSONResponse({"detail": f"request body over the limit of {self.max_bytes} bytes"}, 413)(scope, receive, send)
+
+
+class FailureThrottle:
+    """At most `limit` failures per client address in any `window_s`; an address at the limit
+    is refused until its oldest failure in the window ages out. Bounded memory: at most
+    MAX_ADDRESSES addresses are remembered (the oldest is forgotten first)."""
+
+    MAX_ADDRESSES = 10_000
+
+    def __init__(self, limit: int, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def wait_s(self, address: str) -> float:
+        """Seconds until `address` may try again (0: now)."""
+        failures = self._failures.get(address)
+        if failures is None or len(failures) < self.limit:
+            return 0.0
+        return max(0.0, failures[0] + self.window_s - self._clock())
+
+    def failed(self, address: str) -> None:
+        if address not in self._failures and len(self._failures) >= self.MAX_ADDRESSES:
+            del self._failures[next(iter(self._failures))]
+        self._failures.setdefault(address, deque(maxlen=self.limit)).append(self._clock())
+
+
+def _client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else "-"
+
+
+class AdminOnly:
+    """Changing requests under `prefix` need `Authorization: Bearer <token>`. Checked here,
+    before any route reads the body: an unauthenticated client cannot make the server parse
+    megabytes of JSON just to be told 401. Wrong tokens are throttled per client address
+    (429 + Retry-After), so the token cannot be guessed at thousands of tries a second."""
+
+    def __init__(self, app: ASGIApp, token: str | None, prefix: str, failures_per_minute: int) -> None:
+        self.app = app
+        self.token = token
+        self.prefix = prefix
+        self.throttle = FailureThrottle(failures_per_minute)
+
+    def _guarded(self, scope: Scope) -> bool:
+        path = scope.get("path", "")
+        return scope.get("method") in CHANGING_METHODS and (path == self.prefix or path.startswith(self.prefix + "/"))
+
+    def _refusal(self, scope: Scope) -> JSONResponse | None:
+        if not self.token:
+            return JSONResponse({"detail": "changing articles is disabled: the server has no QA_ADMIN_TOKEN set"}, 403)
+        address = _client_address(scope)
+        wait = self.throttle.wait_s(address)
+        if wait > 0:
+            retry_after = math.ceil(wait)
+            return JSONResponse({"detail": f"too many wrong tokens from {address}; retry in {retry_after} s"}, 429,
+                                headers={"Retry-After": str(retry_after)})
+        authorization = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            self.throttle.failed(address)
+            return JSONResponse({"detail": "missing or wrong token: send Authorization: Bearer <QA_ADMIN_TOKEN>"}, 401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self._guarded(scope):
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+            scope.setdefault("state", {})[ADMIN_CHECKED] = True
+        await self.app(scope, receive, send)
+
+
+def _outcome(status: int | None, gone: bool) -> str:
+    if gone or status == 499:
+        return "client gone"
+    if status is None:
+        return "no response"
+    if status == 503:
+        return "unavailable"
+    if status >= 500:
+        return "error"
+    return "refused" if status >= 400 else "ok"
+
+
+class AccessLog:
+    """One log line per request, whatever became of it: client, method, path, status, time,
+    and the outcome in words (ok, refused, busy, unavailable, client gone, error, or what
+    the layer that ended the request put in scope[OUTCOME])."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status: int | None = None
+        gone = False
+
+        async def watched_receive() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, watched_receive, watched_send)
+        except BaseException:
+            status = status or 500
+            raise
+        finally:
+            said_status, outcome = scope.get(OUTCOME) or (None, _outcome(status, gone))
+            status = said_status or status
+            access_log.info('%s "%s %s" %s %.0f ms %s', _client_address(scope), scope.get("method"), scope.get("path"),
+                            status or "-", 1000 * (time.perf_counter() - started), outcome)

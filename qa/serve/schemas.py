@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
 
 from qa.config import MAX_QUESTION_CHARS
-from qa.ingest.readers import ARTICLE_ID_PATTERN, MAX_SOURCE_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS
+from qa.ingest.readers import ARTICLE_ID_PATTERN, MAX_SOURCE_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS, is_web_url
+from qa.pipeline import has_visible_text
+from qa.retrieval.hybrid import Filters
+from qa.types import Answer, Article
 
 HistoryQuestion = Annotated[str, Field(max_length=MAX_QUESTION_CHARS)]
+
+
+def _yyyy_mm_dd(value: object) -> object:
+    # pydantic's date also takes datetimes at midnight and Unix timestamps; the API says yyyy-mm-dd.
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        return value  # a day that does not exist (2021-02-30) is refused by the date type after this
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    raise ValueError("must be a date as yyyy-mm-dd")
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_yyyy_mm_dd)]
 
 MAX_HISTORY_TURNS = 20
 
@@ -21,8 +37,13 @@ class Strict(BaseModel):
 
 class AskFilters(Strict):
     source: str | None = Field(None, max_length=200, description="only articles whose source contains this text")
-    date_from: dt.date | None = Field(None, description="only articles dated on or after (yyyy-mm-dd)")
-    date_to: dt.date | None = Field(None, description="only articles dated on or before (yyyy-mm-dd)")
+    date_from: IsoDate | None = Field(None, description="only articles dated on or after (yyyy-mm-dd)")
+    date_to: IsoDate | None = Field(None, description="only articles dated on or before (yyyy-mm-dd)")
+
+    def to_filters(self) -> Filters:
+        """Raises FilterError (a 422) for a date_from after date_to."""
+        return Filters(source=self.source, date_from=self.date_from.isoformat() if self.date_from else None,
+                       date_to=self.date_to.isoformat() if self.date_to else None)
 
 
 class Turn(Strict):
@@ -46,8 +67,8 @@ class AskRequest(Strict):
     @field_validator("question")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("question must not be empty or whitespace")
+        if not has_visible_text(value):
+            raise ValueError("question must not be empty, whitespace or invisible characters only")
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
@@ -65,6 +86,11 @@ class ArticleOut(BaseModel):
     source: str | None
     url: str | None
 
+    @classmethod
+    def from_article(cls, a: Article) -> "ArticleOut":
+        # An http(s) url only, even from an index written before ingest refused the others.
+        return cls(id=a.id, title=a.title, date=a.date, source=a.source, url=a.url if a.url and is_web_url(a.url) else None)
+
 
 class ArticlePage(BaseModel):
     articles: list[ArticleOut]
@@ -75,6 +101,10 @@ class ArticlePage(BaseModel):
 
 class ArticleFull(ArticleOut):
     text: str
+
+    @classmethod
+    def from_article(cls, a: Article) -> "ArticleFull":
+        return cls(**ArticleOut.from_article(a).model_dump(), text=a.text)
 
 
 class AnswerOut(BaseModel):
@@ -89,6 +119,12 @@ class AnswerOut(BaseModel):
     start: int = Field(..., description="answer start, a character offset into the article text")
     end: int = Field(..., description="answer end (exclusive): article.text[start:end] == text")
 
+    @classmethod
+    def from_answer(cls, a: Answer) -> "AnswerOut":
+        return cls(text=a.text, score=round(a.score, 4), confidence=None if a.confidence is None else round(a.confidence, 3),
+                   article=ArticleOut.from_article(a.article), passage=a.passage, passage_start=a.passage_start,
+                   start=a.start, end=a.end)
+
 
 class AskResponse(BaseModel):
     question: str
@@ -102,9 +138,9 @@ class ArticleIn(Strict):
     id: str | None = Field(None, pattern=ARTICLE_ID_PATTERN, description="stable id (default: a hash of the text)")
     title: str | None = Field(None, max_length=MAX_TITLE_CHARS)
     text: str = Field(..., min_length=1)
-    date: dt.date | None = None
+    date: IsoDate | None = None
     source: str | None = Field(None, max_length=MAX_SOURCE_CHARS)
-    url: str | None = Field(None, max_length=MAX_URL_CHARS)
+    url: str | None = Field(None, max_length=MAX_URL_CHARS, description="http:// or https:// only")
 
 
 class AddArticlesRequest(Strict):
@@ -114,6 +150,8 @@ class AddArticlesRequest(Strict):
 class AddArticlesResponse(BaseModel):
     ids: list[str]
     articles: int = Field(..., description="articles in the index after the addition")
+    skipped: list[str] = Field(default_factory=list, description="what was not added and why "
+                               "(a JSONL upload's bad lines, by line number)")
 
 
 class Health(BaseModel):

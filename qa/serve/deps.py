@@ -1,0 +1,103 @@
+"""What the routes share, and the FastAPI dependencies that hand it to them: the settings, the
+pipeline once it is ready (503 until then), and the gate around model calls."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from qa.config import Settings
+from qa.pipeline import QAPipeline
+from qa.serve.guards import ADMIN_CHECKED, ModelGate
+
+log = logging.getLogger(__name__)
+
+# Asked once at start, after the warm-up, to measure a question's service time before the first
+# user asks: the gate bounds waits by it from the first burst on (and by the median of the last
+# questions served after that).
+PROBE_QUESTION = "What happened, and when?"
+
+
+class AppState:
+    """The pipeline once loaded (or why loading failed), and the gate in front of its models."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pipeline: QAPipeline | None = None
+        self.error: str | None = None
+        self.gate = ModelGate(settings.max_concurrent_model_calls, settings.max_queued_requests, settings.max_queue_wait_s)
+        # Writes have their own single thread and queue: a question never waits behind a write's
+        # embedding (the pipeline's writer steps aside while questions are being answered).
+        self.write_gate = ModelGate(1, settings.max_queued_requests, settings.max_queue_wait_s)
+
+    def load(self, pipeline: QAPipeline | None = None) -> None:
+        try:
+            from qa.models import configure_torch_threads
+
+            configure_torch_threads(self.settings.threads)
+            pipeline = pipeline or QAPipeline(self.settings)
+            report = pipeline.load_or_build()
+            if report:
+                for warning in report.warnings:
+                    log.warning("seed ingest: %s", warning)
+            pipeline.warm_up()
+            started = time.perf_counter()
+            pipeline.ask(PROBE_QUESTION)
+            self.gate.observe(time.perf_counter() - started)
+            self.pipeline = pipeline
+            log.info("ready: %d articles; a question takes about %.0f ms", pipeline.counts().articles,
+                     1000 * (self.gate.service_s or 0))
+        except Exception as exc:  # reported on /healthz and /ask; the server stays up to say so
+            log.exception("could not load the index or the models")
+            self.error = str(exc)
+
+    def ready_pipeline(self) -> QAPipeline:
+        if self.pipeline is None:
+            detail = f"not ready: {self.error}" if self.error else "still loading the models and the index; try again shortly"
+            raise HTTPException(503, detail, headers={"Retry-After": "5"})
+        return self.pipeline
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.qa
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+def get_pipeline(state: StateDep) -> QAPipeline:
+    return state.ready_pipeline()
+
+
+def get_gate(state: StateDep) -> ModelGate:
+    return state.gate
+
+
+def get_write_gate(state: StateDep) -> ModelGate:
+    return state.write_gate
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+PipelineDep = Annotated[QAPipeline, Depends(get_pipeline)]
+GateDep = Annotated[ModelGate, Depends(get_gate)]
+WriteGateDep = Annotated[ModelGate, Depends(get_write_gate)]
+
+
+# The admin check itself runs as ASGI middleware (guards.AdminOnly), before the body is read; it
+# marks the request as checked. This dependency declares a route admin-only: it documents the
+# Bearer token in /docs and refuses a request the middleware did not check (a route mounted
+# outside its prefix, or an app built without it), so a mistake fails closed.
+_bearer = HTTPBearer(auto_error=False, description="QA_ADMIN_TOKEN of the server")
+
+
+def require_admin(request: Request, _: HTTPAuthorizationCredentials | None = Security(_bearer)) -> None:
+    if not request.scope.get("state", {}).get(ADMIN_CHECKED):
+        raise HTTPException(401, "this route needs the admin token, and the server did not check it", headers={"WWW-Authenticate": "Bearer"})

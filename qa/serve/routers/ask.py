@@ -1,0 +1,27 @@
+"""POST /ask: a question in, answers with their articles and offsets out."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from qa.serve.deps import GateDep, PipelineDep
+from qa.serve.schemas import AnswerOut, AskRequest, AskResponse
+
+router = APIRouter(tags=["ask"])
+
+NO_ANSWER_MESSAGE = "I couldn't find that in the articles."
+
+
+@router.post("/ask", response_model=AskResponse,
+             responses={503: {"description": "busy (Retry-After says when to come back) or still loading"}})
+async def ask(body: AskRequest, request: Request, pipeline: PipelineDep, gate: GateDep) -> AskResponse:
+    filters = body.filters.to_filters() if body.filters else None
+    result = await gate.run(pipeline.ask, body.question, body.top_k, filters, body.history_questions(),
+                            question=True, client_gone=request.is_disconnected)
+    return AskResponse(
+        question=result.question,
+        answers=[AnswerOut.from_answer(a) for a in result.answers],
+        no_answer=result.no_answer,
+        message=NO_ANSWER_MESSAGE if result.no_answer else None,
+        timing_ms=result.timing_ms,
+    )

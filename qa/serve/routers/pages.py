@@ -1,0 +1,30 @@
+"""What the chat page needs: the page itself and /healthz, which it polls until the models are
+loaded (its static files are mounted by the app)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.templating import Jinja2Templates
+
+from qa.config import MAX_QUESTION_CHARS
+from qa.resources import WEB_DIR
+from qa.serve.deps import StateDep
+from qa.serve.schemas import Health
+
+router = APIRouter()
+templates = Jinja2Templates(directory=WEB_DIR / "templates")
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def page(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "index.html", {"max_question_chars": MAX_QUESTION_CHARS})
+
+
+@router.get("/healthz", response_model=Health, tags=["health"])
+async def healthz(state: StateDep) -> JSONResponse:
+    if state.pipeline is not None:
+        counts = state.pipeline.counts()
+        return JSONResponse(Health(status="ready", articles=counts.articles, passages=counts.passages).model_dump())
+    status = "error" if state.error else "loading"
+    return JSONResponse(Health(status=status, detail=state.error).model_dump(), status_code=503)
