@@ -92,7 +92,7 @@ class AskResponse(BaseModel):
 
 
 class ArticleIn(Strict):
-    id: str | None = Field(None, pattern=ARTICLE_ID_PATTERN, description="stable id (default: a hash of the text)")
+    id: str | None = Field(None, pattern=ARTICLE_ID_PATTERN, description="stable id (default: a hash of the url if given, else of the text)")
     title: str | None = Field(None, max_length=MAX_TITLE_CHARS)
     text: str = Field(..., min_length=1)
     date: dt.date | None = None

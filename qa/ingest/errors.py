@@ -1,0 +1,9 @@
+"""Errors of the ingest stage."""
+
+
+class IngestError(ValueError):
+    """An article that cannot be ingested; the message says why."""
+
+
+class ArticleTooLargeError(IngestError):
+    """An article over the size limit (HTTP 413 rather than 422)."""
