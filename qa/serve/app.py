@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 
 from qa.serve.schemas import (
     AddArticlesRequest, AddArticlesResponse, AnswerOut, ArticleFull, ArticleOut, AskRequest, AskResponse, Health,
+    PeriodOut,
 )
 from qa.config import MAX_QUESTION_CHARS, Settings
 from qa.serve.guards import BodySizeLimit, Busy, ModelGate
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 NO_ANSWER_MESSAGE = "I couldn't find that in the articles."
+UNSURE_MESSAGE = "I'm not sure. The best candidates, with their sources:"
 CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})  # on /articles: admin token needed
 FILE_TYPES = {"text/plain": ".txt", "text/markdown": ".md", "text/html": ".html", "application/x-ndjson": ".jsonl", "application/jsonl": ".jsonl"}
 
@@ -163,14 +165,18 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
                 date_from=f.date_from.isoformat() if f and f.date_from else None,
                 date_to=f.date_to.isoformat() if f and f.date_to else None,
             )
-            result = await state.gate.run(pipeline.ask, body.question, body.top_k, filters, body.history_questions())
+            result = await state.gate.run(pipeline.ask, body.question, body.top_k, filters, body.history_turns())
         except (QuestionError, FilterError) as exc:
             raise HTTPException(422, str(exc)) from exc
+        period = result.period
         return AskResponse(
             question=result.question,
             answers=[_answer_out(a) for a in result.answers],
             no_answer=result.no_answer,
-            message=NO_ANSWER_MESSAGE if result.no_answer else None,
+            unsure=result.unsure,
+            newest_first=result.newest_first,
+            period=PeriodOut(date_from=period.date_from, date_to=period.date_to, phrase=period.phrase) if period else None,
+            message=NO_ANSWER_MESSAGE if result.no_answer else UNSURE_MESSAGE if result.unsure else None,
             timing_ms=result.timing_ms,
         )
 
