@@ -222,7 +222,8 @@ class QAPipeline:
         answers, no_answer = self.answer_from_hits(asked, hits, max(top_k, UNSURE_CANDIDATES), state.data.articles,
                                                    prefer_recent=prefer_recent)
         unsure = bool(answers) and self.calibration.unsure(answers[0].score)
+        reordered = bool(answers) and answers[0].score < max(a.score for a in answers)  # by date, not score
         t2 = time.perf_counter()
         timing = {"retrieve": round(1000 * (t1 - t0), 2), "read": round(1000 * (t2 - t1), 2), "total": round(1000 * (t2 - t0), 2)}
         return AnswerResult(question, answers if unsure else answers[:top_k], no_answer, query, hits, timing,
-                            unsure=unsure, period=period)
+                            unsure=unsure, newest_first=reordered, period=period)

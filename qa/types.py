@@ -71,9 +71,5 @@ class AnswerResult:
     hits: list[Hit] = field(default_factory=list)
     timing_ms: dict[str, float] = field(default_factory=dict)
     unsure: bool = False  # the best answer's calibrated confidence is below the cut: candidates, not an answer
-    period: "Period | None" = None  # the period read from the question and applied as a date filter
-
-    @property
-    def newest_first(self) -> bool:
-        """The first answer was put first for its article's date, not its score."""
-        return len(self.answers) > 1 and self.answers[0].score < max(a.score for a in self.answers)
+    newest_first: bool = False  # the first answer was put first for its article's date, not its score
+    period: Period | None = None  # the period read from the question and applied as a date filter

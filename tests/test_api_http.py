@@ -168,3 +168,20 @@ def test_a_question_at_the_length_limit_is_answered(client):
     history = client.post("/ask", json={"question": "When does it expire?", "history": ["x" * 1001]})
     assert history.status_code == 422 and "history" in history.json()["detail"]
     assert client.post("/ask", json={"question": "ok?", "top_k": True}).status_code == 422
+
+
+def test_doubt_periods_and_answers_in_history(client):
+    unsure = client.post("/ask", json={"question": "Where did the talks take place?", "top_k": 1}).json()
+    assert unsure["unsure"] is True and unsure["no_answer"] is False and "not sure" in unsure["message"]
+    assert unsure["answers"] and all(a["article"]["title"] for a in unsure["answers"])
+    sure = client.post("/ask", json={"question": "When does New START expire?"}).json()
+    assert sure["unsure"] is False and sure["message"] is None and sure["answers"][0]["article"]["date"] == "2019-05-14"
+    then = client.post("/ask", json={"question": "Who was the US secretary of state in 2015?"}).json()
+    assert then["period"] == {"date_from": "2015-01-01", "date_to": "2015-12-31", "phrase": "in 2015"}
+    assert then["answers"][0]["text"] == "John Kerry"
+    now = client.post("/ask", json={"question": "Who is the US secretary of state?"}).json()
+    assert now["newest_first"] is True and "Pompeo" in now["answers"][0]["text"]
+    r = client.post("/ask", json={"question": "What did he deny?", "history": [
+        {"question": "Who is the Russian foreign minister?", "answer": "Sergey V. Lavrov"}]})
+    assert r.status_code == 200
+    assert all(a["article"]["id"] == "a839dbc76190a423" for a in r.json()["answers"]), r.json()  # Lavrov's report
