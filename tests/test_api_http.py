@@ -1,5 +1,6 @@
 """The API over real HTTP, against a real `qa serve` process (see conftest.live_server)."""
 
+from pathlib import Path
 
 import httpx
 import pytest
@@ -117,7 +118,7 @@ def test_bad_uploads_are_refused_and_change_nothing(client, live_server):
     h = auth(live_server)
     cases = [
         client.post("/articles/file", content=b"\xff\xfe\x00\x01binary\x00", headers={**h, "content-type": "text/plain"}),
-        client.post("/articles/file", content="Caf\xe9 au lait".encode("latin-1"), headers={**h, "content-type": "text/plain"}),
+        client.post("/articles/file", content="Caf\xe9 au lait".encode("cp1252"), headers={**h, "content-type": "text/plain"}),  # a title, no text
         client.post("/articles/file", content=b"   ", headers={**h, "content-type": "text/plain"}),
         client.post("/articles/file", content=b"x", headers={**h, "content-type": "image/png"}),
         client.post("/articles", json={"articles": [{"title": "Empty", "text": ""}]}, headers=h),
@@ -151,7 +152,16 @@ def test_add_ask_and_delete_an_article(client, live_server):
         added.append(r.json()["ids"][0])
         stored = client.get(f"/articles/{added[1]}").json()
         assert "alert" not in stored["text"] and "Utopia Planitia" in stored["text"]
-        assert len(client.get("/articles").json()) == len(before) + 2
+        # A saved windows-1252 news page: the story, its JSON-LD date, none of the clutter.
+        page = (Path(__file__).parent / "data" / "news_page_cp1252.html").read_bytes()
+        r = client.post("/articles/file", content=page, headers={**h, "content-type": "text/html"})
+        assert r.status_code == 201
+        added.append(r.json()["ids"][0])
+        stored = client.get(f"/articles/{added[2]}").json()
+        assert stored["date"] == "2023-03-14" and "£48 million" in stored["text"] and "Comments" not in stored["text"]
+        bridge = client.post("/ask", json={"question": "How much did the Harbour Bridge repair cost?"}).json()
+        assert bridge["answers"][0]["article"]["id"] == added[2] and "48 million" in bridge["answers"][0]["text"]
+        assert len(client.get("/articles").json()) == len(before) + 3
         ask = client.post("/ask", json={"question": "From where was the Zephyr-9 probe launched?"}).json()
         assert ask["answers"][0]["text"] == "Kourou" and ask["answers"][0]["article"]["id"] == "zephyr"
     finally:

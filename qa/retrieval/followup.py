@@ -25,7 +25,7 @@ from typing import Sequence
 from qa.index.lexical import STOPWORDS, tokenize
 from qa.types import Turn
 
-MIN_CONTENT_WORDS = 4  # fewer, and no name or number: the question needs the conversation
+MIN_CONTENT_WORDS = 4  # fewer, and no name of its own: the question needs the conversation
 MAX_ADDED_WORDS = 16  # a long conversation must not drown the question
 
 _WORD = re.compile(r"[\w’'$%.-]*\w")

@@ -303,6 +303,7 @@
     }
     return el("article", { class: "card card-unsure", "aria-label": "Unsure: candidate answers" }, [
       el("p", { class: "unsure-title", text: data.message || "I'm not sure. The best candidates:" }),
+      data.newest_first ? el("p", { class: "note", text: "The newest article first: the question asks about the present." }) : null,
       periodNote(data.period),
       list,
     ]);
@@ -323,7 +324,7 @@
     const [best, ...others] = answers;
     const card = el("article", { class: "card card-answer", "aria-label": "Answer" }, [
       el("div", { class: "answer-head" }, [el("p", { class: "answer-text", text: best.text }), asOfNode(best.article), confidenceNode(best)]),
-      data.newest_first ? el("p", { class: "note", text: "From the newest article that answers: the question asks about the present." }) : null,
+      data.newest_first ? el("p", { class: "note", text: "The newest article first: the question asks about the present." }) : null,
       periodNote(data.period),
       sourceNode(best.article || {}),
       passageNode(best),
