@@ -12,7 +12,8 @@ the confident-wrong-answer trap users complain about.
 2. With it, the no-answer threshold that maximises the balanced accuracy: right answers given
    on the first case, abstentions on the second.
 3. The confidence curve: how often an answer with a given score was right, over both cases
-   (an answer to the unanswerable case is never right). This is what the chat page shows.
+   (an answer to the unanswerable case is never right). This is what the chat page shows;
+   below a confidence of 0.5 (wrong at least as often as right) an answer is shown as unsure.
 
 The questions are drawn from the odd positions of the dev file only, so that the end-to-end
 benchmark (`bench.e2e_squad --every 2`, the even positions) is measured on questions the
@@ -32,7 +33,7 @@ from tqdm import tqdm
 
 from bench.report import table, write_section
 from qa.answer.assemble import assemble
-from qa.answer.calibration import CALIBRATION_FILE, fit_confidence_curve
+from qa.answer.calibration import CALIBRATION_FILE, DEFAULT_UNSURE_BELOW, fit_confidence_curve
 from qa.config import Settings
 from qa.eval.gold import load_gold
 from qa.eval.metrics import best_over_golds, f1_score
@@ -40,6 +41,9 @@ from qa.models import BUNDLED_READER_DIR, configure_torch_threads
 from qa.pipeline import QAPipeline
 
 DISCOUNTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+UNSURE_METHOD = ("an answer is shown as unsure (with the other candidates) when its confidence on the curve is below "
+                 "0.5: answers scored so were wrong at least as often as right, so showing one as the answer misleads "
+                 "more often than it helps")
 
 
 def main() -> None:
@@ -112,6 +116,8 @@ def main() -> None:
         "confidence_curve": curve,
         "confidence_method": "answers of both cases sorted by score into 20 equal groups; each group's median "
                              "score and share right (F1>=0.5), pooled where the share would fall",
+        "unsure_below_confidence": DEFAULT_UNSURE_BELOW,
+        "unsure_method": UNSURE_METHOD,
     }
     (folder / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=1) + "\n")
     print(json.dumps(calibration, indent=1))

@@ -118,14 +118,21 @@ def cmd_search(args) -> int:
 def cmd_ask(args) -> int:
     pipeline = _pipeline()
     result = pipeline.ask(args.question, top_k=args.top_k, filters=_filters(args))
+    if result.period:
+        print(f"searching articles dated {result.period.date_from or '…'} to {result.period.date_to or '…'} "
+              f"(\"{result.period.phrase}\")")
     if result.no_answer:
         print("I couldn't find that in the articles.")
         return 0
+    if result.unsure:
+        print("I'm not sure. The best candidates, with their sources:")
+    elif result.newest_first:
+        print("The newest article first: the question asks about the present.")
     for rank, a in enumerate(result.answers, 1):
         confidence = "" if a.confidence is None else f", right {a.confidence:.0%} of the time in testing"
-        print(f"{rank}. {a.text}  (score {a.score:.2f}{confidence})")
-        print(f"   from: {a.article.title} ({a.article.date or 'no date'}"
-              f"{', ' + a.article.source if a.article.source else ''}) chars {a.start}-{a.end}")
+        print(f"{rank}. {a.text}  (as of {a.article.date or 'an unknown date'}; score {a.score:.2f}{confidence})")
+        print(f"   from: {a.article.title}{' (' + a.article.source + ')' if a.article.source else ''} "
+              f"chars {a.start}-{a.end}")
         if a.article.url:
             print(f"   {a.article.url}")
     return 0

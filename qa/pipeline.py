@@ -20,6 +20,7 @@ import numpy as np
 
 from qa.answer.assemble import assemble
 from qa.answer.calibration import load_calibration
+from qa.answer.recency import asks_about_present, newest_first
 from qa.config import MAX_QUESTION_CHARS, Settings
 from qa.errors import QAError
 from qa.index.dense import DenseSettings
@@ -30,12 +31,14 @@ from qa.ingest.chunking import Chunker
 from qa.ingest.readers import IngestReport, ingest_paths
 from qa.reader.extractive import ExtractiveReader
 from qa.retrieval.followup import retrieval_query
+from qa.retrieval.period import period_in
 from qa.retrieval.hybrid import Filters, Retrieved, Retriever
-from qa.types import Answer, AnswerResult, Article, Chunk, Hit
+from qa.types import Answer, AnswerResult, Article, Chunk, Hit, Turn
 
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 16  # passages embedded between two looks at whether questions are waiting
+UNSURE_CANDIDATES = 3  # answers shown when the best one is unsure, whatever top_k asked for
 YIELD_MAX_S = 1.0  # the longest a write steps aside per batch, so a stream of questions cannot starve it
 
 Batch = list[tuple[Article, list[Chunk], np.ndarray]]
@@ -231,37 +234,57 @@ class QAPipeline:
         retrieved: Retrieved,
         top_k: int | None = None,
         threshold: float | None = None,
+        prefer_recent: bool | None = None,
     ) -> tuple[list[Answer], bool]:
         """Read the passages retrieved and assemble answers (or no answer); `threshold`
-        overrides the no-answer threshold (evaluation looks below it)."""
+        overrides the no-answer threshold (evaluation looks below it). `prefer_recent` (default:
+        when the question is in the present tense) puts a newer article's answer first when it
+        answers about as surely (qa/answer/recency.py)."""
         top_k = top_k or self.settings.top_k
         hits = retrieved.hits
         # Read more candidates than asked for: merging duplicates removes some.
         spans = self.reader.read(question, [h.chunk.text for h in hits], n_best=max(10, 2 * top_k)) if hits else []
-        answers, no_answer = assemble(spans, hits, retrieved.articles, top_k, self.threshold if threshold is None else threshold,
-                                      self.calibration.rank_discount)
-        return [replace(a, confidence=self.calibration.confidence(a.score)) for a in answers], no_answer
+        threshold = self.threshold if threshold is None else threshold
+        answers, no_answer = assemble(spans, hits, retrieved.articles, len(spans), threshold, self.calibration.rank_discount)
+        if asks_about_present(question) if prefer_recent is None else prefer_recent:
+            answers = newest_first(self.reader, question, hits, answers, self.threshold)
+        return [replace(a, confidence=self.calibration.confidence(a.score)) for a in answers[:top_k]], no_answer
 
     def ask(
         self,
         question: str,
         top_k: int | None = None,
         filters: Filters | None = None,
-        history: Sequence[str] = (),
+        history: Sequence[str | Turn] = (),
     ) -> AnswerResult:
+        """Answer a question. `history`: the earlier turns, oldest first (follow-ups are
+        retrieved in their context); a period the question names ("in 2015", "as of 2019")
+        becomes a date filter unless `filters` has dates. When the best answer is unsure
+        (calibrated confidence below the cut), up to UNSURE_CANDIDATES candidates come back."""
         question = self.check_question(question)
+        top_k = top_k or self.settings.top_k
         with self._idle:
             self._questions_in_flight += 1
         try:
             t0 = time.perf_counter()
-            query = retrieval_query(question, history)
+            period = None if filters and (filters.date_from or filters.date_to) else period_in(question)
+            asked = question
+            if period:
+                filters = Filters(filters.source if filters else None, period.date_from, period.date_to)
+                asked = period.remove_from(question)
+            query = retrieval_query(asked, history)
             retrieved = self.retriever.retrieve(query, self.settings.read_k, filters)
             t1 = time.perf_counter()
-            answers, no_answer = self.answer_from_hits(question, retrieved, top_k)
+            prefer_recent = True if period and period.as_of else None
+            answers, no_answer = self.answer_from_hits(asked, retrieved, max(top_k, UNSURE_CANDIDATES),
+                                                       prefer_recent=prefer_recent)
             t2 = time.perf_counter()
         finally:
             with self._idle:
                 self._questions_in_flight -= 1
                 self._idle.notify_all()
+        unsure = bool(answers) and self.calibration.unsure(answers[0].score)
+        reordered = bool(answers) and answers[0].score < max(a.score for a in answers)  # by date, not score
         timing = {"retrieve": round(1000 * (t1 - t0), 2), "read": round(1000 * (t2 - t1), 2), "total": round(1000 * (t2 - t0), 2)}
-        return AnswerResult(question, answers, no_answer, query, retrieved.hits, timing)
+        return AnswerResult(question, answers if unsure else answers[:top_k], no_answer, query, retrieved.hits, timing,
+                            unsure=unsure, newest_first=reordered, period=period)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qa.retrieval.period import Period
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,14 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Turn:
+    """An earlier turn of a conversation: the question, and the answer given when known."""
+
+    question: str
+    answer: str | None = None
+
+
+@dataclass(frozen=True)
 class AnswerResult:
     question: str
     answers: list[Answer]
@@ -58,3 +70,6 @@ class AnswerResult:
     retrieval_query: str  # the question as sent to retrieval (follow-ups add context)
     hits: list[Hit] = field(default_factory=list)
     timing_ms: dict[str, float] = field(default_factory=dict)
+    unsure: bool = False  # the best answer's calibrated confidence is below the cut: candidates, not an answer
+    newest_first: bool = False  # the first answer was put first for its article's date, not its score
+    period: Period | None = None  # the period read from the question and applied as a date filter

@@ -1,5 +1,6 @@
 """The API over real HTTP, against a real `qa serve` process (see conftest.live_server)."""
 
+from pathlib import Path
 
 import httpx
 import pytest
@@ -120,7 +121,7 @@ def test_bad_uploads_are_refused_and_change_nothing(client, live_server):
     h = auth(live_server)
     cases = [
         client.post("/articles/file", content=b"\xff\xfe\x00\x01binary\x00", headers={**h, "content-type": "text/plain"}),
-        client.post("/articles/file", content="Caf\xe9 au lait".encode("latin-1"), headers={**h, "content-type": "text/plain"}),
+        client.post("/articles/file", content="Caf\xe9 au lait".encode("cp1252"), headers={**h, "content-type": "text/plain"}),  # a title, no text
         client.post("/articles/file", content=b"   ", headers={**h, "content-type": "text/plain"}),
         client.post("/articles/file", content=b"x", headers={**h, "content-type": "image/png"}),
         client.post("/articles", json={"articles": [{"title": "Empty", "text": ""}]}, headers=h),
@@ -156,7 +157,16 @@ def test_add_ask_and_delete_an_article(client, live_server):
         added.append(r.json()["ids"][0])
         stored = client.get(f"/articles/{added[1]}").json()
         assert "alert" not in stored["text"] and "Utopia Planitia" in stored["text"]
-        assert client.get("/articles").json()["total"] == before["total"] + 2
+        # A saved windows-1252 news page: the story, its JSON-LD date, none of the clutter.
+        page = (Path(__file__).parent / "data" / "news_page_cp1252.html").read_bytes()
+        r = client.post("/articles/file", content=page, headers={**h, "content-type": "text/html"})
+        assert r.status_code == 201
+        added.append(r.json()["ids"][0])
+        stored = client.get(f"/articles/{added[2]}").json()
+        assert stored["date"] == "2023-03-14" and "£48 million" in stored["text"] and "Comments" not in stored["text"]
+        bridge = client.post("/ask", json={"question": "How much did the Harbour Bridge repair cost?"}).json()
+        assert bridge["answers"][0]["article"]["id"] == added[2] and "48 million" in bridge["answers"][0]["text"]
+        assert client.get("/articles").json()["total"] == before["total"] + 3
         ask = client.post("/ask", json={"question": "From where was the Zephyr-9 probe launched?"}).json()
         assert ask["answers"][0]["text"] == "Kourou" and ask["answers"][0]["article"]["id"] == "zephyr"
     finally:
@@ -173,3 +183,20 @@ def test_a_question_at_the_length_limit_is_answered(client):
     history = client.post("/ask", json={"question": "When does it expire?", "history": ["x" * 1001]})
     assert history.status_code == 422 and "history" in history.json()["detail"]
     assert client.post("/ask", json={"question": "ok?", "top_k": True}).status_code == 422
+
+
+def test_doubt_periods_and_answers_in_history(client):
+    unsure = client.post("/ask", json={"question": "Where did the talks take place?", "top_k": 1}).json()
+    assert unsure["unsure"] is True and unsure["no_answer"] is False and "not sure" in unsure["message"]
+    assert unsure["answers"] and all(a["article"]["title"] for a in unsure["answers"])
+    sure = client.post("/ask", json={"question": "When does New START expire?"}).json()
+    assert sure["unsure"] is False and sure["message"] is None and sure["answers"][0]["article"]["date"] == "2019-05-14"
+    then = client.post("/ask", json={"question": "Who was the US secretary of state in 2015?"}).json()
+    assert then["period"] == {"date_from": "2015-01-01", "date_to": "2015-12-31", "phrase": "in 2015"}
+    assert then["answers"][0]["text"] == "John Kerry"
+    now = client.post("/ask", json={"question": "Who is the US secretary of state?"}).json()
+    assert now["newest_first"] is True and "Pompeo" in now["answers"][0]["text"]
+    r = client.post("/ask", json={"question": "What did he deny?", "history": [
+        {"question": "Who is the Russian foreign minister?", "answer": "Sergey V. Lavrov"}]})
+    assert r.status_code == 200
+    assert all(a["article"]["id"] == "a839dbc76190a423" for a in r.json()["answers"]), r.json()  # Lavrov's report

@@ -109,6 +109,30 @@ def test_chat_new_start_follow_up_and_no_answer(page, live_server):
     page.screenshot(path=str(TEST_OUTPUT / "chat-desktop.png"), full_page=True, animations="disabled", style=FULL_PAGE_STYLE)
 
 
+def test_dates_doubt_and_a_new_conversation(page, live_server):
+    open_ready(page, live_server.url)
+    expect(page.locator("#new-chat")).to_be_disabled()  # nothing to start over from yet
+    reply = ask(page, "When does New START expire?")
+    expect(reply.locator(".answer-head .as-of")).to_contain_text("as of")
+    expect(reply.locator(".answer-head .as-of time")).to_have_attribute("datetime", "2019-05-14")
+    # The example: the follow-up is searched with the conversation, and whatever the
+    # reader makes of it is not one bare answer in large type below the confidence cut.
+    follow_up = ask(page, "Where did the talks take place?")
+    expect(follow_up.locator(".answer-text")).to_have_count(0)
+    # Asked alone, "China" from an Airbus article comes back as candidates, each with its source.
+    expect(page.locator("#new-chat")).to_be_enabled()
+    page.click("#new-chat")
+    expect(page.locator("#log .msg")).to_have_count(0)
+    expect(page.locator("#welcome")).to_be_visible()
+    unsure = ask(page, "Where did the talks take place?")
+    expect(unsure.locator(".card-unsure .unsure-title")).to_contain_text("not sure")
+    candidates = unsure.locator(".candidate")
+    assert candidates.count() >= 1
+    expect(candidates.first.locator(".source")).to_be_visible()
+    expect(unsure.locator(".answer-text")).to_have_count(0)
+    page.screenshot(path=str(TEST_OUTPUT / "chat-unsure.png"), full_page=True, animations="disabled", style=FULL_PAGE_STYLE)
+
+
 def test_article_list(page, live_server):
     open_ready(page, live_server.url)
     expect(page.locator("#articles-count")).to_have_text(str(SEED_ARTICLES), timeout=30_000)

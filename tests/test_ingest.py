@@ -3,9 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.ingest.readers import (
-    IngestError, IngestReport, clean_text, ingest_paths, is_boilerplate, make_article, parse_bytes, parse_html, parse_markdown,
-)
+from qa.ingest.pages import parse_html, parse_markdown
+from qa.ingest.readers import IngestError, clean_text, ingest_paths, is_boilerplate, make_article, parse_bytes, IngestReport
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "articles" / "000_bdb2fb7eb406ee43.txt"
 BOILERPLATE = ["Loading ....", "Source link", "Please enter your comment!", "Please enter your name here"]
@@ -44,12 +43,24 @@ def test_bad_files_warn_by_name_and_the_rest_is_ingested(tmp_path):
     (tmp_path / "good.txt").write_text("Good title\nGood body.")
     (tmp_path / "empty.txt").write_text("   \n")
     (tmp_path / "binary.txt").write_bytes(b"\x89PNG\x00\x00\x01")
-    (tmp_path / "latin1.txt").write_bytes("Caf\xe9 title\nbody".encode("latin-1"))
+    (tmp_path / "latin1.jsonl").write_bytes('{"text": "Caf\xe9"}'.encode("latin-1"))
     report = ingest_paths([tmp_path])
     assert [a.title for a in report.articles] == ["Good title"]
     joined = "\n".join(report.warnings)
-    for name, reason in [("empty.txt", "empty"), ("binary.txt", "binary"), ("latin1.txt", "UTF-8")]:
+    for name, reason in [("empty.txt", "empty"), ("binary.txt", "binary"), ("latin1.jsonl", "UTF-8")]:
         assert name in joined and reason in joined
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "cp1251"])
+def test_text_files_in_legacy_encodings_are_decoded(tmp_path, encoding):
+    title = "Мост открыт" if encoding == "cp1251" else "Café reopens"
+    body = ("Владельцы кафе сказали, что торговля упала на треть, пока мост был закрыт." if encoding == "cp1251"
+            else "The owners said trade fell by a third while the bridge was shut, and the repair cost £48 million.")
+    (tmp_path / "old.txt").write_bytes(f"{title}\n\n{body}".encode(encoding))
+    report = ingest_paths([tmp_path])
+    assert report.warnings == []
+    (article,) = report.articles
+    assert (article.title, article.text) == (title, body)
 
 
 def test_jsonl_keeps_metadata_and_reports_bad_lines(tmp_path):
@@ -68,24 +79,93 @@ def test_jsonl_keeps_metadata_and_reports_bad_lines(tmp_path):
 
 
 def test_html_drops_scripts_and_navigation_and_reads_meta():
-    html = """<html><head><title>Site | Headline</title>
+    html = """<!doctype html><html><head><title>Site | Headline</title>
     <meta property="og:title" content="Headline">
     <meta property="article:published_time" content="2021-03-04T05:06:07Z">
     <meta property="og:site_name" content="Daily">
     <script>var x = "<p>not text</p>";</script><style>p{}</style></head>
     <body><nav>Home | World</nav><h1>Headline</h1><p>First &amp; real paragraph.</p>
     <p>Second <b>bold</b> one.</p><footer>Copyright</footer></body></html>"""
-    title, body, meta = parse_html(html)
-    assert title == "Headline"
-    assert "First & real paragraph." in body and "Second bold one." in body
-    assert "not text" not in body and "Home" not in body and "Copyright" not in body
-    assert meta["article:published_time"].startswith("2021-03-04")
+    page = parse_html(html)
+    assert page.title == "Headline"
+    assert "First & real paragraph." in page.body and "Second bold one." in page.body
+    assert "not text" not in page.body and "Home" not in page.body and "Copyright" not in page.body
+    assert (page.date, page.source) == ("2021-03-04", "Daily")
 
 
-def test_markdown_title_and_markup():
-    title, body = parse_markdown("# The **Big** News\n\nSee [the report](http://x) and *this*.\n\n## Part\n- item")
-    assert title == "The Big News"
-    assert "See the report and this." in body and "http" not in body and "#" not in body
+def test_markdown_is_rendered_then_read_as_html():
+    page = parse_markdown("# The **Big** News\n\nSee [the report](http://x) and *this*.\n\n## Part\n\n- item one\n- item `two`\n\n"
+                          "> A quote with **bold**.\n\n| Team | Score |\n|---|---|\n| Hawks | 3 |\n")
+    assert page.title == "The Big News"
+    assert page.body.split("\n\n") == ["See the report and this.", "Part", "item one", "item two",
+                                         "A quote with bold.", "Team Score", "Hawks 3"]
+    assert "http" not in page.body and "#" not in page.body and "*" not in page.body and "`" not in page.body
+    untitled = parse_markdown("Ceasefire holds\n\nThe truce held for a **second** day.")
+    assert (untitled.title, untitled.body) == ("Ceasefire holds", "The truce held for a second day.")
+
+
+NEWS_PAGE = Path(__file__).resolve().parent / "data" / "news_page_cp1252.html"
+
+
+def test_a_saved_news_page_keeps_the_story_and_loses_its_clutter():
+    """A windows-1252 page as scraped: cookie banner, share bars, related links, newsletter box,
+    comments, footer; its date only in JSON-LD."""
+    report = IngestReport()
+    parse_bytes(NEWS_PAGE.read_bytes(), ".html", "page", report)
+    (article,) = report.articles
+    assert article.title == "Harbour bridge reopens after two-year repair"
+    assert article.date == "2023-03-14"  # datePublished, not dateModified
+    assert article.source == "The Coastal Courier"
+    assert article.url == "https://www.coastalcourier.example/news/2023/03/harbour-bridge-reopens"
+    paragraphs = article.text.split("\n\n")
+    assert paragraphs[0].startswith("The Harbour Bridge in Porthaven reopened")
+    assert paragraphs[-1].startswith("The bridge will carry a weight limit of 18 tonnes")
+    assert len(paragraphs) == 5
+    # windows-1252 bytes decoded: pound signs, curly quotes, accents
+    assert "£48 million" in article.text and "“the end of a long, expensive chapter”" in article.text
+    assert "Tomás Reilly, who runs the Anchor Café" in article.text
+    for clutter in ["cookies", "Accept all", "Share this article", "WhatsApp", "Related", "Ferry fares frozen",
+                    "Council budget gap", "Comments", "About time", "ferry crew deserve", "newsletter",
+                    "All rights reserved", "Privacy policy", "Subscribe"]:
+        assert clutter not in article.text, clutter
+
+
+def test_a_page_without_its_charset_declared_is_still_read_as_windows_1252():
+    raw = NEWS_PAGE.read_bytes().replace(b'<meta http-equiv="Content-Type" content="text/html; charset=windows-1252">', b"")
+    report = IngestReport()
+    parse_bytes(raw, ".html", "page", report)
+    assert "£48 million" in report.articles[0].text and "Café" in report.articles[0].text
+
+
+def test_ids_come_from_the_url_or_the_raw_input_not_from_the_cleaner(tmp_path):
+    # The same page fetched twice with different clutter is one article (same URL).
+    page = NEWS_PAGE.read_bytes()
+    again = page.replace("Dai</p>".encode(), "Dai</p><p>A fourth comment.</p>".encode())
+    ids = set()
+    for raw in (page, again):
+        report = IngestReport()
+        parse_bytes(raw, ".html", "page", report)
+        ids.add(report.articles[0].id)
+    assert len(ids) == 1
+    # Without a URL, the id hashes the raw input: what the cleaner removes still counts, so a
+    # change of cleaner cannot change it; the bundled report keeps the id its gold set names.
+    assert make_article("Loading ....\nText.", "t").id != make_article("Text.", "t").id
+    (seed,) = ingest_paths([SEED]).articles
+    assert seed.id == "a839dbc76190a423"
+    assert make_article("Text.", "t", id="given-1").id == "given-1"
+
+
+def test_a_sidecar_gives_a_text_file_its_date(tmp_path):
+    (tmp_path / "story.txt").write_text("Title\n\nBody text here.")
+    before = ingest_paths([tmp_path]).articles[0]
+    (tmp_path / "story.meta.json").write_text('{"date": "2019-05-14", "source": "Wire"}')
+    after = ingest_paths([tmp_path]).articles[0]
+    assert (after.date, after.source, after.id) == ("2019-05-14", "Wire", before.id)
+    (tmp_path / "story.meta.json").write_text('{"published": "2019-05-14"}')
+    report = ingest_paths([tmp_path])
+    assert report.articles == [] and "unknown: published" in report.warnings[0]
+    (tmp_path / "story.meta.json").write_text('{"date": "14 May"}')
+    assert "not an ISO date" in ingest_paths([tmp_path]).warnings[0]
 
 
 def test_make_article_rejects_what_cannot_be_stored():

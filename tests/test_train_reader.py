@@ -91,7 +91,8 @@ def test_export_resume_and_reproducibility(squad_file, tmp_path):
 
 
 def _q(qid: str, question: str, answer: str, title: str, paragraph: int, context: str) -> SquadQuestion:
-    return SquadQuestion(qid, question, context, title, paragraph, (answer,), (context.index(answer),))
+    article_index = ord(title) - ord("A")  # one entry of the file per title here
+    return SquadQuestion(qid, question, context, title, article_index, paragraph, (answer,), (context.index(answer),))
 
 
 def test_hard_negative_is_the_closest_passage_of_the_same_article_without_the_answer():

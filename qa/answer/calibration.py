@@ -16,6 +16,10 @@ from qa.models import BUNDLED_READER_DIR
 log = logging.getLogger(__name__)
 
 DEFAULT_NO_ANSWER_THRESHOLD = 0.2
+# Below this confidence an answer is shown as a guess, with the other candidates beside it.
+# 0.5: answers scored so were wrong at least as often as right in calibration; with a wrong
+# answer shown as sure costing what a right one shown as unsure does, that is the best cut.
+DEFAULT_UNSURE_BELOW = 0.5
 CALIBRATION_FILE = "calibration.json"
 
 
@@ -31,6 +35,7 @@ class Calibration:
     no_answer_threshold: float
     rank_discount: float = 0.0
     confidence_curve: tuple[tuple[float, float], ...] = ()
+    unsure_below: float = DEFAULT_UNSURE_BELOW  # a confidence, not a score
 
     def confidence(self, score: float) -> float | None:
         """Share of calibration answers with this score that were right; None if not calibrated.
@@ -39,6 +44,12 @@ class Calibration:
             return None
         scores, shares = zip(*self.confidence_curve)
         return float(np.interp(np.log(max(score, 1e-12)), np.log(scores), shares))
+
+    def unsure(self, score: float) -> bool:
+        """Whether an answer with this score is a guess: calibrated confidence below the cut
+        (never without a curve: an uncalibrated score says nothing about doubt)."""
+        confidence = self.confidence(score)
+        return confidence is not None and confidence < self.unsure_below
 
 
 def _confidence_curve(saved: object) -> tuple[tuple[float, float], ...]:
@@ -65,6 +76,7 @@ def load_calibration(settings: Settings) -> Calibration:
             float(saved["no_answer_threshold"]),
             float(saved.get("rank_discount", 0.0)),
             _confidence_curve(saved.get("confidence_curve", ())),
+            float(saved.get("unsure_below_confidence", DEFAULT_UNSURE_BELOW)),
         )
     except (OSError, KeyError, ValueError, TypeError, AttributeError):
         log.warning("no calibration for the reader in %s; no-answer threshold %.2f", folder, DEFAULT_NO_ANSWER_THRESHOLD)
@@ -81,6 +93,7 @@ def load_calibration(settings: Settings) -> Calibration:
         discount,
         # The curve was measured on scores with the saved discount; on others it would mislead.
         tuned.confidence_curve if discount == tuned.rank_discount else (),
+        tuned.unsure_below,
     )
 
 

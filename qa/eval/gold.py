@@ -1,4 +1,5 @@
-"""Gold sets for evaluation: SQuAD JSON (v1.1/v2.0) or JSONL, validated before anything runs."""
+"""Gold sets for evaluation: SQuAD JSON (v1.1/v2.0), MRQA JSONL (.jsonl/.jsonl.gz) or our JSONL,
+validated before anything runs. SQuAD and MRQA files bring their own articles."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.errors import QAError
+from qa.eval.mrqa import MrqaFormatError, is_mrqa, load_mrqa
 from qa.eval.squad import PARAGRAPH_SEPARATOR, SquadFormatError, article_paragraphs, load_squad
 from qa.types import Article
 
@@ -27,7 +29,7 @@ class GoldQuestion:
 @dataclass
 class GoldSet:
     questions: list[GoldQuestion]
-    articles: list[Article]  # the gold file's own corpus (SQuAD), else empty
+    articles: list[Article]  # the gold file's own corpus (SQuAD, MRQA), else empty
 
 
 def _is_squad(path: Path) -> bool:
@@ -49,7 +51,28 @@ def load_gold(path: str | Path) -> GoldSet:
         raise GoldFormatError(f"{path}: no such file")
     if _is_squad(path):
         return _load_squad_gold(path)
+    if is_mrqa(path):
+        return _load_mrqa_gold(path)
     return _load_jsonl_gold(path)
+
+
+class _Corpus:
+    """A gold file's articles. Entries are kept apart even when they share a title (converted
+    NewsQA files title every story "newsqa"); two entries are one article only when their
+    text is the same, character for character."""
+
+    def __init__(self, prefix: str, source: str) -> None:
+        self.prefix, self.source = prefix, source
+        self.articles: list[Article] = []
+        self._by_text: dict[str, str] = {}
+
+    def add(self, title: str, text: str) -> str:
+        """The id of the article with this text, added if it is new."""
+        if text not in self._by_text:
+            article_id = f"{self.prefix}-{len(self.articles):03d}"
+            self._by_text[text] = article_id
+            self.articles.append(Article(id=article_id, title=title, text=text, source=self.source))
+        return self._by_text[text]
 
 
 def _load_squad_gold(path: Path) -> GoldSet:
@@ -57,23 +80,46 @@ def _load_squad_gold(path: Path) -> GoldSet:
         rows = load_squad(path)
     except SquadFormatError as exc:
         raise GoldFormatError(str(exc)) from exc
-    # Each SQuAD article becomes one document: its paragraphs joined by blank lines.
-    articles: list[Article] = []
-    paragraph_offsets: dict[tuple[str, int], int] = {}
-    bodies = article_paragraphs(rows)
-    ids = {title: f"squad-{n:03d}" for n, title in enumerate(bodies)}
-    for title, paras in bodies.items():
+    # Each entry of `data` becomes one document: its paragraphs joined by blank lines.
+    corpus = _Corpus("squad", "SQuAD")
+    ids: dict[int, str] = {}
+    paragraph_offsets: dict[tuple[int, int], int] = {}
+    titles = {q.article_index: q.title for q in rows}
+    for entry, paras in article_paragraphs(rows).items():
         offset = 0
         for i, p in enumerate(paras):
-            paragraph_offsets[(title, i)] = offset
+            paragraph_offsets[(entry, i)] = offset
             offset += len(p) + len(PARAGRAPH_SEPARATOR)
-        articles.append(Article(id=ids[title], title=title.replace("_", " "), text=PARAGRAPH_SEPARATOR.join(paras), source="SQuAD"))
+        ids[entry] = corpus.add(titles[entry].replace("_", " "), PARAGRAPH_SEPARATOR.join(paras))
     questions = []
     for q in rows:
-        base = paragraph_offsets[(q.title, q.paragraph_index)]
+        base = paragraph_offsets[(q.article_index, q.paragraph_index)]
         spans = tuple((base + s, base + s + len(t)) for t, s in zip(q.answers, q.answer_starts))
-        questions.append(GoldQuestion(q.id, q.question, q.answers, ids[q.title], spans))
-    return GoldSet(questions, articles)
+        questions.append(GoldQuestion(q.id, q.question, q.answers, ids[q.article_index], spans))
+    return GoldSet(questions, corpus.articles)
+
+
+def _title(context: str, limit: int = 80) -> str:
+    """A title for an untitled context: its first line, cut at a word near `limit`."""
+    first = next((line.strip() for line in context.split("\n") if line.strip()), "untitled")
+    return first if len(first) <= limit else first[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def _load_mrqa_gold(path: Path) -> GoldSet:
+    try:
+        contexts = load_mrqa(path)
+    except MrqaFormatError as exc:
+        raise GoldFormatError(str(exc)) from exc
+    corpus = _Corpus("mrqa", contexts[0].dataset if contexts else "MRQA")
+    questions = []
+    for c in contexts:
+        article_id = corpus.add(_title(c.context), c.context)
+        for q in c.questions:
+            answers = q.answers or tuple(dict.fromkeys(c.context[s:e] for s, e in q.spans))
+            questions.append(GoldQuestion(q.id, q.question, answers, article_id, q.spans))
+    if not questions:
+        raise GoldFormatError(f"{path}: no questions in the file")
+    return GoldSet(questions, corpus.articles)
 
 
 def _load_jsonl_gold(path: Path) -> GoldSet:

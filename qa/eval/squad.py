@@ -23,6 +23,7 @@ class SquadQuestion:
     question: str
     context: str
     title: str
+    article_index: int  # position of its entry in `data`: entries may share a title
     paragraph_index: int
     answers: tuple[str, ...]
     answer_starts: tuple[int, ...]
@@ -76,6 +77,7 @@ def load_squad(path: str | Path) -> list[SquadQuestion]:
                         question=question,
                         context=context,
                         title=title,
+                        article_index=a,
                         paragraph_index=p,
                         answers=tuple(texts),
                         answer_starts=tuple(starts),
@@ -84,12 +86,14 @@ def load_squad(path: str | Path) -> list[SquadQuestion]:
     return out
 
 
-def article_paragraphs(questions: list[SquadQuestion]) -> dict[str, list[str]]:
-    """Each article's paragraphs in file order (title -> paragraphs), rebuilt from its questions;
-    a paragraph without questions is an empty string, so indexes stay those of the file."""
-    bodies: dict[str, list[str]] = {}
+def article_paragraphs(questions: list[SquadQuestion]) -> dict[int, list[str]]:
+    """Each entry's paragraphs in file order (article_index -> paragraphs), rebuilt from its
+    questions; a paragraph without questions is an empty string, so indexes stay those of the
+    file. Entries are keyed by position, not title: converted files (MRQA, NewsQA) often give
+    many different stories one title, and keying by it would mix their paragraphs."""
+    bodies: dict[int, list[str]] = {}
     for q in questions:
-        paras = bodies.setdefault(q.title, [])
+        paras = bodies.setdefault(q.article_index, [])
         if q.paragraph_index >= len(paras):
             paras.extend([""] * (q.paragraph_index + 1 - len(paras)))
         paras[q.paragraph_index] = q.context

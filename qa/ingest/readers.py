@@ -1,8 +1,14 @@
 """Read articles from text, Markdown, HTML and JSONL files; strip scraped-page boilerplate.
 
 A file that cannot be read becomes a warning naming it; the rest is still ingested.
-Article ids are stable: an id given in JSONL is kept, otherwise the id is a hash of the
-cleaned text, so the same article ingested twice gets the same id and is not duplicated.
+Article ids are stable and do not depend on how the text is cleaned: an id given in JSONL is
+kept; otherwise the id is a hash of the article's URL when it is known (a page fetched again
+replaces its older copy), else of the raw input (the file's bytes, or the text as given).
+So the same article ingested twice is not duplicated, and a better cleaner does not change
+the ids of articles already stored.
+
+Beside a .txt, .md or .html file, an optional `NAME.meta.json` gives what the file cannot say
+itself: `{"date": "yyyy-mm-dd", "source": ..., "url": ..., "title": ...}`.
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterable
 
-from qa.errors import QAError
+from qa.ingest.decoding import decode_text
+from qa.ingest.errors import ArticleTooLargeError, IngestError  # noqa: F401 (re-exported: callers import them here)
+from qa.ingest.pages import Page, parse_html, parse_markdown
 from qa.types import Article
 
 TEXT_SUFFIXES = {".txt", ".text"}
@@ -26,14 +33,7 @@ JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
 
 
-class IngestError(QAError, ValueError):
-    """An article that cannot be ingested; the message says why."""
-
-
-class ArticleTooLargeError(IngestError):
-    """An article over the size limit (HTTP 413 rather than 422)."""
-
-
+SIDECAR_SUFFIX = ".meta.json"
 ARTICLE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 MAX_TITLE_CHARS = 500
 MAX_SOURCE_CHARS = 200
@@ -80,8 +80,10 @@ def clean_text(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-def article_id_for(text: str) -> str:
-    return "a" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:15]
+def article_id_for(identity: str | bytes) -> str:
+    """The id of an article without one: a hash of what identifies it (its URL, or its raw input)."""
+    raw = identity.encode("utf-8") if isinstance(identity, str) else identity
+    return "a" + hashlib.sha1(raw).hexdigest()[:15]
 
 
 def normalise_date(value: object) -> str | None:
@@ -144,8 +146,10 @@ def make_article(
     source: object = None,
     url: object = None,
     max_chars: int = 2_000_000,
+    raw: bytes | None = None,
 ) -> Article:
-    """Clean and validate one article; raises IngestError with a reason a user can act on."""
+    """Clean and validate one article; raises IngestError with a reason a user can act on.
+    `raw` is the input the article was read from (a file's bytes), for its id; default: `text`."""
     if not isinstance(text, str):
         raise IngestError(f"text must be a string, got {type(text).__name__}")
     for name, value in (("text", text), ("title", title), ("source", source), ("url", url), ("id", id)):
@@ -163,8 +167,9 @@ def make_article(
     iso = normalise_date(date)
     if date and iso is None:
         raise IngestError(f"date {date!r} is not an ISO date (yyyy-mm-dd)")
+    url = _optional_text(url, "url", MAX_URL_CHARS)
     return Article(
-        id=id or article_id_for(cleaned),
+        id=id or article_id_for(url or (raw if raw is not None else text)),
         title=title,
         text=cleaned,
         date=iso,
@@ -173,112 +178,10 @@ def make_article(
     )
 
 
-def _decode(raw: bytes, name: str) -> str:
-    if not raw.strip():
-        raise IngestError("file is empty")
-    if b"\x00" in raw[:8192]:
-        raise IngestError("file is binary, not text")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise IngestError(f"file is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-
-
 def parse_plain_text(text: str) -> tuple[str, str]:
     """First non-blank line is the title; the rest is the body."""
     lines = text.replace("\r\n", "\n").lstrip().split("\n", 1)
     return lines[0].strip(), (lines[1] if len(lines) > 1 else "")
-
-
-_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_MD_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
-_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE)
-_MD_QUOTE_BULLET = re.compile(r"^\s{0,3}(?:>\s?|[-*+]\s+)", re.MULTILINE)
-
-
-def parse_markdown(text: str) -> tuple[str, str]:
-    """Title from the first heading (or first line); body with the markup removed."""
-    heading = re.search(r"^\s{0,3}#\s+(.+)$", text, re.MULTILINE)
-    body = text
-    if heading:
-        title = heading.group(1).strip()
-        body = text[: heading.start()] + text[heading.end() :]
-    else:
-        title, body = parse_plain_text(text)
-    body = _MD_IMAGE.sub(r"\1", body)
-    body = _MD_LINK.sub(r"\1", body)
-    body = _MD_EMPHASIS.sub(r"\2", body)
-    body = _MD_HEADING.sub("", body)
-    body = _MD_QUOTE_BULLET.sub("", body)
-    return _MD_EMPHASIS.sub(r"\2", _MD_LINK.sub(r"\1", title)), body
-
-
-class _HTMLText(HTMLParser):
-    """Visible text of a page, block elements as line breaks; scripts, styles, nav dropped."""
-
-    SKIP = {"script", "style", "noscript", "template", "nav", "footer", "header", "aside", "form", "svg", "iframe", "button"}
-    BLOCK = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "tr", "blockquote", "pre", "figcaption", "main"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skip_depth = 0
-        self.in_title = False
-        self.in_h1 = False
-        self.title = ""
-        self.h1 = ""
-        self.meta: dict[str, str] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k.lower(): (v or "") for k, v in attrs}
-        if tag == "meta":
-            key = (a.get("property") or a.get("name") or "").lower()
-            if key and a.get("content"):
-                self.meta[key] = a["content"]
-            return
-        if tag == "link" and a.get("rel", "").lower() == "canonical" and a.get("href"):
-            self.meta.setdefault("canonical", a["href"])
-            return
-        if tag in self.SKIP:
-            self.skip_depth += 1
-        elif tag == "title":
-            self.in_title = True
-        elif tag == "h1":
-            self.in_h1 = True
-        if tag in self.BLOCK:
-            self.parts.append("\n\n" if tag != "br" else "\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIP and self.skip_depth:
-            self.skip_depth -= 1
-        elif tag == "title":
-            self.in_title = False
-        elif tag == "h1":
-            self.in_h1 = False
-        if tag in self.BLOCK:
-            self.parts.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        if self.in_title:
-            self.title += data
-            return
-        if self.in_h1:
-            self.h1 += data
-            return  # the headline is the title, not body text (even inside <header>)
-        if self.skip_depth:
-            return
-        self.parts.append(data)
-
-
-def parse_html(text: str) -> tuple[str, str, dict[str, str]]:
-    parser = _HTMLText()
-    parser.feed(text)
-    parser.close()
-    body = "".join(parser.parts)
-    body = "\n".join(" ".join(line.split()) for line in body.split("\n"))
-    title = parser.meta.get("og:title") or parser.h1.strip() or parser.title.strip()
-    return " ".join(title.split()), body, parser.meta
 
 
 def _read_jsonl(text: str, name: str, report: IngestReport, max_chars: int) -> None:
@@ -307,47 +210,77 @@ def _read_jsonl(text: str, name: str, report: IngestReport, max_chars: int) -> N
             report.warnings.append(f"{name}:{n}: skipped: {exc}")
 
 
-def parse_bytes(raw: bytes, suffix: str, name: str, report: IngestReport, max_chars: int = 2_000_000) -> None:
+def parse_bytes(
+    raw: bytes,
+    suffix: str,
+    name: str,
+    report: IngestReport,
+    max_chars: int = 2_000_000,
+    meta: dict[str, object] | None = None,
+) -> None:
     """Append the articles in one file's bytes to the report; `suffix` picks the format.
+    `meta` (title, date, source, url) fills in or corrects what the file says about itself.
 
-    Raises IngestError for a file that is unreadable as a whole (binary, not UTF-8, empty);
-    a bad line of a JSONL file becomes a warning naming the line.
+    Raises IngestError for a file that is unreadable as a whole (binary, empty, in no known
+    encoding); a bad line of a JSONL file becomes a warning naming the line.
     """
     suffix = suffix.lower()
-    text = _decode(raw, name)
     if suffix in JSONL_SUFFIXES:
+        try:  # JSON is UTF-8 by definition (RFC 8259): no guessing
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise IngestError(f"JSONL file is not UTF-8 ({exc.reason} at byte {exc.start})") from None
         _read_jsonl(text, name, report, max_chars)
         return
-    meta: dict[str, str] = {}
+    text = decode_text(raw)
     if suffix in HTML_SUFFIXES:
-        title, body, meta = parse_html(text)
+        page = parse_html(text)
     elif suffix in MARKDOWN_SUFFIXES:
-        title, body = parse_markdown(text)
+        page = parse_markdown(text)
     else:
-        title, body = parse_plain_text(text)
+        page = Page(*parse_plain_text(text))
+    meta = meta or {}
     report.articles.append(
         make_article(
-            body,
-            title[:MAX_TITLE_CHARS],
-            date=normalise_date(meta.get("article:published_time")),
-            source=(meta.get("og:site_name") or "")[:MAX_SOURCE_CHARS],
-            url=_page_url(meta),
+            page.body,
+            meta.get("title") or page.title[:MAX_TITLE_CHARS],
+            date=meta.get("date") or normalise_date(page.date),
+            source=meta.get("source") or (page.source or "")[:MAX_SOURCE_CHARS],
+            url=_scraped_url(meta.get("url") or page.url),
             max_chars=max_chars,
+            raw=raw,
         )
     )
 
 
-def _page_url(meta: dict[str, str]) -> str | None:
-    """A page's own url from its metadata, when it is an absolute http(s) url (else none:
-    a relative or script url in a scraped page is no reason to refuse its text)."""
-    url = " ".join((meta.get("og:url") or meta.get("canonical") or "").split())
+def _scraped_url(value: object) -> str | None:
+    """A page's own url when it is an absolute http(s) url (else none: a relative or script url
+    in a scraped page is no reason to refuse its text)."""
+    url = " ".join(str(value or "").split())
     return url if is_web_url(url) and len(url) <= MAX_URL_CHARS else None
+
+
+def read_sidecar(path: Path) -> dict[str, object]:
+    """The `NAME.meta.json` beside an article file, or {} when there is none."""
+    sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
+    if not sidecar.is_file():
+        return {}
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IngestError(f"{sidecar.name} is not valid UTF-8 JSON ({exc})") from None
+    unknown = set(meta) - {"title", "date", "source", "url"} if isinstance(meta, dict) else None
+    if unknown is None or unknown:
+        raise IngestError(f"{sidecar.name} must be a JSON object with title, date, source or url"
+                          + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
+    return meta
 
 
 def read_file(path: Path, report: IngestReport, max_chars: int = 2_000_000) -> None:
     """Append the file's articles to the report, or a warning naming the file."""
     try:
-        parse_bytes(path.read_bytes(), path.suffix, str(path), report, max_chars)
+        meta = read_sidecar(path) if path.suffix.lower() not in JSONL_SUFFIXES else {}
+        parse_bytes(path.read_bytes(), path.suffix, str(path), report, max_chars, meta)
     except OSError as exc:
         report.warnings.append(f"{path}: cannot read: {exc.strerror or exc}")
     except IngestError as exc:

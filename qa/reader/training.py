@@ -128,14 +128,14 @@ def hard_negatives(questions: list[SquadQuestion], chunker: Chunker | None = Non
     BM25 ranks highest for the question among those not containing any of its answers; None
     where there is no such passage."""
     chunker = chunker or Chunker()
-    passages: dict[str, tuple[list[str], BM25]] = {}
-    for title, paras in article_paragraphs(questions).items():
+    passages: dict[int, tuple[list[str], BM25]] = {}
+    for article, paras in article_paragraphs(questions).items():
         text = PARAGRAPH_SEPARATOR.join(paras)  # the article as `qa eval` indexes it
         chunks = [text[s:e] for s, e in chunker.spans(text)]
-        passages[title] = (chunks, BM25(chunks))
+        passages[article] = (chunks, BM25(chunks))
     out: list[str | None] = []
     for q in questions:
-        chunks, bm25 = passages[q.title]
+        chunks, bm25 = passages[q.article_index]
         answers = [a.lower() for a in q.answers]
         negative = None
         for row in np.argsort(-bm25.scores(q.question), kind="stable"):

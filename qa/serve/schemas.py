@@ -13,6 +13,7 @@ from qa.ingest.readers import ARTICLE_ID_PATTERN, MAX_SOURCE_CHARS, MAX_TITLE_CH
 from qa.pipeline import has_visible_text
 from qa.retrieval.hybrid import Filters
 from qa.types import Answer, Article
+from qa.types import Turn as TurnRecord
 
 HistoryQuestion = Annotated[str, Field(max_length=MAX_QUESTION_CHARS)]
 
@@ -61,7 +62,8 @@ class AskRequest(Strict):
     filters: AskFilters | None = None
     history: list[HistoryQuestion | Turn] = Field(
         default_factory=list, max_length=MAX_HISTORY_TURNS,
-        description="earlier turns of the chat, oldest first: questions, or {question, answer}",
+        description="earlier turns of the chat, oldest first: questions, or {question, answer} (the answer "
+                    "given helps a follow-up: 'When was he born?' after 'Who is ...?' searches with the name)",
     )
 
     @field_validator("question")
@@ -75,8 +77,8 @@ class AskRequest(Strict):
             raise ValueError("question is not valid Unicode text") from None
         return value
 
-    def history_questions(self) -> list[str]:
-        return [t if isinstance(t, str) else t.question for t in self.history]
+    def history_turns(self) -> list[TurnRecord]:
+        return [TurnRecord(t) if isinstance(t, str) else TurnRecord(t.question, t.answer) for t in self.history]
 
 
 class ArticleOut(BaseModel):
@@ -126,16 +128,27 @@ class AnswerOut(BaseModel):
                    start=a.start, end=a.end)
 
 
+class PeriodOut(BaseModel):
+    date_from: str | None
+    date_to: str | None
+    phrase: str = Field(..., description="the words of the question that named the period")
+
+
 class AskResponse(BaseModel):
     question: str
     answers: list[AnswerOut]
     no_answer: bool = Field(..., description="true when the articles do not answer the question")
+    unsure: bool = Field(False, description="true when the best answer's confidence is below the cut the reader's "
+                                            "calibration sets: the answers are candidates (up to 3), not one answer")
+    newest_first: bool = Field(False, description="true when the first answer comes from a newer article than a "
+                                                  "higher-scored one: the question asks about the present")
+    period: PeriodOut | None = Field(None, description="the period the question named, applied as a date filter")
     message: str | None = None
     timing_ms: dict[str, float]
 
 
 class ArticleIn(Strict):
-    id: str | None = Field(None, pattern=ARTICLE_ID_PATTERN, description="stable id (default: a hash of the text)")
+    id: str | None = Field(None, pattern=ARTICLE_ID_PATTERN, description="stable id (default: a hash of the url if given, else of the text)")
     title: str | None = Field(None, max_length=MAX_TITLE_CHARS)
     text: str = Field(..., min_length=1)
     date: IsoDate | None = None

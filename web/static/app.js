@@ -23,7 +23,10 @@
   const articlesFilter = $("articles-filter");
   const articlesEmpty = $("articles-empty");
 
-  const history = []; // earlier questions, oldest first
+  const newChat = $("new-chat");
+  const welcomeTemplate = $("welcome").cloneNode(true); // shown again by "New conversation"
+
+  const history = []; // earlier turns, oldest first: {question, answer} (answer: the sure best answer, or null)
   let ready = false;
   let busy = false;
   let healthTimer = null;
@@ -117,6 +120,7 @@
 
   function updateSend() {
     send.disabled = !ready || busy || !input.value.trim();
+    newChat.disabled = busy || history.length === 0;
     send.setAttribute("aria-busy", busy ? "true" : "false");
     for (const b of document.querySelectorAll(".example")) b.disabled = !ready || busy;
   }
@@ -266,6 +270,12 @@
     return block;
   }
 
+  // "as of <date>": news goes out of date, so every answer says when its article said so.
+  function asOfNode(article) {
+    const date = dateNode(article && article.date);
+    return el("span", { class: "as-of" }, date ? ["as of ", date] : ["date unknown"]);
+  }
+
   function sourceNode(article) {
     const parts = [articleLink(article, "source-title")];
     const date = dateNode(article.date);
@@ -288,19 +298,52 @@
       (calibrated ? "confidence " : "score ") + percent(value));
   }
 
+  // What the server read from the question: a period ("in 2015") applied as a date filter.
+  function periodNote(period) {
+    if (!period) return null;
+    const from = formatDate(period.date_from), to = formatDate(period.date_to);
+    const range = from && to ? from + " – " + to : from ? "from " + from : "up to " + to;
+    return el("p", { class: "note", text: "Articles dated " + range + " (“" + period.phrase + "”)." });
+  }
+
+  // Below the confidence cut: no answer in large type, but the best candidates side by side,
+  // each with its source and passage, so the reader can judge.
+  function unsureCard(data, answers) {
+    const list = el("ol", { class: "candidates" });
+    for (const a of answers) {
+      list.append(el("li", { class: "candidate" }, [
+        el("div", { class: "candidate-head" }, [
+          el("span", { class: "candidate-text", text: a.text }), " ", confidenceNode(a), " ", asOfNode(a.article),
+        ]),
+        sourceNode(a.article || {}),
+        el("details", { class: "candidate-passage" }, [el("summary", { text: "Passage" }), passageNode(a)]),
+      ]));
+    }
+    return el("article", { class: "card card-unsure", "aria-label": "Unsure: candidate answers" }, [
+      el("p", { class: "unsure-title", text: data.message || "I'm not sure. The best candidates:" }),
+      data.newest_first ? el("p", { class: "note", text: "The newest article first: the question asks about the present." }) : null,
+      periodNote(data.period),
+      list,
+    ]);
+  }
+
   function answerMessage(data) {
     const answers = Array.isArray(data.answers) ? data.answers : [];
     if (data.no_answer || answers.length === 0) {
       return el("div", { class: "msg msg-bot" }, [
         el("div", { class: "card card-none" }, [
           el("p", { class: "no-answer", text: data.message || NO_ANSWER_TEXT }),
+          periodNote(data.period),
           el("p", { class: "hint", text: "Try other words, or check the list of articles." }),
         ]),
       ]);
     }
+    if (data.unsure) return el("div", { class: "msg msg-bot" }, [unsureCard(data, answers)]);
     const [best, ...others] = answers;
     const card = el("article", { class: "card card-answer", "aria-label": "Answer" }, [
-      el("div", { class: "answer-head" }, [el("p", { class: "answer-text", text: best.text }), confidenceNode(best)]),
+      el("div", { class: "answer-head" }, [el("p", { class: "answer-text", text: best.text }), asOfNode(best.article), confidenceNode(best)]),
+      data.newest_first ? el("p", { class: "note", text: "The newest article first: the question asks about the present." }) : null,
+      periodNote(data.period),
       sourceNode(best.article || {}),
       passageNode(best),
     ]);
@@ -379,7 +422,9 @@
       });
       if (res.ok) {
         const data = await res.json();
-        history.push(question);
+        // The answer goes along with the question: "When was he born?" then searches with the name.
+        const sure = !data.no_answer && !data.unsure && Array.isArray(data.answers) && data.answers.length;
+        history.push({ question, answer: sure ? String(data.answers[0].text).slice(0, 1000) : null });
         if (history.length > MAX_HISTORY) history.splice(0, history.length - MAX_HISTORY);
         reply = answerMessage(data);
       } else {
@@ -430,6 +475,15 @@
   input.addEventListener("input", () => {
     autosize();
     updateSend();
+  });
+
+  // A new conversation: earlier questions no longer steer follow-ups.
+  newChat.addEventListener("click", () => {
+    if (busy) return;
+    history.length = 0;
+    log.replaceChildren(welcomeTemplate.cloneNode(true));
+    updateSend();
+    input.focus({ preventScroll: true });
   });
 
   log.addEventListener("click", (event) => {

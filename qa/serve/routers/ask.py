@@ -5,23 +5,28 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from qa.serve.deps import GateDep, PipelineDep
-from qa.serve.schemas import AnswerOut, AskRequest, AskResponse
+from qa.serve.schemas import AnswerOut, AskRequest, AskResponse, PeriodOut
 
 router = APIRouter(tags=["ask"])
 
 NO_ANSWER_MESSAGE = "I couldn't find that in the articles."
+UNSURE_MESSAGE = "I'm not sure. The best candidates, with their sources:"
 
 
 @router.post("/ask", response_model=AskResponse,
              responses={503: {"description": "busy (Retry-After says when to come back) or still loading"}})
 async def ask(body: AskRequest, request: Request, pipeline: PipelineDep, gate: GateDep) -> AskResponse:
     filters = body.filters.to_filters() if body.filters else None
-    result = await gate.run(pipeline.ask, body.question, body.top_k, filters, body.history_questions(),
+    result = await gate.run(pipeline.ask, body.question, body.top_k, filters, body.history_turns(),
                             question=True, client_gone=request.is_disconnected)
+    period = result.period
     return AskResponse(
         question=result.question,
         answers=[AnswerOut.from_answer(a) for a in result.answers],
         no_answer=result.no_answer,
-        message=NO_ANSWER_MESSAGE if result.no_answer else None,
+        unsure=result.unsure,
+        newest_first=result.newest_first,
+        period=PeriodOut(date_from=period.date_from, date_to=period.date_to, phrase=period.phrase) if period else None,
+        message=NO_ANSWER_MESSAGE if result.no_answer else UNSURE_MESSAGE if result.unsure else None,
         timing_ms=result.timing_ms,
     )

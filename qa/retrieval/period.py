@@ -1,0 +1,72 @@
+"""A period named in the question ("in 2005", "as of May 2019", "before 2010") as a date filter.
+
+    "Who was the US secretary of state in 2015?"  -> articles dated 2015-01-01 .. 2015-12-31
+    "Who is the US secretary of state as of 2016?" -> articles dated up to 2016-12-31, newest preferred
+    "What did Apple release before 2007?"          -> up to 2006-12-31; "since/after 2010" likewise
+
+The year must end the phrase ("in 2016?", "in May 2019,"), so "in 2016 elections" (an
+event's year, not the articles') is left alone. A filter the caller gives wins over the question.
+Once it is a filter, the phrase is taken out of the question that is searched and read: an
+article of 2015 names the secretary of state without saying "in 2015", and a reader asked for
+"in 2015" looks for that year in the passage (John Kerry: 0.75 without it, 0.001 with it).
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+_MONTHS = {name.lower(): n for n, name in enumerate(calendar.month_name) if name}
+_PERIOD = re.compile(
+    r"\b(?P<word>as of|in|during|before|until|prior to|since|after)\s+"
+    rf"(?:(?P<month>{'|'.join(_MONTHS)})\s+)?(?P<year>1[89]\d\d|2\d\d\d)(?=\s*(?:[?.!,;]|$))",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Period:
+    date_from: str | None
+    date_to: str | None
+    as_of: bool = False  # "as of": the state of things then, so the newest article up to it is preferred
+    phrase: str = ""
+
+    def remove_from(self, question: str) -> str:
+        """The question without the period's phrase ("Who was X in 2015?" -> "Who was X?")."""
+        rest = question.replace(self.phrase, " ", 1)
+        rest = re.sub(r"\s+([?.!,;])", r"\1", " ".join(rest.split()))
+        return re.sub(r"^[,;]\s*", "", rest).strip() or question
+
+
+def _bounds(year: int, month: int | None) -> tuple[str, str]:
+    if month is None:
+        return f"{year:04d}-01-01", f"{year:04d}-12-31"
+    last = calendar.monthrange(year, month)[1]
+    return f"{year:04d}-{month:02d}-01", f"{year:04d}-{month:02d}-{last:02d}"
+
+
+def _shift(iso: str, days: int) -> str:
+    return (date.fromisoformat(iso) + timedelta(days=days)).isoformat()
+
+
+def period_in(question: str) -> Period | None:
+    """The last period the question names, or None."""
+    matches = list(_PERIOD.finditer(question))
+    if not matches:
+        return None
+    m = matches[-1]
+    word = " ".join(m.group("word").lower().split())
+    month = _MONTHS.get((m.group("month") or "").lower())
+    first, last = _bounds(int(m.group("year")), month)
+    phrase = m.group(0)
+    if word == "as of":
+        return Period(None, last, as_of=True, phrase=phrase)
+    if word in ("before", "until", "prior to"):
+        return Period(None, _shift(first, -1) if word != "until" else last, phrase=phrase)
+    if word == "since":
+        return Period(first, None, phrase=phrase)
+    if word == "after":
+        return Period(_shift(last, 1), None, phrase=phrase)
+    return Period(first, last, phrase=phrase)
