@@ -216,3 +216,35 @@ def test_tantivy_writes_are_invisible_until_commit(tmp_path):
     idx.commit()
     assert ids(idx.search("Erdogan", 5)) == [10]
     idx.close()
+
+
+@pytest.mark.parametrize("max_fetch", [0, 4000], ids=["ids-in-query", "filter-after"])
+def test_filtered_search_is_exact_whichever_way_it_runs(backend, max_fetch):
+    # 2,490 short passages score high for 'alpha'; the 10 allowed ones are long and score low,
+    # so the unfiltered top holds none of them and a filter-after search must fall back.
+    rows = [(i, f"alpha beta{i}") for i in range(2490)]
+    rows += [(i, "alpha " + " ".join(f"filler{j}" for j in range(60))) for i in range(2490, 2500)]
+    idx = backend.open()
+    idx.add(rows)
+    idx.commit()
+    if isinstance(idx, TantivyLexical):
+        idx.max_fetch = max_fetch
+    everything = idx.search("alpha", 3000)
+    assert len(everything) == 2500
+    for allowed, k in [(range(2490, 2500), 4), (range(2490, 2500), 1), (range(0, 2500, 3), 7), (range(2480, 2500), 15), ([5, 2499], 10)]:
+        allowed = list(allowed)
+        expected = [h for h in everything if h[0] in set(allowed)][:k]
+        got = idx.search("alpha", k, allowed_ids=allowed)
+        assert ids(got) == ids(expected)
+        assert [s for _, s in got] == pytest.approx([s for _, s in expected])
+    backend.close(idx)
+
+
+def test_tantivy_folder_with_another_index_is_a_clear_error(tmp_path):
+    import tantivy
+
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("body")
+    tantivy.Index(builder.build(), path=str(tmp_path))
+    with pytest.raises(LexicalIndexError, match="schema does not match"):
+        TantivyLexical(tmp_path)

@@ -26,7 +26,7 @@ _DIACRITICS = re.compile("[\u0300-\u036f]")
 
 
 class LexicalIndexError(RuntimeError):
-    """A lexical index that cannot be opened or written (wrong schema, locked by a writer)."""
+    """A lexical index that cannot be opened or written (another schema, corrupt, locked by a writer)."""
 
 
 class LexicalIndex(Protocol):
@@ -107,6 +107,9 @@ class Fts5Lexical:
         sql = f"SELECT rowid, -bm25({self.table}) FROM {self.table} WHERE {self.table} MATCH ?"
         params: list[object] = [expr]
         if allowed_ids is not None:
+            # `+rowid`: without the `+` SQLite drives the MATCH by the id list, one FTS5 lookup
+            # per id (seconds at 200k passages). With it the MATCH runs once, rows not allowed
+            # are dropped by a lookup in the list, and bm25() is only computed for the rest.
             sql += " AND +rowid IN (SELECT value FROM json_each(?))"
             params.append(json.dumps([int(i) for i in allowed_ids]))
         sql += f" ORDER BY bm25({self.table}), rowid LIMIT ?"
@@ -129,6 +132,10 @@ class TantivyLexical:
     FIELD_ID = "pid"
     FIELD_TEXT = "text"
     TOKENIZER = "qa_en"
+    # Filtered search: the unfiltered top fetched and filtered afterwards, when at most this many
+    # (top 4,000 with their ids: ~12 ms at 1M passages, 2 cores; docs/lexical-choice.md).
+    max_fetch = 4000
+    overfetch = 4
 
     def __init__(self, path: str | Path, heap_bytes: int = 128_000_000, threads: int = 1) -> None:
         import tantivy
@@ -210,17 +217,34 @@ class TantivyLexical:
         )
 
     def search(self, query: str, k: int, allowed_ids: Sequence[int] | None = None) -> list[tuple[int, float]]:
-        tantivy = self._tantivy
         q = self.query(query)
         if q is None or k <= 0 or (allowed_ids is not None and len(allowed_ids) == 0):
             return []
-        if allowed_ids is not None:
-            ids = tantivy.Query.term_set_query(self.schema, self.FIELD_ID, [int(i) for i in allowed_ids])
-            # The id filter scores 0, so that scores stay BM25's.
-            q = tantivy.Query.boolean_query(
-                [(tantivy.Occur.Must, q), (tantivy.Occur.Must, tantivy.Query.const_score_query(ids, 0.0))]
-            )
         searcher = self.index.searcher()
+        if allowed_ids is None:
+            return self._top(searcher, q, k)
+        allowed = allowed_ids if isinstance(allowed_ids, (set, frozenset)) else {int(i) for i in allowed_ids}
+        # A filter is applied after the search when that is cheap: the unfiltered top `fetch`
+        # should hold `overfetch` x k allowed passages if they are spread evenly. The result is
+        # exact either way: k allowed among the top `fetch` are the k best allowed, and a search
+        # that found fewer is redone with the ids in the query. That costs ~30 us per id (a term
+        # per id: 1,000 ids ~30 ms at 1M passages), so it is the way for small sets only.
+        total = searcher.num_docs
+        fetch = -(-self.overfetch * k * total // len(allowed))
+        if fetch <= self.max_fetch or fetch >= total:
+            hits = self._top(searcher, q, min(fetch, total))
+            kept = [h for h in hits if h[0] in allowed][:k]
+            if len(kept) == k or fetch >= total:
+                return kept
+        tantivy = self._tantivy
+        ids = tantivy.Query.term_set_query(self.schema, self.FIELD_ID, sorted(allowed))
+        # The id filter scores 0, so that scores stay BM25's.
+        q = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, q), (tantivy.Occur.Must, tantivy.Query.const_score_query(ids, 0.0))]
+        )
+        return self._top(searcher, q, k)
+
+    def _top(self, searcher, q, k: int) -> list[tuple[int, float]]:
         # count=False: counting every match would switch off block-max WAND's top-k pruning.
         hits = searcher.search(q, int(k), count=False).hits
         ids = searcher.fast_field_values(self.FIELD_ID, [address for _, address in hits])
