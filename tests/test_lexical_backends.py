@@ -220,6 +220,7 @@ def test_tantivy_writes_are_invisible_until_commit(tmp_path):
 
 @pytest.mark.parametrize("max_fetch", [0, 4000], ids=["ids-in-query", "filter-after"])
 def test_filtered_search_is_exact_whichever_way_it_runs(backend, max_fetch):
+    """Tantivy filters after an over-fetched search (and falls back) or puts the ids in the query."""
     # 2,490 short passages score high for 'alpha'; the 10 allowed ones are long and score low,
     # so the unfiltered top holds none of them and a filter-after search must fall back.
     rows = [(i, f"alpha beta{i}") for i in range(2490)]
@@ -228,7 +229,7 @@ def test_filtered_search_is_exact_whichever_way_it_runs(backend, max_fetch):
     idx.add(rows)
     idx.commit()
     if isinstance(idx, TantivyLexical):
-        idx.max_fetch = max_fetch
+        idx.max_fetch, idx.fetch_per_allowed_id = max_fetch, 10**6
     everything = idx.search("alpha", 3000)
     assert len(everything) == 2500
     for allowed, k in [(range(2490, 2500), 4), (range(2490, 2500), 1), (range(0, 2500, 3), 7), (range(2480, 2500), 15), ([5, 2499], 10)]:

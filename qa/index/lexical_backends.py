@@ -132,10 +132,10 @@ class TantivyLexical:
     FIELD_ID = "pid"
     FIELD_TEXT = "text"
     TOKENIZER = "qa_en"
-    # Filtered search: the unfiltered top fetched and filtered afterwards, when at most this many
-    # (top 4,000 with their ids: ~12 ms at 1M passages, 2 cores; docs/lexical-choice.md).
-    max_fetch = 4000
-    overfetch = 4
+    # Filtered search (see `search`; figures at 1M passages, 2 cores: docs/lexical-choice.md).
+    overfetch = 4  # fetch enough to expect 4 x k allowed hits
+    max_fetch = 4000  # and filter after the search only when that is at most this many
+    fetch_per_allowed_id = 10  # and at most this many per allowed id (one id in the query ~ 10 hits)
 
     def __init__(self, path: str | Path, heap_bytes: int = 128_000_000, threads: int = 1) -> None:
         import tantivy
@@ -224,17 +224,17 @@ class TantivyLexical:
         if allowed_ids is None:
             return self._top(searcher, q, k)
         allowed = allowed_ids if isinstance(allowed_ids, (set, frozenset)) else {int(i) for i in allowed_ids}
-        # A filter is applied after the search when that is cheap: the unfiltered top `fetch`
-        # should hold `overfetch` x k allowed passages if they are spread evenly. The result is
-        # exact either way: k allowed among the top `fetch` are the k best allowed, and a search
-        # that found fewer is redone with the ids in the query. That costs ~30 us per id (a term
-        # per id: 1,000 ids ~30 ms at 1M passages), so it is the way for small sets only.
+        # A filter is applied after the search when that is cheaper than putting the ids in the
+        # query (a term per id: ~30 us each, 1,000 ids ~30 ms at 1M passages, while the top 4,000
+        # with their ids take ~12 ms): the unfiltered top `fetch` should hold `overfetch` x k
+        # allowed passages if they are spread evenly. Exact either way: k allowed among the top
+        # `fetch` are the k best allowed, and a search that found fewer is redone with the ids.
         total = searcher.num_docs
-        fetch = -(-self.overfetch * k * total // len(allowed))
-        if fetch <= self.max_fetch or fetch >= total:
-            hits = self._top(searcher, q, min(fetch, total))
+        fetch = min(total, -(-self.overfetch * k * total // len(allowed)))
+        if fetch <= min(self.max_fetch, self.fetch_per_allowed_id * len(allowed)):
+            hits = self._top(searcher, q, fetch)
             kept = [h for h in hits if h[0] in allowed][:k]
-            if len(kept) == k or fetch >= total:
+            if len(kept) == k or fetch == total:
                 return kept
         tantivy = self._tantivy
         ids = tantivy.Query.term_set_query(self.schema, self.FIELD_ID, sorted(allowed))
