@@ -53,7 +53,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a folder by name (a folder's fsync makes a rename in it durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -238,9 +239,9 @@ class DenseIndex:
         meta.update(file=name, sha256=_sha256(path), written=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         tmp = self.folder / f".{CHECKPOINT}.{os.getpid()}"
         tmp.write_text(json.dumps(meta, indent=1))
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, self.folder / CHECKPOINT)  # the commit point
-        _fsync(self.folder)
+        fsync_path(self.folder)
         self._epoch = name
         for old in self.folder.glob("dense-*.faiss"):
             if old.name != name:

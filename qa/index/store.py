@@ -35,7 +35,7 @@ import numpy as np
 from qa.errors import QAError
 from qa.index import db
 from qa.index.db import IndexSpec
-from qa.index.dense import DenseIndex, DenseSettings
+from qa.index.dense import DenseIndex, DenseSettings, fsync_path
 from qa.index.lexical import tokenize
 from qa.types import Article, Chunk
 
@@ -75,14 +75,6 @@ class IndexRestoreNeededError(QAIndexError):
     """The index folder holds generations but none is current: never rebuild over them."""
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
     with open(tmp, "w") as fh:
@@ -90,7 +82,7 @@ def _write_atomically(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 class ReadView:
@@ -211,15 +203,6 @@ class Generation:
             return db.article_page(conn, offset, limit, contains)
         finally:
             conn.execute("COMMIT")
-
-    def iter_articles(self) -> Iterator[Article]:
-        conn = db.connect(self.path)  # its own snapshot, so a long export does not pin the thread's
-        try:
-            conn.execute("BEGIN")
-            yield from db.iter_articles(conn)
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
 
     # ---- writes (the caller holds the store's LOCK) --------------------------------------------
     def apply(self, add: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]], delete: Sequence[str]) -> int:
@@ -395,9 +378,9 @@ class IndexStore:
             gen.open(check=False)
             gen.checkpoint()
             gen.close()
-            _fsync_dir(tmp)
+            fsync_path(tmp)
             tmp.rename(self.root / name)
-            _fsync_dir(self.root)
+            fsync_path(self.root)
             self._make_current(name)
             return name
 
