@@ -17,7 +17,7 @@ from qa.serve.guards import ADMIN_CHECKED, ModelGate
 log = logging.getLogger(__name__)
 
 # Asked once at start, after the warm-up, to measure a question's service time before the first
-# user asks: the gate bounds waits by it from the first burst on (and by the median of the last
+# user asks: the gate bounds waits by it from the first burst on (and by the 90th percentile of the last
 # questions served after that).
 PROBE_QUESTION = "What happened, and when?"
 
