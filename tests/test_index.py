@@ -2,6 +2,7 @@
 
 import fcntl
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def test_save_and_load_round_trip(tmp_path):
     assert {a.id: a for a in q.articles()[0]} == {a.id: a for a in ARTICLES}
     conn = sqlite3.connect(current_folder(tmp_path) / "store.sqlite")
     fmt, spec = db.read_spec(conn)
-    assert fmt == 2 and spec == db.IndexSpec("fake-embedder", 64, 200, 50)
+    assert fmt == db.FORMAT_VERSION and spec == db.IndexSpec("fake-embedder", 64, 200, 50)
 
 
 def test_missing_index_says_how_to_build(tmp_path):
@@ -90,6 +91,58 @@ def test_a_damaged_dense_checkpoint_is_rebuilt_from_the_stored_vectors(tmp_path,
     assert "rebuilding it from the stored vectors" in caplog.text
     assert index_state(q) == before
     assert [h.chunk.article_id for h in q.search("Airbus Toulouse", 1, mode="dense")] == ["a2"]
+
+
+def test_a_lexical_index_left_behind_by_a_crashed_writer_is_caught_up_at_the_next_open(tmp_path):
+    p = make_pipeline(tmp_path)
+    p.build_from_articles(ARTICLES[:2])
+    # A writer killed between its SQLite commit and its tantivy commit: the article is stored,
+    # the lexical index does not have it yet.
+    chunks = p.chunker.chunk(ARTICLES[2])
+    conn = db.connect(current_folder(tmp_path) / "store.sqlite")
+    with db.transaction(conn):
+        db.insert_article(conn, ARTICLES[2], chunks, FakeEmbedder().encode([c.text for c in chunks]))
+        seq = db.finish_write(conn)
+    assert json.loads((current_folder(tmp_path) / "lexical.json").read_text())["seq"] < seq
+    q = make_pipeline(tmp_path)
+    q.load()
+    assert [h.chunk.article_id for h in q.search("Apple Tiger Steve Jobs", 1, mode="bm25")] == ["a3"]
+    assert json.loads((current_folder(tmp_path) / "lexical.json").read_text())["seq"] == seq
+
+
+def test_a_damaged_or_missing_lexical_index_is_rebuilt_from_the_passages(tmp_path, caplog):
+    p = make_pipeline(tmp_path)
+    p.build_from_articles(ARTICLES)
+    lexical = current_folder(tmp_path) / "lexical"
+    (lexical / "meta.json").write_text("{not json")
+    q = make_pipeline(tmp_path)
+    q.load()
+    assert "lexical index" in caplog.text and "rebuilding it from the passages" in caplog.text
+    assert [h.chunk.article_id for h in q.search("Airbus Toulouse", 1, mode="bm25")] == ["a2"]
+    shutil.rmtree(lexical)
+    r = make_pipeline(tmp_path)
+    r.load()
+    assert [h.chunk.article_id for h in r.search("Steve Jobs", 1, mode="bm25")] == ["a3"]
+
+
+def test_an_index_of_format_2_with_its_fts5_table_is_upgraded_keeping_everything(tmp_path):
+    p = make_pipeline(tmp_path)
+    p.build_from_articles(ARTICLES)
+    before = index_state(p)
+    folder = current_folder(tmp_path)
+    conn = db.connect(folder / "store.sqlite")
+    conn.execute("CREATE VIRTUAL TABLE passage_fts USING fts5 (text, content='', tokenize='porter unicode61 remove_diacritics 2')")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'format_version'")
+    conn.close()
+    shutil.rmtree(folder / "lexical")
+    (folder / "lexical.json").unlink()
+    q = make_pipeline(tmp_path)
+    q.load()
+    assert index_state(q) == before
+    conn = db.connect(folder / "store.sqlite")
+    assert db.read_spec(conn)[0] == db.FORMAT_VERSION
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'passage_fts'").fetchone()[0] == 0
+    assert [h.chunk.article_id for h in q.search("Airbus Toulouse", 1, mode="bm25")] == ["a2"]
 
 
 def test_out_of_range_offsets_are_refused_when_read(tmp_path):

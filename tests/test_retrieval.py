@@ -68,8 +68,9 @@ def test_bm25_gives_nothing_for_absent_words():
     assert [r for r, _ in bm25.top("beta zeta", 5)] == [0]
 
 
-def fts5_reference(texts, query, k1=1.2, b=0.75):
-    """Okapi BM25 as FTS5's bm25() defines it (idf floored at 1e-6), over whole tokens."""
+def lucene_bm25_reference(texts, query, k1=1.2, b=0.75):
+    """Okapi BM25 as tantivy (and Lucene) define it: idf = ln(1 + (N - n + 0.5) / (n + 0.5)), over
+    whole tokens (the test's documents are short enough for tantivy's length encoding to be exact)."""
     docs = [re.findall(r"\w+", t.lower()) for t in texts]
     avg = sum(map(len, docs)) / len(docs)
     out = []
@@ -78,7 +79,7 @@ def fts5_reference(texts, query, k1=1.2, b=0.75):
         s = 0.0
         for term in set(tokenize(query)):
             n = sum(1 for x in docs if term in x)
-            idf = max(math.log((len(docs) - n + 0.5) / (n + 0.5)), 1e-6) if n else 0.0
+            idf = math.log(1 + (len(docs) - n + 0.5) / (n + 0.5)) if n else 0.0
             s += idf * tf[term] * (k1 + 1) / (tf[term] + k1 * (1 - b + b * len(d) / avg))
         out.append(s)
     return np.array(out)
@@ -93,7 +94,7 @@ def test_the_persisted_lexical_index_ranks_by_okapi_bm25(tmp_path):
     texts = chunk_texts(arts)
     for query in ["w1 w2 w3", "the w50 w7", "w100 w101 w17 w90"]:
         hits = p.search(query, 8, mode="bm25")
-        expected = sorted(fts5_reference(texts, query), reverse=True)[:8]
+        expected = sorted(lucene_bm25_reference(texts, query), reverse=True)[:8]
         np.testing.assert_allclose([h.score for h in hits], expected, rtol=1e-4)
 
 

@@ -6,15 +6,13 @@ Tables
     passages  id (stable, never reused), article id and character offsets: the text is
               articles.text[start:end], never copied
     vectors   a passage's float32 embedding (the FAISS index is derived from these)
-    changes   the log of passage ids added (+1) and removed (-1), numbered by seq; a process
-              brings its in-memory FAISS index up to date by replaying it
-    passage_fts  FTS5 over passage texts (contentless: the text is not stored twice;
-              Unicode-aware, diacritics folded, Porter-stemmed)
+    changes   the log of passage ids added (+1) and removed (-1), numbered by seq; the derived
+              indexes (FAISS: dense.py, tantivy: text.py) follow the archive by replaying it
 
 Every write is one SQLite transaction (WAL, synchronous=FULL), so a crash leaves the state from
 before or after it, and readers in any thread or process read one consistent snapshot while a
 write goes on. Costs, n = passages in the archive, m = passages changed: add or delete O(m log n);
-a lexical query O(postings of its terms); a lookup of passages or articles by id O(log n) each.
+a lookup of passages or articles by id O(log n) each.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ import numpy as np
 
 from qa.types import Article, Chunk
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 2 had an FTS5 table, replaced by tantivy (text.py): see upgrade()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,9 +45,6 @@ CREATE TABLE IF NOT EXISTS passages (
 CREATE INDEX IF NOT EXISTS passages_by_article ON passages (article_id);
 CREATE TABLE IF NOT EXISTS vectors (id INTEGER PRIMARY KEY, v BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, passage_id INTEGER NOT NULL, op INTEGER NOT NULL);
-CREATE VIRTUAL TABLE IF NOT EXISTS passage_fts USING fts5 (
-    text, content='', tokenize='porter unicode61 remove_diacritics 2'
-);
 """
 
 
@@ -115,6 +110,17 @@ def read_spec(conn: sqlite3.Connection) -> tuple[int, IndexSpec]:
     return int(get_meta(conn, "format_version")), IndexSpec(**get_meta(conn, "spec"))
 
 
+UPGRADABLE = {2}
+
+
+def upgrade(conn: sqlite3.Connection) -> None:
+    """Format 2 -> 3: drop the FTS5 table (the tantivy index is built from the passages by its
+    first catch-up). Articles, passages, vectors and the change log are kept as they are."""
+    with transaction(conn):
+        conn.execute("DROP TABLE IF EXISTS passage_fts")
+        put_meta(conn, "format_version", FORMAT_VERSION)
+
+
 def _article(row: Sequence) -> Article:
     return Article(id=row[0], title=row[1], text=row[2], date=row[3], source=row[4], url=row[5])
 
@@ -131,18 +137,13 @@ def delete_articles(conn: sqlite3.Connection, article_ids: Iterable[str]) -> int
     """Remove articles and their passages; returns how many articles existed."""
     removed = 0
     for aid in article_ids:
-        row = conn.execute("SELECT text FROM articles WHERE id = ?", (aid,)).fetchone()
-        if row is None:
+        if conn.execute("SELECT 1 FROM articles WHERE id = ?", (aid,)).fetchone() is None:
             continue
-        text = row[0]
-        passages = conn.execute('SELECT id, start, "end" FROM passages WHERE article_id = ?', (aid,)).fetchall()
-        # A contentless FTS5 row is deleted by giving back the text it was indexed with.
-        conn.executemany("INSERT INTO passage_fts (passage_fts, rowid, text) VALUES ('delete', ?, ?)",
-                         ((pid, text[s:e]) for pid, s, e in passages))
-        conn.executemany("DELETE FROM vectors WHERE id = ?", ((pid,) for pid, _, _ in passages))
+        passages = [r[0] for r in conn.execute("SELECT id FROM passages WHERE article_id = ?", (aid,))]
+        conn.executemany("DELETE FROM vectors WHERE id = ?", ((pid,) for pid in passages))
         conn.execute("DELETE FROM passages WHERE article_id = ?", (aid,))
         conn.execute("DELETE FROM articles WHERE id = ?", (aid,))
-        _log(conn, (pid for pid, _, _ in passages), -1)
+        _log(conn, passages, -1)
         _bump_counts(conn, -1, -len(passages))
         removed += 1
     return removed
@@ -161,7 +162,6 @@ def insert_article(conn: sqlite3.Connection, article: Article, chunks: Sequence[
         cur = conn.execute('INSERT INTO passages (article_id, start, "end") VALUES (?, ?, ?)', (a.id, chunk.start, chunk.end))
         pid = int(cur.lastrowid)
         conn.execute("INSERT INTO vectors (id, v) VALUES (?, ?)", (pid, np.ascontiguousarray(vector, np.float32).tobytes()))
-        conn.execute("INSERT INTO passage_fts (rowid, text) VALUES (?, ?)", (pid, chunk.text))
         ids.append(pid)
     _log(conn, ids, +1)
     _bump_counts(conn, +1, len(ids))
@@ -306,32 +306,23 @@ def _filter_sql(source: str | None, date_from: str | None, date_to: str | None) 
     return " AND ".join(clauses), args
 
 
-# ---- lexical -------------------------------------------------------------------------------------
-def fts_terms(words: Sequence[str]) -> str:
-    """An FTS5 query OR-ing the words, each quoted so that no user text is read as query syntax."""
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-
-
-def lexical_search(
-    conn: sqlite3.Connection,
-    words: Sequence[str],
-    k: int,
-    source: str | None = None,
-    date_from: str | None = None,
-    date_to: str | None = None,
-) -> list[tuple[int, float]]:
-    """Okapi BM25 (FTS5's bm25(), k1 1.2, b 0.75) top k (passage id, score), best first."""
-    if not words or k <= 0:
-        return []
-    query = fts_terms(words)
-    if source or date_from or date_to:
-        where, args = _filter_sql(source, date_from, date_to)
-        sql = (f"SELECT f.rowid, -bm25(passage_fts) AS s FROM passage_fts f JOIN passages p ON p.id = f.rowid "
-               f"JOIN articles a ON a.id = p.article_id WHERE passage_fts MATCH ? AND {where} ORDER BY s DESC, f.rowid LIMIT ?")
-        rows = conn.execute(sql, [query, *args, k])
-    else:
-        rows = conn.execute(
-            "SELECT rowid, -bm25(passage_fts) AS s FROM passage_fts WHERE passage_fts MATCH ? ORDER BY s DESC, rowid LIMIT ?",
-            (query, k),
-        )
-    return [(int(r[0]), float(r[1])) for r in rows]
+def passage_texts(conn: sqlite3.Connection, ids: Sequence[int] | None = None, batch: int = 5_000
+                  ) -> Iterable[list[tuple[int, str]]]:
+    """(passage id, text) of the given passages that exist (all, in id order, when ids is None),
+    a batch at a time. The text is cut from the article inside SQLite (substr counts characters,
+    as Python's offsets do), so an article's text is not copied out once per passage."""
+    sql = 'SELECT p.id, substr(a.text, p.start + 1, p."end" - p.start) FROM passages p JOIN articles a ON a.id = p.article_id'
+    if ids is None:
+        last = -1
+        while True:
+            rows = conn.execute(f"{sql} WHERE p.id > ? ORDER BY p.id LIMIT ?", (last, batch)).fetchall()
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
+    wanted = list(dict.fromkeys(int(i) for i in ids))
+    for i in range(0, len(wanted), batch):
+        part = wanted[i:i + batch]
+        rows = conn.execute(f"{sql} WHERE p.id IN (SELECT value FROM json_each(?)) ORDER BY p.id", (json.dumps(part),)).fetchall()
+        if rows:
+            yield rows

@@ -14,7 +14,8 @@ import re
 import sqlite3
 import unicodedata
 from pathlib import Path
-from typing import Protocol, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from qa.index.lexical import STOPWORDS
 
@@ -172,6 +173,9 @@ class TantivyLexical:
         if self._writer is None:
             try:
                 self._writer = self.index.writer(heap_size=self._heap_bytes, num_threads=self._threads)
+                # A writer killed mid-commit leaves files no commit refers to; the next writer
+                # would collide with them (FileAlreadyExists on a .del file): remove them first.
+                self._writer.garbage_collect_files()
             except ValueError as exc:
                 raise LexicalIndexError(f"the tantivy index at {self.path} is locked by another writer: {exc}") from exc
         return self._writer
@@ -185,8 +189,12 @@ class TantivyLexical:
             writer.add_document(doc)
 
     def delete(self, rows: Sequence[tuple[int, str]]) -> None:
+        self.delete_ids([passage_id for passage_id, _ in rows])
+
+    def delete_ids(self, ids: Iterable[int]) -> None:
+        """Remove passages by id alone (the text is not needed; a missing id is a no-op)."""
         writer = self.writer
-        for passage_id, _ in rows:
+        for passage_id in ids:
             writer.delete_documents_by_term(self.FIELD_ID, int(passage_id))
 
     def commit(self) -> None:

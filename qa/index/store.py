@@ -3,8 +3,9 @@
 Layout under index_dir:
     CURRENT       the name of the live generation (g000003), swapped atomically (os.replace)
     LOCK          flock'ed by the one process writing; holds who that is
-    g000003/      store.sqlite (articles, passages, vectors, lexical index, change log: db.py)
+    g000003/      store.sqlite (articles, passages, vectors, change log: db.py)
                   dense.json + dense-*.faiss (the FAISS checkpoint: dense.py)
+                  lexical/ + lexical.json (the tantivy index and the change it covers: text.py)
 A generation is made whole by a (re)build or a restore and then changed in place, one SQLite
 transaction per write, so a write costs its own articles, not the archive. A crash mid-build
 leaves CURRENT naming the previous generation; a crash mid-write leaves the SQLite state from
@@ -12,7 +13,9 @@ before or after it. The previous generation is kept after a rebuild (qa index --
 
 Every process follows the newest state: a question first checks CURRENT (a rebuild elsewhere)
 and replays the change log into its FAISS index up to the snapshot it reads, so a server sees
-what `qa ingest` in another process committed, without a restart.
+what `qa ingest` in another process committed, without a restart. The tantivy index is written
+by the writer only, right after each SQLite commit (or, after a writer crashed between the two,
+by the next process that opens the generation and finds the LOCK free).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from qa.errors import QAError
 from qa.index import db
 from qa.index.db import IndexSpec
 from qa.index.dense import DenseIndex, DenseSettings, fsync_path
-from qa.index.lexical import tokenize
+from qa.index.lexical_backends import LexicalIndexError
+from qa.index.text import TextIndex
 from qa.types import Article, Chunk
 
 log = logging.getLogger(__name__)
@@ -89,12 +93,21 @@ class ReadView:
     """One question's consistent view: the SQLite snapshot that its dense search was made in.
     Lexical search, passages and articles read through it all belong to that one version."""
 
-    def __init__(self, conn: sqlite3.Connection, spec: IndexSpec) -> None:
-        self.conn, self.spec = conn, spec
+    def __init__(self, conn: sqlite3.Connection, spec: IndexSpec, text: TextIndex,
+                 allowed_filter: tuple | None) -> None:
+        self.conn, self.spec, self.text = conn, spec, text
+        # Passage ids matching the question's filters, computed once for both searches.
+        self.allowed_ids = self.allowed(*allowed_filter) if allowed_filter else None
 
-    def lexical(self, query: str, k: int, source: str | None = None, date_from: str | None = None,
-                date_to: str | None = None) -> list[tuple[int, float]]:
-        return db.lexical_search(self.conn, tokenize(query), k, source, date_from, date_to)
+    def lexical(self, query: str, k: int) -> list[tuple[int, float]]:
+        """BM25 top k (passage id, score) among the filtered passages. The tantivy index may be
+        a commit ahead of this snapshot (its passages are dropped when read) or behind it."""
+        allowed = None if self.allowed_ids is None else set(self.allowed_ids.tolist())
+        try:
+            return self.text.search(query, k, allowed)
+        except (LexicalIndexError, ValueError, OSError) as exc:
+            raise IndexCorruptError(f"the lexical index {self.text.path} is unreadable ({exc}); "
+                                    f"{_restore_hint(self.text.folder)}") from exc
 
     def passages(self, ids: Sequence[int]) -> dict[int, Chunk]:
         try:
@@ -121,7 +134,9 @@ class Generation:
         self.path = folder / DB_FILE
         self._local = threading.local()
         self._writer_conn: sqlite3.Connection | None = None
+        self.needs_upgrade = False
         self.dense = DenseIndex(folder, spec.dim, dense_settings)
+        self.text = TextIndex(folder)
 
     # ---- connections: one per thread for reads, one for the writer -----------------------------
     def conn(self) -> sqlite3.Connection:
@@ -152,7 +167,8 @@ class Generation:
                 conn.execute("COMMIT")
         except (sqlite3.DatabaseError, db.StoreError, OSError, KeyError, TypeError, ValueError) as exc:
             raise IndexCorruptError(f"index database {self.path} is unreadable or damaged ({exc}); {_restore_hint(self.folder)}") from exc
-        if fmt != db.FORMAT_VERSION:
+        self.needs_upgrade = fmt in db.UPGRADABLE
+        if fmt != db.FORMAT_VERSION and not self.needs_upgrade:
             raise IndexMismatchError(f"index format {fmt} is not the supported {db.FORMAT_VERSION}; {REBUILD_HINT}")
         if spec != self.spec:
             diffs = ", ".join(f"{k}: index has {getattr(spec, k)!r}, settings ask {getattr(self.spec, k)!r}"
@@ -160,6 +176,7 @@ class Generation:
             raise IndexMismatchError(f"index at {self.folder.parent} was built with other settings ({diffs}); {REBUILD_HINT}")
 
     def close(self) -> None:
+        self.text.release_writer()
         if self._writer_conn is not None:
             self._writer_conn.close()
             self._writer_conn = None
@@ -176,13 +193,12 @@ class Generation:
         conn = self.conn()
         conn.execute("BEGIN")
         try:
-            view = ReadView(conn, self.spec)
             with self.dense.lock:
                 self.dense.catch_up(conn)  # also opens the read snapshot
+                view = ReadView(conn, self.spec, self.text, allowed_filter)
                 dense: list[tuple[int, float]] = []
                 if vector is not None:
-                    allowed = view.allowed(*allowed_filter) if allowed_filter else None
-                    dense = self.dense.search(vector, k, allowed)
+                    dense = self.dense.search(vector, k, view.allowed_ids)
             yield view, dense
         finally:
             conn.execute("COMMIT")
@@ -216,17 +232,36 @@ class Generation:
                 db.finish_write(conn)
         except db.StoreError as exc:
             raise QAIndexError(str(exc)) from exc
-        # Make this process's questions see it at once, and checkpoint FAISS when due.
+        # Make this process's questions see it at once, index its texts, and checkpoint FAISS when due.
         conn.execute("BEGIN")
         try:
             with self.dense.lock:
                 self.dense.catch_up(conn)
+            self.text.catch_up(conn)
             due = self.dense.needs_checkpoint(db.counts(conn)[1])
         finally:
             conn.execute("COMMIT")
         if due:
             self.checkpoint()
         return removed
+
+    def catch_up_text(self) -> int:
+        """Bring the lexical index up to the database (the caller holds the store's LOCK)."""
+        conn = self.writer_conn()
+        conn.execute("BEGIN")
+        try:
+            return self.text.catch_up(conn)
+        finally:
+            conn.execute("COMMIT")
+            self.text.release_writer()
+
+    def text_needs_catch_up(self) -> bool:
+        conn = self.conn()
+        conn.execute("BEGIN")
+        try:
+            return self.text.needs_catch_up(conn)
+        finally:
+            conn.execute("COMMIT")
 
     def checkpoint(self) -> None:
         conn = self.writer_conn()
@@ -256,7 +291,8 @@ class IndexStore:
         self.lock_timeout_s = lock_timeout_s
         self._gen: Generation | None = None
         self._gen_lock = threading.Lock()
-        self._thread_lock = threading.RLock()  # one writer thread at a time inside this process
+        self._thread_lock = threading.Lock()  # one writer thread at a time inside this process
+        self._holding = threading.local()  # whether this thread holds the write lock
 
     @property
     def current_file(self) -> Path:
@@ -311,18 +347,40 @@ class IndexStore:
                 fresh.open(check=gen is None)
                 if gen is not None:
                     log.info("index generation %s (or its dense checkpoint) changed: reloaded", name)
+                self._follow_text(fresh)
                 self._gen = gen = fresh
         return gen
 
+    def _follow_text(self, gen: Generation) -> None:
+        """Upgrade an older format, and bring the lexical index up to the database when a writer
+        died between its SQLite and tantivy commits; only when no other process is writing (that
+        writer catches up itself after its write) and not inside this thread's own write."""
+        if getattr(self._holding, "value", False) or not (gen.needs_upgrade or gen.text_needs_catch_up()):
+            return
+        try:
+            with self.write_lock("upgrading the index" if gen.needs_upgrade else "indexing texts", wait=gen.needs_upgrade):
+                if gen.needs_upgrade:
+                    db.upgrade(gen.writer_conn())
+                    gen.needs_upgrade = False
+                    log.info("index %s upgraded to format %d: building its lexical index", gen.folder, db.FORMAT_VERSION)
+                gen.catch_up_text()
+        except IndexConflictError:
+            if gen.needs_upgrade:
+                raise
+            log.info("lexical index of %s is behind; the process writing catches it up", gen.name)
+
     # ---- writing -------------------------------------------------------------------------------
     @contextmanager
-    def write_lock(self, what: str) -> Iterator[None]:
+    def write_lock(self, what: str, wait: bool = True) -> Iterator[None]:
         """This process's one writer, and across processes the LOCK file: waits up to
-        lock_timeout_s, then IndexConflictError naming who holds it."""
+        lock_timeout_s (or not at all), then IndexConflictError naming who holds it."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with self._thread_lock:
+        if not self._thread_lock.acquire(timeout=self.lock_timeout_s if wait else 0):
+            raise IndexConflictError(f"the index at {self.root} is being written by another thread of this process")
+        try:
+            self._holding.value = True
             with open(self.root / "LOCK", "a+") as fh:
-                deadline = time.monotonic() + self.lock_timeout_s
+                deadline = time.monotonic() + (self.lock_timeout_s if wait else 0)
                 while True:
                     try:
                         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -345,6 +403,9 @@ class IndexStore:
                     fh.seek(0)
                     fh.truncate()
                     fcntl.flock(fh, fcntl.LOCK_UN)
+        finally:
+            self._holding.value = False
+            self._thread_lock.release()
 
     def apply(self, add: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]], delete: Sequence[str] = (),
               what: str = "a write") -> int:
@@ -377,6 +438,7 @@ class IndexStore:
             gen = Generation(tmp, self.spec, self.dense_settings)
             gen.open(check=False)
             gen.checkpoint()
+            gen.catch_up_text()
             gen.close()
             fsync_path(tmp)
             tmp.rename(self.root / name)

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (FAISS inner product) and lexical (BM25 over FTS5) top-k, fused by reciprocal rank."""
+"""Hybrid retrieval: dense (FAISS inner product) and lexical (BM25 in tantivy) top-k, fused by reciprocal rank."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class Retriever:
     """Hybrid search over the index store; each search reads the newest committed version.
 
     Cost per query, n = passages: dense O(n·d) exact or O(n·nprobe/nlist·d) with IVF, lexical
-    O(postings of the query's words), fusion O(k); filters add O(passages that match them)."""
+    O(postings of the query's words, pruned by block-max WAND), fusion O(k); filters add O(passages that match them)."""
 
     def __init__(self, store: IndexStore, embedder: Embedder, dense_k: int = 10, bm25_k: int = 10, rrf_k: int = 60) -> None:
         self.store = store
@@ -98,14 +98,14 @@ class Retriever:
         if k <= 0:
             return Retrieved([], {})
         f = filters if filters and filters.active else None
-        where = (f.source, f.date_from, f.date_to) if f else (None, None, None)
+        where = (f.source, f.date_from, f.date_to) if f else None
         if mode != "bm25" and vector is None:
             vector = self.embedder.encode([query])[0]
         gen = self.store.generation()
         extra = gen.passage_count_of(exclude_article) if exclude_article else 0
         dense_k, lexical_k = max(k, self.dense_k) + extra, max(k, self.bm25_k) + extra
-        with gen.read(vector if mode != "bm25" else None, dense_k, where if f else None) as (view, dense):
-            lexical = view.lexical(query, lexical_k, *where) if mode != "dense" else []
+        with gen.read(vector if mode != "bm25" else None, dense_k, where) as (view, dense):
+            lexical = view.lexical(query, lexical_k) if mode != "dense" else []
             if exclude_article:
                 owned = set(view.passage_ids_of(exclude_article))
                 dense = [d for d in dense if d[0] not in owned][: dense_k - extra]
