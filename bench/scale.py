@@ -174,7 +174,7 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
         ivf = faiss.extract_index_ivf(gen.dense.index)
         default_nprobe = ivf.nprobe
         recall = {}
-        for nprobe in sorted({8, 16, default_nprobe, 48, 96}):
+        for nprobe in sorted({16, 32, default_nprobe, 64, 128, 256}):
             ivf.nprobe = nprobe
             hits, ms = [], []
             for v, exact in zip(sample, best):

@@ -1,7 +1,7 @@
 """Query words and an in-memory Okapi BM25.
 
-`tokenize` is what the persisted lexical index (FTS5 in db.py: unicode61, diacritics removed,
-Porter stemming) is queried with: Unicode-aware (`Erdoğan` -> `erdogan`, `São Paulo` ->
+`tokenize` gives a text's content words (for the follow-up rule and the in-memory BM25; the
+persisted index, tantivy in text.py, folds the same way in lexical_backends.py): Unicode-aware (`Erdoğan` -> `erdogan`, `São Paulo` ->
 `sao paulo`), case- and accent-folded, stopwords dropped. The in-memory `BM25` serves small,
 throwaway corpora (one article's passages when training mines hard negatives); absent query
 words score nothing, unlike BM25L."""
@@ -29,7 +29,7 @@ STOPWORDS = frozenset(
 
 
 def fold(text: str) -> str:
-    """Case- and accent-folded text, as FTS5's unicode61 tokenizer (remove_diacritics 2) sees it."""
+    """Case- and accent-folded text (combining marks dropped: Erdoğan -> erdogan)."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
