@@ -15,8 +15,8 @@ from pathlib import Path
 
 from bench.report import table, write_section
 from qa.config import Settings
-from qa.eval.runner import eval_pipeline, evaluate, summarise, write_report
 from qa.eval.gold import load_gold
+from qa.eval.runner import eval_pipeline, evaluate, summarise, write_report
 from qa.models import configure_torch_threads
 
 

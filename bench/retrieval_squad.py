@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from bench.report import table, write_section
 from qa.config import Settings
-from qa.eval.runner import hit_holds_answer
 from qa.eval.gold import load_gold
+from qa.eval.runner import hit_holds_answer
 from qa.models import configure_torch_threads
 from qa.pipeline import QAPipeline
 

@@ -240,9 +240,9 @@ def real_embedding_costs(squad_train: str, questions: list[str]) -> dict:
 
 # ---- /ask while a bulk ingest runs --------------------------------------------------------------
 def ask_during_ingest(squad_train: str, n_articles: int) -> dict:
-    import httpx
-
     import tempfile
+
+    import httpx
 
     from qa.eval.gold import load_gold
     from qa.serve.process import ServerProcess

@@ -6,11 +6,10 @@ import time
 import numpy as np
 from fastapi.testclient import TestClient
 
-from qa.serve.app import create_app
 from qa.answer.calibration import CALIBRATION_FILE, Calibration, fit_confidence_curve, load_calibration
 from qa.config import Settings
 from qa.pipeline import QAPipeline
-
+from qa.serve.app import create_app
 from tests.fakes import FakeEmbedder, FakeReader
 
 CURVE = [[0.01, 0.2], [0.1, 0.5], [0.5, 0.8], [0.9, 0.95]]

@@ -4,10 +4,9 @@ import json
 import pytest
 
 from qa.config import Settings
-from qa.eval.runner import evaluate, write_report
 from qa.eval.gold import GoldFormatError, load_gold
+from qa.eval.runner import evaluate, write_report
 from qa.pipeline import QAPipeline
-
 from tests.fakes import FakeEmbedder, FakeReader
 
 SQUAD = {

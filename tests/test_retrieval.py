@@ -1,6 +1,6 @@
 import math
-import re
 import random
+import re
 from collections import Counter
 
 import numpy as np
@@ -12,7 +12,6 @@ from qa.ingest.chunking import Chunker
 from qa.pipeline import QAPipeline
 from qa.retrieval.hybrid import FilterError, Filters, rrf_fuse
 from qa.types import Article
-
 from tests.fakes import FakeEmbedder, FakeReader
 
 WORDS = "treaty missile iran sochi oil tanker election ukraine summit minister apple airbus market price".split()

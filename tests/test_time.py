@@ -10,7 +10,6 @@ from qa.reader.extractive import ReaderSpan
 from qa.retrieval.hybrid import Filters
 from qa.retrieval.period import period_in
 from qa.types import Article
-
 from tests.fakes import FakeEmbedder, FakeReader
 
 # Three reports that disagree across dates (the fake reader answers the first 4-digit number).

@@ -6,11 +6,18 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from qa.ingest.chunking import Chunker
 from qa.eval.squad import SquadQuestion, load_squad
+from qa.ingest.chunking import Chunker
 from qa.reader.training import (
-    STATE_FILE, TrainConfig, _negatives_for, batch_order, build_features, hard_negatives, shared_norm_loss,
-    shared_norm_pairs, train,
+    STATE_FILE,
+    TrainConfig,
+    _negatives_for,
+    batch_order,
+    build_features,
+    hard_negatives,
+    shared_norm_loss,
+    shared_norm_pairs,
+    train,
 )
 
 pytestmark = pytest.mark.real_models

@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qa.eval.metrics import best_over_golds, exact_match, f1_score
+from qa.eval.squad import PARAGRAPH_SEPARATOR, SquadQuestion, article_paragraphs, load_squad
 from qa.index.lexical import BM25
 from qa.ingest.chunking import Chunker
-from qa.eval.metrics import best_over_golds, exact_match, f1_score
 from qa.reader.extractive import ExtractiveReader, ReaderSpan, encode_windows, pad_batch
-from qa.eval.squad import PARAGRAPH_SEPARATOR, SquadQuestion, article_paragraphs, load_squad
 
 if TYPE_CHECKING:
     import torch
@@ -257,13 +257,13 @@ def shared_norm_pairs(batch_sample: list[int], batch_start: list[int], negative_
 
 
 def shared_norm_loss(
-    start_logits: "torch.Tensor",
-    end_logits: "torch.Tensor",
-    mask: "torch.Tensor",
+    start_logits: torch.Tensor,
+    end_logits: torch.Tensor,
+    mask: torch.Tensor,
     starts: list[int],
     ends: list[int],
     pairs: list[tuple[int, int]],
-) -> "torch.Tensor":
+) -> torch.Tensor:
     """Mean cross-entropy of the gold start and end under one softmax over the (unpadded)
     tokens of the gold window and its negative."""
     import torch

@@ -8,7 +8,6 @@ from datetime import date
 import numpy as np
 
 from qa.errors import QAError
-
 from qa.index.embedding import Embedder
 from qa.index.store import IndexStore
 from qa.types import Article, Hit
