@@ -164,7 +164,7 @@ def run_recall(chunks: list[Chunk], questions: list[GoldQuestion], dense: np.nda
         for q in questions[:50]:  # warm up caches
             search(q.question)
         times, alone, hybrid = [], [], []
-        for q, dense_ids in zip(questions, dense):
+        for q, dense_ids in zip(questions, dense, strict=True):
             t = time.perf_counter()
             lexical = search(q.question)
             times.append(1000 * (time.perf_counter() - t))
@@ -174,7 +174,7 @@ def run_recall(chunks: list[Chunk], questions: list[GoldQuestion], dense: np.nda
         out[name] = {"build_s": round(build_s, 2), "alone": recall_row(alone), "hybrid": recall_row(hybrid),
                      "ms": ms_stats(times)}
         print(json.dumps({name: out[name]}), flush=True)
-    out["dense alone"] = {"alone": recall_row([rank_of_answer([int(i) for i in d], chunks, q) for q, d in zip(questions, dense)])}
+    out["dense alone"] = {"alone": recall_row([rank_of_answer([int(i) for i in d], chunks, q) for q, d in zip(questions, dense, strict=True)])}
     for close in closers:
         close()
     return out

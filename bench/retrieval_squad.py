@@ -52,7 +52,7 @@ def main() -> None:
         found = {m: {k: 0 for k in KS} for m in ("hybrid", "dense", "bm25")}
         rr = {m: 0.0 for m in found}
         times = {m: [] for m in found}
-        for q, v in tqdm(list(zip(questions, vectors)), unit="q"):
+        for q, v in tqdm(list(zip(questions, vectors, strict=True)), unit="q"):
             for mode in found:
                 t = time.perf_counter()
                 hits = pipeline.retriever.search(q.question, max(KS), mode=mode, vector=v)

@@ -154,7 +154,7 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
     gen = p.store.generation()
     p.retriever.retrieve(questions[0], 10, vector=vectors[0])  # first touch of the pages
     times = []
-    for q, v in zip(questions, vectors):
+    for q, v in zip(questions, vectors, strict=True):
         t = time.perf_counter()
         p.retriever.retrieve(q, 10, vector=v)
         times.append(1000 * (time.perf_counter() - t))
@@ -177,7 +177,7 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
         for nprobe in sorted({8, 16, default_nprobe, 48, 96}):
             ivf.nprobe = nprobe
             hits, ms = [], []
-            for v, exact in zip(sample, best):
+            for v, exact in zip(sample, best, strict=True):
                 t = time.perf_counter()
                 with gen.read(v, 10) as (_, dense):
                     got = np.array([s for _, s in dense])
@@ -255,7 +255,7 @@ def ask_during_ingest(squad_train: str, n_articles: int) -> dict:
 
     def timed_questions(url: str, stop: threading.Event | None, rounds: int) -> list[float]:
         out = []
-        for r in range(rounds):
+        for _ in range(rounds):
             for q in gold:
                 if stop is not None and stop.is_set():
                     return out

@@ -2,6 +2,7 @@
 
 import json
 import time
+from itertools import pairwise
 
 import numpy as np
 from fastapi.testclient import TestClient
@@ -39,7 +40,7 @@ def test_confidence_is_read_off_the_curve_flat_past_its_ends():
     assert calibration.confidence(0.001) == 0.2 and calibration.confidence(0.99) == 0.95
     # Between points: interpolated in log score, so rising with the score.
     between = [calibration.confidence(s) for s in np.geomspace(0.01, 0.9, 50)]
-    assert all(a <= b for a, b in zip(between, between[1:]))
+    assert all(a <= b for a, b in pairwise(between))
     assert 0.5 < calibration.confidence(np.sqrt(0.1 * 0.5)) < 0.8
     assert Calibration(0.01).confidence(0.5) is None  # not calibrated: no made-up number
 
@@ -50,7 +51,7 @@ def test_fitted_curve_rises_and_matches_the_data():
     right = rng.uniform(size=4000) < scores  # the chance of being right is the score itself
     scores[:50] = 0.0  # questions with no answer at all are left out
     curve = fit_confidence_curve(scores, right, bins=20)
-    assert all(a[0] < b[0] and a[1] <= b[1] for a, b in zip(curve, curve[1:]))
+    assert all(a[0] < b[0] and a[1] <= b[1] for a, b in pairwise(curve))
     calibration = Calibration(0.0, 0.0, tuple(curve))
     for s in (0.1, 0.3, 0.5, 0.7, 0.9):
         assert abs(calibration.confidence(s) - s) < 0.1

@@ -34,7 +34,7 @@ def test_squad_gold_becomes_its_own_corpus_with_exact_spans(tmp_path):
     by_id = {q.id: q for q in gold.questions}
     text = {a.id: a.text for a in gold.articles}
     for q in gold.questions:
-        for (s, e), ans in zip(q.answer_spans, q.answers):
+        for (s, e), ans in zip(q.answer_spans, q.answers, strict=True):
             assert text[q.article_id][s:e] == ans
     assert by_id["q3"].answers == ()
 
@@ -109,7 +109,7 @@ def test_squad_entries_sharing_a_title_stay_separate_articles(tmp_path):
     gold = load_gold(_newsqa_squad(tmp_path))
     assert len(gold.articles) == 3 and {a.title for a in gold.articles} == {"newsqa"}
     text = {a.id: a.text for a in gold.articles}
-    for q, (context, _, answer) in zip(gold.questions, NEWSQA_STORIES):
+    for q, (context, _, answer) in zip(gold.questions, NEWSQA_STORIES, strict=True):
         assert text[q.article_id] == context
         (s, e), = q.answer_spans
         assert text[q.article_id][s:e] == answer

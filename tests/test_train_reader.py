@@ -47,7 +47,7 @@ def test_window_labels_point_at_the_answer_or_cls(squad_file):
     features = build_features(tokenizer, questions, max_length=64, stride=16)
     assert len(features.start) > len(questions)  # long context -> several windows each
     labelled = 0
-    for ids, s, e in zip(features.input_ids, features.start, features.end):
+    for ids, s, e in zip(features.input_ids, features.start, features.end, strict=True):
         if s == 0:
             assert e == 0  # a window without the answer points at [CLS]
             continue

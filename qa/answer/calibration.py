@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ class Calibration:
         Interpolated in log score (scores span orders of magnitude), flat past either end."""
         if not self.confidence_curve:
             return None
-        scores, shares = zip(*self.confidence_curve)
+        scores, shares = zip(*self.confidence_curve, strict=True)
         return float(np.interp(np.log(max(score, 1e-12)), np.log(scores), shares))
 
     def unsure(self, score: float) -> bool:
@@ -57,7 +58,7 @@ def _confidence_curve(saved: object) -> tuple[tuple[float, float], ...]:
     try:
         curve = tuple((float(s), float(c)) for s, c in saved)  # type: ignore[union-attr]
         ok = all(s > 0 and 0 <= c <= 1 for s, c in curve) and all(
-            a[0] < b[0] and a[1] <= b[1] for a, b in zip(curve, curve[1:])
+            a[0] < b[0] and a[1] <= b[1] for a, b in pairwise(curve)
         )
     except (TypeError, ValueError):
         ok = False
@@ -105,7 +106,7 @@ def fit_confidence_curve(scores: np.ndarray, right: np.ndarray, bins: int = 20) 
     order = np.argsort(scores[keep], kind="stable")
     s, r = scores[keep][order], right[keep][order].astype(float)
     groups = [[float(np.median(gs)), float(gr.mean()), len(gs)]
-              for gs, gr in zip(np.array_split(s, bins), np.array_split(r, bins)) if len(gs)]
+              for gs, gr in zip(np.array_split(s, bins), np.array_split(r, bins), strict=True) if len(gs)]
     pooled: list[list[float]] = []
     for g in groups:
         pooled.append(g)

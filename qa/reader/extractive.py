@@ -87,7 +87,7 @@ def encode_windows(
     offsets: list[list[tuple[int, int] | None]] = []
     for i, window_offsets in enumerate(enc["offset_mapping"]):
         seq_ids = enc.sequence_ids(i)
-        offsets.append([tuple(o) if s == 1 else None for o, s in zip(window_offsets, seq_ids)])
+        offsets.append([tuple(o) if s == 1 else None for o, s in zip(window_offsets, seq_ids, strict=True)])
     return EncodedWindows(
         input_ids=enc["input_ids"],
         token_type_ids=enc["token_type_ids"],

@@ -183,7 +183,7 @@ def score_reader(
             [group[n].question for n, _ in rows], [p for _, p in rows], n_best=1, groups=[n for n, _ in rows]
         )
         best: dict[int, ReaderSpan] = {}
-        for (n, _), spans in zip(rows, results):
+        for (n, _), spans in zip(rows, results, strict=True):
             if spans and (n not in best or spans[0].score > best[n].score):
                 best[n] = spans[0]
         for n, q in enumerate(group):
@@ -249,7 +249,7 @@ def shared_norm_pairs(batch_sample: list[int], batch_start: list[int], negative_
     """(gold row, negative row) pairs in the padded batch: a question's first window that holds
     its answer, with its hard negative (negative rows follow the batch's windows)."""
     gold_row: dict[int, int] = {}
-    for row, (question, start) in enumerate(zip(batch_sample, batch_start)):
+    for row, (question, start) in enumerate(zip(batch_sample, batch_start, strict=True)):
         if start > 0:
             gold_row.setdefault(question, row)
     first_negative = len(batch_sample)
@@ -367,7 +367,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
         scheduler.load_state_dict(ckpt["scheduler"])
         state = TrainState(**ckpt["state"])
         state.total_steps = total_steps  # a resumed run may re-plan its length (the decay follows)
-        for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
+        for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
             group["lr"] = base_lr * lr_at(state.step)  # the saved lr belongs to the old plan
         log.info("resumed at step %d (%d windows seen)", state.step, state.features_seen)
 
