@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,10 +54,11 @@ class Calibration:
         return confidence is not None and confidence < self.unsure_below
 
 
-def _confidence_curve(saved: object) -> tuple[tuple[float, float], ...]:
-    """The saved curve, or () if it is missing or not (score > 0, share in [0, 1]) points, both rising."""
+def _confidence_curve(saved: Any) -> tuple[tuple[float, float], ...]:
+    """The saved curve, or () if it is missing or not (score > 0, share in [0, 1]) points, both rising.
+    `saved` is whatever the JSON file holds: its shape is checked here, by trying."""
     try:
-        curve = tuple((float(s), float(c)) for s, c in saved)  # type: ignore[union-attr]
+        curve = tuple((float(s), float(c)) for s, c in saved)
         ok = all(s > 0 and 0 <= c <= 1 for s, c in curve) and all(
             a[0] < b[0] and a[1] <= b[1] for a, b in pairwise(curve)
         )
