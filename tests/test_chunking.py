@@ -22,7 +22,7 @@ def test_chunks_map_back_to_the_article_and_respect_size(size, overlap):
     article = Article("a1", "t", TEXT.strip())
     chunks = Chunker(size, overlap).chunk(article, first_id=7)
     assert [c.id for c in chunks] == list(range(7, 7 + len(chunks)))
-    covered = set()
+    covered: set[int] = set()
     for c in chunks:
         assert article.text[c.start : c.end] == c.text
         assert len(c.text) <= size

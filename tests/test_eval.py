@@ -34,6 +34,7 @@ def test_squad_gold_becomes_its_own_corpus_with_exact_spans(tmp_path):
     by_id = {q.id: q for q in gold.questions}
     text = {a.id: a.text for a in gold.articles}
     for q in gold.questions:
+        assert q.article_id is not None  # a SQuAD question's article is its own entry
         for (s, e), ans in zip(q.answer_spans, q.answers, strict=True):
             assert text[q.article_id][s:e] == ans
     assert by_id["q3"].answers == ()
@@ -110,6 +111,7 @@ def test_squad_entries_sharing_a_title_stay_separate_articles(tmp_path):
     assert len(gold.articles) == 3 and {a.title for a in gold.articles} == {"newsqa"}
     text = {a.id: a.text for a in gold.articles}
     for q, (context, _, answer) in zip(gold.questions, NEWSQA_STORIES, strict=True):
+        assert q.article_id is not None
         assert text[q.article_id] == context
         (s, e), = q.answer_spans
         assert text[q.article_id][s:e] == answer
@@ -165,6 +167,7 @@ def test_mrqa_file_is_read_with_its_own_articles_and_exact_spans(tmp_path, gzipp
     text = {a.id: a.text for a in gold.articles}
     for q in gold.questions:
         (s, e), = q.answer_spans
+        assert q.article_id is not None
         assert text[q.article_id][s:e] == q.answers[0]
     pipeline = QAPipeline(Settings(index_dir=tmp_path / "idx", no_answer_threshold=0.5), FakeEmbedder(), FakeReader())
     pipeline.build_from_articles(gold.articles)

@@ -127,7 +127,7 @@ def test_hybrid_is_reciprocal_rank_fusion_of_both_lists(tmp_path):
     dense = [h.chunk.id for h in p.search(query, 10, mode="dense")]
     sparse = [h.chunk.id for h in p.search(query, 10, mode="bm25")]
     hits = p.search(query, 5)
-    expected = {}
+    expected: dict[int, float] = {}
     for ranks in (dense, sparse):
         for i, r in enumerate(ranks):
             expected[r] = expected.get(r, 0) + 1 / (61 + i)
