@@ -36,7 +36,6 @@ import numpy as np
 from bench.report import table, write_section
 from qa.config import Settings
 from qa.eval.gold import GoldQuestion, load_gold
-from qa.eval.metrics import percentile
 from qa.eval.runner import hit_holds_answer
 from qa.index.lexical import BM25
 from qa.index.lexical_backends import Fts5Lexical, LexicalIndex, TantivyLexical
@@ -93,7 +92,7 @@ def rss_mb() -> tuple[float, float]:
 
 
 def ms_stats(times: Sequence[float]) -> tuple[float, float]:
-    return round(percentile(list(times), 50), 2), round(percentile(list(times), 95), 2)
+    return round(float(np.percentile(times, 50)), 2), round(float(np.percentile(times, 95)), 2)
 
 
 # ---- (a) recall on SQuAD dev ----------------------------------------------------------------
@@ -157,7 +156,11 @@ def run_recall(chunks: list[Chunk], questions: list[GoldQuestion], dense: np.nda
         index.commit()
         finish_bulk_load(index)
         closers.append(close)
-        searchers[name] = (time.perf_counter() - t0, lambda q, index=index: [i for i, _ in index.search(q, DEPTH)])
+
+        def search_index(q: str, index: LexicalIndex = index) -> list[int]:
+            return [i for i, _ in index.search(q, DEPTH)]
+
+        searchers[name] = (time.perf_counter() - t0, search_index)
 
     out = {}
     for name, (build_s, search) in searchers.items():

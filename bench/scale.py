@@ -159,7 +159,7 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
         p.retriever.retrieve(q, 10, vector=v)
         times.append(1000 * (time.perf_counter() - t))
     # Approximate vs exact dense top 10 over the same stored vectors.
-    recall = None
+    recall: dict | None = None
     if gen.dense.kind == "ivf":
         conn = db.connect(gen.path)
         conn.execute("BEGIN")
@@ -173,7 +173,7 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
 
         ivf = faiss.extract_index_ivf(gen.dense.index)
         default_nprobe = ivf.nprobe
-        recall = {}
+        by_nprobe = {}
         for nprobe in sorted({8, 16, default_nprobe, 48, 96}):
             ivf.nprobe = nprobe
             hits, ms = [], []
@@ -183,9 +183,9 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
                     got = np.array([s for _, s in dense])
                 ms.append(1000 * (time.perf_counter() - t))
                 hits.append(float((got >= exact[-1] - 1e-5).sum()) / 10)
-            recall[nprobe] = (round(float(np.mean(hits)), 4), pct(ms, 50))
+            by_nprobe[nprobe] = (round(float(np.mean(hits)), 4), pct(ms, 50))
         ivf.nprobe = default_nprobe
-        recall = {"nlist": ivf.nlist, "default_nprobe": default_nprobe, "by_nprobe": recall}
+        recall = {"nlist": ivf.nlist, "default_nprobe": default_nprobe, "by_nprobe": by_nprobe}
     # Writes: add 1 (p50 of 5), add 100 (once), delete 1 (p50 of 5).
     fresh = make_articles(squad_train, 110, offset=n + 10)
     add1 = []
@@ -254,7 +254,7 @@ def ask_during_ingest(squad_train: str, n_articles: int) -> dict:
             for a in make_articles(squad_train, n_articles, offset=2 * 10**7)]
 
     def timed_questions(url: str, stop: threading.Event | None, rounds: int) -> list[float]:
-        out = []
+        out: list[float] = []
         for _ in range(rounds):
             for q in gold:
                 if stop is not None and stop.is_set():
