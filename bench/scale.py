@@ -345,7 +345,8 @@ def main() -> None:
         + table(rows, ("articles", "passages", "dense index", "build", "add 1 (index)", "add 1 (with real embedding)",
                        "add 100 (index)", "delete 1", "cold start", "retrieval p50 / p95 (no query embedding)",
                        "retrieval p50 with real query embedding", "approx. recall@10 vs exact", "peak RSS", "disk"))
-        + f"\n\n`/ask` on the bundled articles (real models), questions one after another: idle p50 {during['idle_p50']} ms, "
+        + f"\n\n`/ask` on the bundled articles (real models), questions one after another: "
+        f"idle p50 {during['idle_p50']} ms, "
         f"p95 {during['idle_p95']} ms; while {during['ingested']} articles were added through `POST /articles` "
         f"(in {during['ingest_s']} s, {during['busy_n']} questions answered meanwhile): p50 {during['busy_p50']} ms, "
         f"p95 {during['busy_p95']} ms ({during['busy_p95'] / during['idle_p95']:.2f}x idle).\n"

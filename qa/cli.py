@@ -244,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--negatives", type=float, default=0.5,
                    help="share of each batch's questions that also get a hard negative passage (default 0.5; 0 = none)")
     s.add_argument("--shared-norm", type=float, default=0.0,
-                   help="weight of the loss that scores a question's gold and negative windows under one softmax (default 0 = off)")
+                   help="weight of the loss that scores a question's gold and negative windows under one softmax "
+                   "(default 0 = off)")
     s.add_argument("--fp32", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     s.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     s.add_argument("--eval-every", type=int, default=10000, help="windows between learning-curve points")

@@ -217,7 +217,8 @@ def test_ids_must_be_strings_and_not_path_segments(bad_id):
 
 def test_jsonl_ids_are_never_stored_under_another_spelling(tmp_path):
     path = tmp_path / "ids.jsonl"
-    path.write_text('{"id": true, "text": "one"}\n{"id": 7, "text": "two"}\n{"id": "..", "text": "three"}\n{"id": "ok", "text": "four"}\n')
+    path.write_text('{"id": true, "text": "one"}\n{"id": 7, "text": "two"}\n'
+                    '{"id": "..", "text": "three"}\n{"id": "ok", "text": "four"}\n')
     report = ingest_paths([path])
     assert [a.id for a in report.articles] == ["ok"]
     assert [w.split(": skipped: ")[0] for w in report.warnings] == [f"{path}:1", f"{path}:2", f"{path}:3"]
