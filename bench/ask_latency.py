@@ -67,7 +67,8 @@ def main() -> None:
     print(json.dumps(result))
     if not args.no_write:
         body = (
-            f"{len(questions)} news gold questions x {args.rounds} rounds, one client, warm server, read_k={pipeline.settings.read_k} passages.\n\n"
+            f"{len(questions)} news gold questions x {args.rounds} rounds, one client, warm server, "
+            f"read_k={pipeline.settings.read_k} passages.\n\n"
             + table([("POST /ask over HTTP", result["http_p50_ms"], result["http_p95_ms"]),
                      ("pipeline total inside the server", result["server_total_p50_ms"], "-"),
                      ("reader forward pass alone (same passages)", result["reader_alone_p50_ms"], "-")],

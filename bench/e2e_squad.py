@@ -15,8 +15,8 @@ from pathlib import Path
 
 from bench.report import table, write_section
 from qa.config import Settings
-from qa.eval.runner import eval_pipeline, evaluate, summarise, write_report
 from qa.eval.gold import load_gold
+from qa.eval.runner import eval_pipeline, evaluate, summarise, write_report
 from qa.models import configure_torch_threads
 
 
@@ -43,7 +43,10 @@ def main() -> None:
         body = ""
         rows = [("all" if args.every == 1 else f"one in {args.every}", *(summary.get(k) for k in keys))]
         if args.every > 1:
-            body = f"A uniform sample: one question in {args.every} (positions 0, {args.every}, {2 * args.every}, ... of the file).\n\n"
+            body = (
+                f"A uniform sample: one question in {args.every} "
+                f"(positions 0, {args.every}, {2 * args.every}, ... of the file).\n\n"
+            )
         elif len(results) > 1:
             held_out = summarise(results[::2], k=summary["top_k"])
             rows.append(("even positions (held out from calibration)", *(held_out.get(k) for k in keys)))

@@ -15,8 +15,8 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from bench.report import table, write_section
 from qa.config import Settings

@@ -28,15 +28,14 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from bench.report import table, write_section
 from qa.config import Settings
 from qa.eval.gold import GoldQuestion, load_gold
-from qa.eval.metrics import percentile
 from qa.eval.runner import hit_holds_answer
 from qa.index.lexical import BM25
 from qa.index.lexical_backends import Fts5Lexical, LexicalIndex, TantivyLexical
@@ -93,7 +92,7 @@ def rss_mb() -> tuple[float, float]:
 
 
 def ms_stats(times: Sequence[float]) -> tuple[float, float]:
-    return round(percentile(list(times), 50), 2), round(percentile(list(times), 95), 2)
+    return round(float(np.percentile(times, 50)), 2), round(float(np.percentile(times, 95)), 2)
 
 
 # ---- (a) recall on SQuAD dev ----------------------------------------------------------------
@@ -157,14 +156,18 @@ def run_recall(chunks: list[Chunk], questions: list[GoldQuestion], dense: np.nda
         index.commit()
         finish_bulk_load(index)
         closers.append(close)
-        searchers[name] = (time.perf_counter() - t0, lambda q, index=index: [i for i, _ in index.search(q, DEPTH)])
+
+        def search_index(q: str, index: LexicalIndex = index) -> list[int]:
+            return [i for i, _ in index.search(q, DEPTH)]
+
+        searchers[name] = (time.perf_counter() - t0, search_index)
 
     out = {}
     for name, (build_s, search) in searchers.items():
         for q in questions[:50]:  # warm up caches
             search(q.question)
         times, alone, hybrid = [], [], []
-        for q, dense_ids in zip(questions, dense):
+        for q, dense_ids in zip(questions, dense, strict=True):
             t = time.perf_counter()
             lexical = search(q.question)
             times.append(1000 * (time.perf_counter() - t))
@@ -174,7 +177,7 @@ def run_recall(chunks: list[Chunk], questions: list[GoldQuestion], dense: np.nda
         out[name] = {"build_s": round(build_s, 2), "alone": recall_row(alone), "hybrid": recall_row(hybrid),
                      "ms": ms_stats(times)}
         print(json.dumps({name: out[name]}), flush=True)
-    out["dense alone"] = {"alone": recall_row([rank_of_answer([int(i) for i in d], chunks, q) for q, d in zip(questions, dense)])}
+    out["dense alone"] = {"alone": recall_row([rank_of_answer([int(i) for i in d], chunks, q) for q, d in zip(questions, dense, strict=True)])}
     for close in closers:
         close()
     return out

@@ -12,9 +12,9 @@ import json
 import time
 
 from bench.report import table, write_section
+from qa.eval.squad import load_squad
 from qa.models import configure_torch_threads, fast_bf16_available, load_reader
 from qa.reader.extractive import ExtractiveReader
-from qa.eval.squad import load_squad
 from qa.reader.training import hard_negatives, score_reader
 
 

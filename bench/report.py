@@ -8,6 +8,7 @@ import re
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -35,9 +36,9 @@ def command() -> str:
     return " ".join(["python -m", f"bench.{Path(sys.argv[0]).stem}", *map(shlex.quote, sys.argv[1:])])
 
 
-def write_section(name: str, title: str, body: str) -> None:
-    DOC.parent.mkdir(exist_ok=True)
-    text = DOC.read_text() if DOC.exists() else HEADER
+def write_section(name: str, title: str, body: str, doc: Path = DOC) -> None:
+    doc.parent.mkdir(exist_ok=True)
+    text = doc.read_text() if doc.exists() else HEADER
     section = (
         f"<!-- bench:{name} -->\n## {title}\n\n"
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
@@ -46,11 +47,11 @@ def write_section(name: str, title: str, body: str) -> None:
     )
     pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->\n", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    DOC.write_text(text)
-    print(f"wrote section '{name}' of {DOC}")
+    doc.write_text(text)
+    print(f"wrote section '{name}' of {doc}")
 
 
-def table(rows: list[tuple], header: tuple) -> str:
+def table(rows: Sequence[Sequence[object]], header: Sequence[object]) -> str:
     lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
     return "\n".join(lines)

@@ -19,8 +19,9 @@ from tqdm import tqdm
 
 from bench.report import table, write_section
 from qa.config import Settings
-from qa.eval.runner import hit_holds_answer
 from qa.eval.gold import load_gold
+from qa.eval.runner import hit_holds_answer
+from qa.index.embedding import SentenceTransformerEmbedder
 from qa.models import configure_torch_threads
 from qa.pipeline import QAPipeline
 
@@ -37,13 +38,15 @@ def main() -> None:
     gold = load_gold(args.squad_dev)
     with tempfile.TemporaryDirectory() as tmp:
         pipeline = QAPipeline(Settings(index_dir=tmp))
+        embedder = pipeline.embedder
+        assert isinstance(embedder, SentenceTransformerEmbedder)  # the default: its raw encoder is timed below
         pipeline.embedder.encode(["warm up"])
         t0 = time.perf_counter()
         pipeline.build_from_articles(gold.articles, progress=True)
         index_s = time.perf_counter() - t0
         texts = [c.text for a in gold.articles for c in pipeline.chunker.chunk(a)]
         t0 = time.perf_counter()
-        pipeline.embedder.model.encode(texts, batch_size=64)  # the raw encoder alone
+        embedder.model.encode(texts, batch_size=64)  # the raw encoder alone
         encoder_s = time.perf_counter() - t0
         n_chunks = len(texts)
 
@@ -51,8 +54,8 @@ def main() -> None:
         vectors = pipeline.embedder.encode([q.question for q in questions])
         found = {m: {k: 0 for k in KS} for m in ("hybrid", "dense", "bm25")}
         rr = {m: 0.0 for m in found}
-        times = {m: [] for m in found}
-        for q, v in tqdm(list(zip(questions, vectors)), unit="q"):
+        times: dict[str, list[float]] = {m: [] for m in found}
+        for q, v in tqdm(list(zip(questions, vectors, strict=True)), unit="q"):
             for mode in found:
                 t = time.perf_counter()
                 hits = pipeline.retriever.search(q.question, max(KS), mode=mode, vector=v)

@@ -154,12 +154,12 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
     gen = p.store.generation()
     p.retriever.retrieve(questions[0], 10, vector=vectors[0])  # first touch of the pages
     times = []
-    for q, v in zip(questions, vectors):
+    for q, v in zip(questions, vectors, strict=True):
         t = time.perf_counter()
         p.retriever.retrieve(q, 10, vector=v)
         times.append(1000 * (time.perf_counter() - t))
     # Approximate vs exact dense top 10 over the same stored vectors.
-    recall = None
+    recall: dict | None = None
     if gen.dense.kind == "ivf":
         conn = db.connect(gen.path)
         conn.execute("BEGIN")
@@ -173,19 +173,19 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
 
         ivf = faiss.extract_index_ivf(gen.dense.index)
         default_nprobe = ivf.nprobe
-        recall = {}
+        by_nprobe = {}
         for nprobe in sorted({16, 32, default_nprobe, 64, 128, 256}):
             ivf.nprobe = nprobe
             hits, ms = [], []
-            for v, exact in zip(sample, best):
+            for v, exact in zip(sample, best, strict=True):
                 t = time.perf_counter()
                 with gen.read(v, 10) as (_, dense):
                     got = np.array([s for _, s in dense])
                 ms.append(1000 * (time.perf_counter() - t))
                 hits.append(float((got >= exact[-1] - 1e-5).sum()) / 10)
-            recall[nprobe] = (round(float(np.mean(hits)), 4), pct(ms, 50))
+            by_nprobe[nprobe] = (round(float(np.mean(hits)), 4), pct(ms, 50))
         ivf.nprobe = default_nprobe
-        recall = {"nlist": ivf.nlist, "default_nprobe": default_nprobe, "by_nprobe": recall}
+        recall = {"nlist": ivf.nlist, "default_nprobe": default_nprobe, "by_nprobe": by_nprobe}
     # Writes: add 1 (p50 of 5), add 100 (once), delete 1 (p50 of 5).
     fresh = make_articles(squad_train, 110, offset=n + 10)
     add1 = []
@@ -240,9 +240,9 @@ def real_embedding_costs(squad_train: str, questions: list[str]) -> dict:
 
 # ---- /ask while a bulk ingest runs --------------------------------------------------------------
 def ask_during_ingest(squad_train: str, n_articles: int) -> dict:
-    import httpx
-
     import tempfile
+
+    import httpx
 
     from qa.eval.gold import load_gold
     from qa.serve.process import ServerProcess
@@ -254,8 +254,8 @@ def ask_during_ingest(squad_train: str, n_articles: int) -> dict:
             for a in make_articles(squad_train, n_articles, offset=2 * 10**7)]
 
     def timed_questions(url: str, stop: threading.Event | None, rounds: int) -> list[float]:
-        out = []
-        for r in range(rounds):
+        out: list[float] = []
+        for _ in range(rounds):
             for q in gold:
                 if stop is not None and stop.is_set():
                     return out
@@ -345,7 +345,8 @@ def main() -> None:
         + table(rows, ("articles", "passages", "dense index", "build", "add 1 (index)", "add 1 (with real embedding)",
                        "add 100 (index)", "delete 1", "cold start", "retrieval p50 / p95 (no query embedding)",
                        "retrieval p50 with real query embedding", "approx. recall@10 vs exact", "peak RSS", "disk"))
-        + f"\n\n`/ask` on the bundled articles (real models), questions one after another: idle p50 {during['idle_p50']} ms, "
+        + f"\n\n`/ask` on the bundled articles (real models), questions one after another: "
+        f"idle p50 {during['idle_p50']} ms, "
         f"p95 {during['idle_p95']} ms; while {during['ingested']} articles were added through `POST /articles` "
         f"(in {during['ingest_s']} s, {during['busy_n']} questions answered meanwhile): p50 {during['busy_p50']} ms, "
         f"p95 {during['busy_p95']} ms ({during['busy_p95'] / during['idle_p95']:.2f}x idle).\n"

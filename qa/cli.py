@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from qa import __version__
 
+if TYPE_CHECKING:  # imported where used, so that `qa --help` starts without loading them
+    from qa.config import Settings
+    from qa.ingest.readers import IngestReport
+    from qa.pipeline import QAPipeline
+    from qa.retrieval.hybrid import Filters
 
-def _settings():
+
+def _settings() -> Settings:
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
 
@@ -28,7 +35,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _pipeline(build_if_missing: bool = True):
+def _pipeline(build_if_missing: bool = True) -> QAPipeline:
     from qa.models import configure_torch_threads
     from qa.pipeline import QAPipeline
 
@@ -44,19 +51,19 @@ def _pipeline(build_if_missing: bool = True):
     return pipeline
 
 
-def _print_report(report, what: str) -> None:
+def _print_report(report: IngestReport, what: str) -> None:
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{what}: {len(report.articles)} articles")
 
 
-def _filters(args):
+def _filters(args: argparse.Namespace) -> Filters:
     from qa.retrieval.hybrid import Filters
 
     return Filters(source=args.source, date_from=args.date_from, date_to=args.date_to)
 
 
-def cmd_ingest(args) -> int:
+def cmd_ingest(args: argparse.Namespace) -> int:
     from qa.ingest.readers import ingest_paths
 
     pipeline = _pipeline()
@@ -68,7 +75,7 @@ def cmd_ingest(args) -> int:
     return 0 if report.articles or not report.warnings else 1
 
 
-def cmd_index(args) -> int:
+def cmd_index(args: argparse.Namespace) -> int:
     from qa.pipeline import QAPipeline
 
     settings = _settings()
@@ -102,7 +109,7 @@ def cmd_index(args) -> int:
     return 0
 
 
-def cmd_search(args) -> int:
+def cmd_search(args: argparse.Namespace) -> int:
     pipeline = _pipeline()
     retrieved = pipeline.retriever.retrieve(args.question, args.top_k, _filters(args), args.mode)
     if not retrieved.hits:
@@ -115,7 +122,7 @@ def cmd_search(args) -> int:
     return 0
 
 
-def cmd_ask(args) -> int:
+def cmd_ask(args: argparse.Namespace) -> int:
     pipeline = _pipeline()
     result = pipeline.ask(args.question, top_k=args.top_k, filters=_filters(args))
     if result.period:
@@ -138,7 +145,7 @@ def cmd_ask(args) -> int:
     return 0
 
 
-def cmd_serve(args) -> int:
+def cmd_serve(args: argparse.Namespace) -> int:
     from qa.serve.app import create_app
     from qa.serve.server import serve
 
@@ -147,13 +154,13 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
+def cmd_eval(args: argparse.Namespace) -> int:
     from qa.eval.runner import run_eval_cli
 
     return run_eval_cli(args, _settings())
 
 
-def cmd_train_reader(args) -> int:
+def cmd_train_reader(args: argparse.Namespace) -> int:
     from qa.reader.training import TrainConfig, train
 
     cfg = TrainConfig(
@@ -187,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--check", action="store_true", help="check the whole index database for damage (reads all of it)")
     s.set_defaults(func=cmd_index)
 
-    def add_filters(s):
+    def add_filters(s: argparse.ArgumentParser) -> None:
         s.add_argument("--source", help="only articles whose source contains this text")
         s.add_argument("--date-from", help="only articles dated on or after yyyy-mm-dd")
         s.add_argument("--date-to", help="only articles dated on or before yyyy-mm-dd")
@@ -237,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--negatives", type=float, default=0.5,
                    help="share of each batch's questions that also get a hard negative passage (default 0.5; 0 = none)")
     s.add_argument("--shared-norm", type=float, default=0.0,
-                   help="weight of the loss that scores a question's gold and negative windows under one softmax (default 0 = off)")
+                   help="weight of the loss that scores a question's gold and negative windows under one softmax "
+                   "(default 0 = off)")
     s.add_argument("--fp32", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     s.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     s.add_argument("--eval-every", type=int, default=10000, help="windows between learning-curve points")

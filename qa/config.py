@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     max_auth_failures_per_minute: int = Field(10, ge=1, description="wrong admin tokens from one address before 429")
 
     @model_validator(mode="after")
-    def _check(self) -> "Settings":
+    def _check(self) -> Settings:
         if self.chunk_overlap >= self.chunk_size // 2:
             raise ValueError(
                 f"chunk_overlap ({self.chunk_overlap}) must be under half of chunk_size ({self.chunk_size})"

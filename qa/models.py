@@ -70,7 +70,7 @@ def _quiet_transformers() -> None:
 
 
 @lru_cache(maxsize=2)
-def load_embedder(path: str | None = None) -> "SentenceTransformer":
+def load_embedder(path: str | None = None) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
 
     _quiet_transformers()
@@ -81,7 +81,7 @@ def load_embedder(path: str | None = None) -> "SentenceTransformer":
 
 
 @lru_cache(maxsize=2)
-def load_reader(path: str | None = None) -> tuple["PreTrainedTokenizerFast", "PreTrainedModel"]:
+def load_reader(path: str | None = None) -> tuple[PreTrainedTokenizerFast, PreTrainedModel]:
     """The extractive reader (tokenizer, model) in eval mode, float32 for CPU inference."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
 import unicodedata
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,10 +29,10 @@ from qa.index.legacy import read_version
 from qa.index.store import IndexSpec, IndexStore
 from qa.ingest.chunking import Chunker
 from qa.ingest.readers import IngestReport, ingest_paths
-from qa.reader.extractive import ExtractiveReader
+from qa.reader.extractive import ExtractiveReader, Reader
 from qa.retrieval.followup import retrieval_query
-from qa.retrieval.period import period_in
 from qa.retrieval.hybrid import Filters, Retrieved, Retriever
+from qa.retrieval.period import period_in
 from qa.types import Answer, AnswerResult, Article, Chunk, Hit, Turn
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def _last_of_each_id(articles: Sequence[Article]) -> list[Article]:
 
 
 class QAPipeline:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, reader: ExtractiveReader | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, reader: Reader | None = None) -> None:
         self.settings = settings
         self.embedder: Embedder = embedder or SentenceTransformerEmbedder(
             str(settings.embedder_path) if settings.embedder_path else None
@@ -95,7 +95,7 @@ class QAPipeline:
 
     # ---- models -------------------------------------------------------------------------
     @property
-    def reader(self) -> ExtractiveReader:
+    def reader(self) -> Reader:
         if self._reader is None:
             from qa.models import fast_bf16_available, load_reader
 

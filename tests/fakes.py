@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -45,4 +45,4 @@ class FakeReader:
                   groups: Sequence[int] | None = None) -> list[list[ReaderSpan]]:
         """Each passage alone: its first number at 0.9."""
         return [[ReaderSpan(i, s.start, s.end, s.text, 0.9) for s in self.read(q, [p], n_best)]
-                for i, (q, p) in enumerate(zip(questions, passages))]
+                for i, (q, p) in enumerate(zip(questions, passages, strict=True))]

@@ -2,12 +2,11 @@ import pytest
 
 from qa.answer.assemble import assemble
 from qa.config import Settings
-from qa.retrieval.followup import is_follow_up, retrieval_query
 from qa.eval.metrics import exact_match, f1_score, normalize_answer
 from qa.pipeline import QAPipeline, QuestionError
 from qa.reader.extractive import ReaderSpan
+from qa.retrieval.followup import is_follow_up, retrieval_query
 from qa.types import Article, Chunk, Hit
-
 from tests.fakes import FakeEmbedder, FakeReader
 
 ART = Article("a1", "T", "Sergey V. Lavrov met Mike Pompeo. Lavrov said New Start expires in 2021.")

@@ -151,7 +151,8 @@ def test_add_ask_and_delete_an_article(client, live_server):
                                                          "date": "2031-03-03", "source": "Test Wire"}]}, headers=h)
         assert r.status_code == 201 and r.json()["ids"] == ["zephyr"]
         added.append("zephyr")
-        html = b"<html><head><title>Page</title><script>alert(1)</script></head><body><p>The <b>Orion-5</b> lander touched down in Utopia Planitia.</p></body></html>"
+        html = (b"<html><head><title>Page</title><script>alert(1)</script></head>"
+                b"<body><p>The <b>Orion-5</b> lander touched down in Utopia Planitia.</p></body></html>")
         r = client.post("/articles/file", content=html, headers={**h, "content-type": "text/html"})
         assert r.status_code == 201
         added.append(r.json()["ids"][0])

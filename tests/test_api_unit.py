@@ -10,14 +10,12 @@ import anyio
 import pytest
 from fastapi.testclient import TestClient
 
-from qa.serve.app import create_app
 from qa.config import Settings
-from qa.serve.guards import Busy, FailureThrottle, ModelGate
 from qa.pipeline import QAPipeline
+from qa.serve.app import create_app
+from qa.serve.guards import Busy, FailureThrottle, ModelGate
 from qa.types import Article
-
 from tests.fakes import FakeEmbedder, FakeReader
-
 
 TOKEN = "unit-test-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}

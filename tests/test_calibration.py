@@ -2,18 +2,25 @@
 
 import json
 import time
+from itertools import pairwise
 
 import numpy as np
 from fastapi.testclient import TestClient
 
-from qa.serve.app import create_app
 from qa.answer.calibration import CALIBRATION_FILE, Calibration, fit_confidence_curve, load_calibration
 from qa.config import Settings
 from qa.pipeline import QAPipeline
-
+from qa.serve.app import create_app
 from tests.fakes import FakeEmbedder, FakeReader
 
-CURVE = [[0.01, 0.2], [0.1, 0.5], [0.5, 0.8], [0.9, 0.95]]
+CURVE = ((0.01, 0.2), (0.1, 0.5), (0.5, 0.8), (0.9, 0.95))
+
+
+def confidence_of(calibration: Calibration, score: float) -> float:
+    """The confidence of a calibrated score (None would fail here, not in arithmetic)."""
+    confidence = calibration.confidence(score)
+    assert confidence is not None
+    return confidence
 
 
 def test_calibration_is_read_beside_the_reader_and_settings_override_it(tmp_path):
@@ -35,13 +42,13 @@ def test_reading_another_number_of_passages_than_tuned_for_is_warned_about(tmp_p
 
 
 def test_confidence_is_read_off_the_curve_flat_past_its_ends():
-    calibration = Calibration(0.01, 1.5, tuple(map(tuple, CURVE)))
+    calibration = Calibration(0.01, 1.5, CURVE)
     assert calibration.confidence(0.1) == 0.5
     assert calibration.confidence(0.001) == 0.2 and calibration.confidence(0.99) == 0.95
     # Between points: interpolated in log score, so rising with the score.
-    between = [calibration.confidence(s) for s in np.geomspace(0.01, 0.9, 50)]
-    assert all(a <= b for a, b in zip(between, between[1:]))
-    assert 0.5 < calibration.confidence(np.sqrt(0.1 * 0.5)) < 0.8
+    between = [confidence_of(calibration, s) for s in np.geomspace(0.01, 0.9, 50)]
+    assert all(a <= b for a, b in pairwise(between))
+    assert 0.5 < confidence_of(calibration, np.sqrt(0.1 * 0.5)) < 0.8
     assert Calibration(0.01).confidence(0.5) is None  # not calibrated: no made-up number
 
 
@@ -51,10 +58,10 @@ def test_fitted_curve_rises_and_matches_the_data():
     right = rng.uniform(size=4000) < scores  # the chance of being right is the score itself
     scores[:50] = 0.0  # questions with no answer at all are left out
     curve = fit_confidence_curve(scores, right, bins=20)
-    assert all(a[0] < b[0] and a[1] <= b[1] for a, b in zip(curve, curve[1:]))
+    assert all(a[0] < b[0] and a[1] <= b[1] for a, b in pairwise(curve))
     calibration = Calibration(0.0, 0.0, tuple(curve))
     for s in (0.1, 0.3, 0.5, 0.7, 0.9):
-        assert abs(calibration.confidence(s) - s) < 0.1
+        assert abs(confidence_of(calibration, s) - s) < 0.1
 
 
 def test_fitted_curve_pools_a_dip_instead_of_falling():
@@ -90,4 +97,4 @@ def test_ask_returns_the_calibrated_confidence_beside_the_score(tmp_path):
             time.sleep(0.05)
         best = client.post("/ask", json={"question": "When does it expire?"}).json()["answers"][0]
     assert best["text"] == "2021"
-    assert best["confidence"] == round(Calibration(0.5, 0.0, tuple(map(tuple, CURVE))).confidence(best["score"]), 3)
+    assert best["confidence"] == round(confidence_of(Calibration(0.5, 0.0, CURVE), best["score"]), 3)

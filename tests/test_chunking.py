@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import pytest
 
 from qa.ingest.chunking import Chunker, ChunkingError, sentence_spans
@@ -20,7 +22,7 @@ def test_chunks_map_back_to_the_article_and_respect_size(size, overlap):
     article = Article("a1", "t", TEXT.strip())
     chunks = Chunker(size, overlap).chunk(article, first_id=7)
     assert [c.id for c in chunks] == list(range(7, 7 + len(chunks)))
-    covered = set()
+    covered: set[int] = set()
     for c in chunks:
         assert article.text[c.start : c.end] == c.text
         assert len(c.text) <= size
@@ -30,7 +32,7 @@ def test_chunks_map_back_to_the_article_and_respect_size(size, overlap):
     # Neighbouring passages overlap (an answer at a cut is whole in one of them), or meet at a
     # paragraph break: a passage that ends a paragraph is followed by the next paragraph.
     if overlap:
-        for a, b in zip(chunks, chunks[1:]):
+        for a, b in pairwise(chunks):
             gap = article.text[a.end : b.start]
             assert b.start < a.end or (gap.strip() == "" and "\n\n" in gap)
 
@@ -61,13 +63,13 @@ def test_a_paragraph_longer_than_the_passage_is_cut_with_overlap():
     start, end = text.index(long_paragraph), text.index(long_paragraph) + len(long_paragraph)
     inside = [c for c in chunks if start <= c.start and c.end <= end]
     assert len(inside) >= 3
-    assert all(b.start < a.end for a, b in zip(inside, inside[1:]))
+    assert all(b.start < a.end for a, b in pairwise(inside))
 
 
 def test_chunks_advance_and_end_on_sentence_boundaries():
     article = Article("a1", "t", TEXT.strip())
     chunks = Chunker(200, 60).chunk(article)
-    assert all(b.start > a.start for a, b in zip(chunks, chunks[1:]))
+    assert all(b.start > a.start for a, b in pairwise(chunks))
     assert all(c.text[-1] in ".!?" for c in chunks)
 
 

@@ -4,10 +4,9 @@ import json
 import pytest
 
 from qa.config import Settings
-from qa.eval.runner import evaluate, write_report
 from qa.eval.gold import GoldFormatError, load_gold
+from qa.eval.runner import evaluate, write_report
 from qa.pipeline import QAPipeline
-
 from tests.fakes import FakeEmbedder, FakeReader
 
 SQUAD = {
@@ -35,7 +34,8 @@ def test_squad_gold_becomes_its_own_corpus_with_exact_spans(tmp_path):
     by_id = {q.id: q for q in gold.questions}
     text = {a.id: a.text for a in gold.articles}
     for q in gold.questions:
-        for (s, e), ans in zip(q.answer_spans, q.answers):
+        assert q.article_id is not None  # a SQuAD question's article is its own entry
+        for (s, e), ans in zip(q.answer_spans, q.answers, strict=True):
             assert text[q.article_id][s:e] == ans
     assert by_id["q3"].answers == ()
 
@@ -110,7 +110,8 @@ def test_squad_entries_sharing_a_title_stay_separate_articles(tmp_path):
     gold = load_gold(_newsqa_squad(tmp_path))
     assert len(gold.articles) == 3 and {a.title for a in gold.articles} == {"newsqa"}
     text = {a.id: a.text for a in gold.articles}
-    for q, (context, _, answer) in zip(gold.questions, NEWSQA_STORIES):
+    for q, (context, _, answer) in zip(gold.questions, NEWSQA_STORIES, strict=True):
+        assert q.article_id is not None
         assert text[q.article_id] == context
         (s, e), = q.answer_spans
         assert text[q.article_id][s:e] == answer
@@ -166,6 +167,7 @@ def test_mrqa_file_is_read_with_its_own_articles_and_exact_spans(tmp_path, gzipp
     text = {a.id: a.text for a in gold.articles}
     for q in gold.questions:
         (s, e), = q.answer_spans
+        assert q.article_id is not None
         assert text[q.article_id][s:e] == q.answers[0]
     pipeline = QAPipeline(Settings(index_dir=tmp_path / "idx", no_answer_threshold=0.5), FakeEmbedder(), FakeReader())
     pipeline.build_from_articles(gold.articles)

@@ -31,6 +31,7 @@ def test_every_follow_up_passage_is_in_its_ingested_article():
     for c in cases:
         assert c.history and all(t.question.strip() for t in c.history), c.id
         if c.passage:
+            assert c.article_id is not None, c.id
             assert c.passage in articles[c.article_id].text, c.id
         else:
             assert c.article_id is None, c.id

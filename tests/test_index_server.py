@@ -48,7 +48,8 @@ def test_a_lost_current_pointer_is_reported_and_nothing_is_rebuilt_over_the_gene
                                 env={**os.environ, "QA_INDEX_DIR": str(index_dir)}, stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 300
-            status, body = 0, {}
+            status = 0
+            body: dict = {}
             while time.monotonic() < deadline:
                 status, body = health(f"http://127.0.0.1:{port}")
                 if body.get("status") in ("error", "ready"):

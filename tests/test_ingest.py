@@ -4,7 +4,15 @@ from pathlib import Path
 import pytest
 
 from qa.ingest.pages import parse_html, parse_markdown
-from qa.ingest.readers import IngestError, clean_text, ingest_paths, is_boilerplate, make_article, parse_bytes, IngestReport
+from qa.ingest.readers import (
+    IngestError,
+    IngestReport,
+    clean_text,
+    ingest_paths,
+    is_boilerplate,
+    make_article,
+    parse_bytes,
+)
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "articles" / "000_bdb2fb7eb406ee43.txt"
 BOILERPLATE = ["Loading ....", "Source link", "Please enter your comment!", "Please enter your name here"]
@@ -140,7 +148,7 @@ def test_a_page_without_its_charset_declared_is_still_read_as_windows_1252():
 def test_ids_come_from_the_url_or_the_raw_input_not_from_the_cleaner(tmp_path):
     # The same page fetched twice with different clutter is one article (same URL).
     page = NEWS_PAGE.read_bytes()
-    again = page.replace("Dai</p>".encode(), "Dai</p><p>A fourth comment.</p>".encode())
+    again = page.replace(b"Dai</p>", b"Dai</p><p>A fourth comment.</p>")
     ids = set()
     for raw in (page, again):
         report = IngestReport()
@@ -209,7 +217,8 @@ def test_ids_must_be_strings_and_not_path_segments(bad_id):
 
 def test_jsonl_ids_are_never_stored_under_another_spelling(tmp_path):
     path = tmp_path / "ids.jsonl"
-    path.write_text('{"id": true, "text": "one"}\n{"id": 7, "text": "two"}\n{"id": "..", "text": "three"}\n{"id": "ok", "text": "four"}\n')
+    path.write_text('{"id": true, "text": "one"}\n{"id": 7, "text": "two"}\n'
+                    '{"id": "..", "text": "three"}\n{"id": "ok", "text": "four"}\n')
     report = ingest_paths([path])
     assert [a.id for a in report.articles] == ["ok"]
     assert [w.split(": skipped: ")[0] for w in report.warnings] == [f"{path}:1", f"{path}:2", f"{path}:3"]
@@ -222,8 +231,8 @@ def test_only_http_urls_are_stored():
             make_article("text", "t", url=url)
     assert make_article("text", "t", url="HTTPS://example.com/a").url == "HTTPS://example.com/a"
     # A scraped page with a script url is still read; its url is dropped, not stored.
-    page = ('<html><head><meta property="og:url" content="javascript:alert(1)"><title>T</title></head>'
-            "<body><p>Body text of the page.</p></body></html>").encode()
+    page = (b'<html><head><meta property="og:url" content="javascript:alert(1)"><title>T</title></head>'
+            b"<body><p>Body text of the page.</p></body></html>")
     report = IngestReport()
     parse_bytes(page, ".html", "page.html", report)
     assert report.articles[0].url is None and "Body text" in report.articles[0].text

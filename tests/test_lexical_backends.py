@@ -26,6 +26,7 @@ class Fts5Backend:
         return Fts5Lexical(self.conn)
 
     def close(self, index):
+        assert self.conn is not None, "closed before it was opened"
         self.conn.close()
 
 

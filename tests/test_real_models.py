@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.eval.runner import evaluate
 from qa.eval.gold import load_gold
+from qa.eval.runner import evaluate
 from qa.ingest.readers import ingest_paths
 
 pytestmark = pytest.mark.real_models

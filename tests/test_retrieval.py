@@ -1,6 +1,6 @@
 import math
-import re
 import random
+import re
 from collections import Counter
 
 import numpy as np
@@ -12,7 +12,6 @@ from qa.ingest.chunking import Chunker
 from qa.pipeline import QAPipeline
 from qa.retrieval.hybrid import FilterError, Filters, rrf_fuse
 from qa.types import Article
-
 from tests.fakes import FakeEmbedder, FakeReader
 
 WORDS = "treaty missile iran sochi oil tanker election ukraine summit minister apple airbus market price".split()
@@ -129,7 +128,7 @@ def test_hybrid_is_reciprocal_rank_fusion_of_both_lists(tmp_path):
     dense = [h.chunk.id for h in p.search(query, 10, mode="dense")]
     sparse = [h.chunk.id for h in p.search(query, 10, mode="bm25")]
     hits = p.search(query, 5)
-    expected = {}
+    expected: dict[int, float] = {}
     for ranks in (dense, sparse):
         for i, r in enumerate(ranks):
             expected[r] = expected.get(r, 0) + 1 / (61 + i)

@@ -10,7 +10,6 @@ from qa.reader.extractive import ReaderSpan
 from qa.retrieval.hybrid import Filters
 from qa.retrieval.period import period_in
 from qa.types import Article
-
 from tests.fakes import FakeEmbedder, FakeReader
 
 # Three reports that disagree across dates (the fake reader answers the first 4-digit number).
@@ -38,6 +37,7 @@ def pipeline(tmp_path):
 ])
 def test_periods_in_questions(question, expected):
     p = period_in(question)
+    assert p is not None
     assert (p.date_from, p.date_to, p.as_of) == expected
     assert p.phrase not in p.remove_from(question) and p.remove_from(question).endswith("?")
 
@@ -97,7 +97,7 @@ def test_unsure_answers_come_with_the_best_candidates(tmp_path):
     result = p.ask("What was the Acme staff headcount?", top_k=1)
     assert result.unsure and not result.no_answer
     assert len(result.answers) == 3  # candidates, whatever top_k asked for
-    assert all(a.confidence < p.calibration.unsure_below for a in result.answers)
+    assert all(a.confidence is not None and a.confidence < p.calibration.unsure_below for a in result.answers)
     sure = QAPipeline(Settings(index_dir=tmp_path / "idx2"), FakeEmbedder(), FakeReader())
     sure.build_from_articles(HEADCOUNT)
     confident = sure.ask("What was the Acme staff headcount?", top_k=1)

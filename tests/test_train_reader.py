@@ -6,11 +6,18 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from qa.ingest.chunking import Chunker
 from qa.eval.squad import SquadQuestion, load_squad
+from qa.ingest.chunking import Chunker
 from qa.reader.training import (
-    STATE_FILE, TrainConfig, _negatives_for, batch_order, build_features, hard_negatives, shared_norm_loss,
-    shared_norm_pairs, train,
+    STATE_FILE,
+    TrainConfig,
+    _negatives_for,
+    batch_order,
+    build_features,
+    hard_negatives,
+    shared_norm_loss,
+    shared_norm_pairs,
+    train,
 )
 
 pytestmark = pytest.mark.real_models
@@ -40,7 +47,7 @@ def test_window_labels_point_at_the_answer_or_cls(squad_file):
     features = build_features(tokenizer, questions, max_length=64, stride=16)
     assert len(features.start) > len(questions)  # long context -> several windows each
     labelled = 0
-    for ids, s, e in zip(features.input_ids, features.start, features.end):
+    for ids, s, e in zip(features.input_ids, features.start, features.end, strict=True):
         if s == 0:
             assert e == 0  # a window without the answer points at [CLS]
             continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from qa.eval.metrics import normalize_answer
 from qa.reader.extractive import ReaderSpan

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +44,7 @@ class Calibration:
         Interpolated in log score (scores span orders of magnitude), flat past either end."""
         if not self.confidence_curve:
             return None
-        scores, shares = zip(*self.confidence_curve)
+        scores, shares = zip(*self.confidence_curve, strict=True)
         return float(np.interp(np.log(max(score, 1e-12)), np.log(scores), shares))
 
     def unsure(self, score: float) -> bool:
@@ -52,12 +54,13 @@ class Calibration:
         return confidence is not None and confidence < self.unsure_below
 
 
-def _confidence_curve(saved: object) -> tuple[tuple[float, float], ...]:
-    """The saved curve, or () if it is missing or not (score > 0, share in [0, 1]) points, both rising."""
+def _confidence_curve(saved: Any) -> tuple[tuple[float, float], ...]:
+    """The saved curve, or () if it is missing or not (score > 0, share in [0, 1]) points, both rising.
+    `saved` is whatever the JSON file holds: its shape is checked here, by trying."""
     try:
-        curve = tuple((float(s), float(c)) for s, c in saved)  # type: ignore[union-attr]
+        curve = tuple((float(s), float(c)) for s, c in saved)
         ok = all(s > 0 and 0 <= c <= 1 for s, c in curve) and all(
-            a[0] < b[0] and a[1] <= b[1] for a, b in zip(curve, curve[1:])
+            a[0] < b[0] and a[1] <= b[1] for a, b in pairwise(curve)
         )
     except (TypeError, ValueError):
         ok = False
@@ -105,7 +108,7 @@ def fit_confidence_curve(scores: np.ndarray, right: np.ndarray, bins: int = 20) 
     order = np.argsort(scores[keep], kind="stable")
     s, r = scores[keep][order], right[keep][order].astype(float)
     groups = [[float(np.median(gs)), float(gr.mean()), len(gs)]
-              for gs, gr in zip(np.array_split(s, bins), np.array_split(r, bins)) if len(gs)]
+              for gs, gr in zip(np.array_split(s, bins), np.array_split(r, bins), strict=True) if len(gs)]
     pooled: list[list[float]] = []
     for g in groups:
         pooled.append(g)

@@ -12,9 +12,9 @@ one does: at least SIMILAR_RATIO of the top article's probability.
 from __future__ import annotations
 
 import re
-from typing import Protocol, Sequence
+from collections.abc import Sequence
 
-from qa.reader.extractive import ReaderSpan
+from qa.reader.extractive import Reader
 from qa.types import Answer, Hit
 
 # A newer article counts as answering "about as surely" when its own best span has at least
@@ -24,11 +24,6 @@ SIMILAR_RATIO = 0.25
 _PAST = frozenset("was were did had used former formerly then".split())
 _PRESENT = frozenset("is are does do has have 's currently now today".split())
 _WORD = re.compile(r"[a-z']+|\d{4}")
-
-
-class Reader(Protocol):
-    def read_many(self, questions: Sequence[str], passages: Sequence[str], n_best: int = 5,
-                  groups: Sequence[int] | None = None) -> list[list[ReaderSpan]]: ...
 
 
 def asks_about_present(question: str) -> bool:
@@ -44,7 +39,7 @@ def _best_alone(reader: Reader, question: str, hits: Sequence[Hit], article_ids:
     rows = [(h.chunk.text, article_ids.index(h.chunk.article_id)) for h in hits if h.chunk.article_id in article_ids]
     spans = reader.read_many([question] * len(rows), [t for t, _ in rows], n_best=1, groups=[g for _, g in rows])
     best = {a: 0.0 for a in article_ids}
-    for (_, group), found in zip(rows, spans):
+    for (_, group), found in zip(rows, spans, strict=True):
         for span in found:
             best[article_ids[group]] = max(best[article_ids[group]], span.score)
     return best

@@ -94,7 +94,7 @@ def _load_squad_gold(path: Path) -> GoldSet:
     questions = []
     for q in rows:
         base = paragraph_offsets[(q.article_index, q.paragraph_index)]
-        spans = tuple((base + s, base + s + len(t)) for t, s in zip(q.answers, q.answer_starts))
+        spans = tuple((base + s, base + s + len(t)) for t, s in zip(q.answers, q.answer_starts, strict=True))
         questions.append(GoldQuestion(q.id, q.question, q.answers, ids[q.article_index], spans))
     return GoldSet(questions, corpus.articles)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from collections.abc import Callable
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCT = set(string.punctuation)
@@ -34,6 +35,6 @@ def f1_score(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def best_over_golds(metric, prediction: str, golds: list[str] | tuple[str, ...]) -> float:
+def best_over_golds(metric: Callable[[str, str], float], prediction: str, golds: list[str] | tuple[str, ...]) -> float:
     """The official rule: a prediction scores its best match against any reference answer."""
     return max((metric(prediction, g) for g in golds), default=0.0)

@@ -18,6 +18,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 
 class MrqaFormatError(ValueError):
@@ -46,7 +47,7 @@ def blank_markers(context: str) -> str:
     return _MARKER.sub(lambda m: "\n\n   " if m.group() in ("[PAR]", "[DOC]") else " " * 5, context)
 
 
-def open_text(path: Path):
+def open_text(path: Path) -> TextIO:
     """A text handle on a plain or gzip-compressed file."""
     with open(path, "rb") as fh:
         gzipped = fh.read(2) == b"\x1f\x8b"

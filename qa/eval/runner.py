@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import logging
@@ -179,7 +180,7 @@ def eval_pipeline(settings: Settings, gold: GoldSet, corpus: list[str] | None, w
     return pipeline
 
 
-def run_eval_cli(args, settings: Settings) -> int:
+def run_eval_cli(args: argparse.Namespace, settings: Settings) -> int:
     from qa.models import configure_torch_threads
 
     configure_torch_threads(settings.threads)

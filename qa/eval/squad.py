@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from qa.errors import QAError
-
 
 # A SQuAD article as one document (`qa eval`, hard negatives): its paragraphs, blank-line separated.
 PARAGRAPH_SEPARATOR = "\n\n"
@@ -33,7 +33,11 @@ class SquadQuestion:
         return bool(self.answers)
 
 
-def _require(obj: object, key: str, kind: type, where: str) -> object:
+_T = TypeVar("_T")
+
+
+def _require(obj: object, key: str, kind: type[_T], where: str) -> _T:
+    """`obj[key]`, checked to be a `kind` (JSON: dict, list, str, int)."""
     if not isinstance(obj, dict) or key not in obj:
         raise SquadFormatError(f"{where}: missing field '{key}'")
     value = obj[key]

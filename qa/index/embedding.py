@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
 
 class Embedder(Protocol):
-    name: str
-    dim: int
+    # Read-only: an implementation may compute them (SentenceTransformerEmbedder.dim).
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
 
@@ -36,7 +44,7 @@ class SentenceTransformerEmbedder:
         return int(self.model.get_sentence_embedding_dimension())
 
     @property
-    def model(self):
+    def model(self) -> SentenceTransformer:
         from qa.models import load_embedder
 
         return load_embedder(self._path)

@@ -91,7 +91,7 @@ class Chunker:
         # ends_paragraph[u]: nothing but a paragraph break (or the end) follows unit u.
         ends_paragraph = [
             b is None or _PARAGRAPH_BREAK.search(text, a[1], b[0]) is not None
-            for a, b in zip(units, [*units[1:], None])
+            for a, b in zip(units, [*units[1:], None], strict=True)
         ]
         chunks: list[tuple[int, int]] = []
         i = 0

@@ -13,6 +13,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from trafilatura.settings import Document
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +94,18 @@ def parse_html(html: str) -> Page:
     """The story of a news page, with its title, publication date, site name and URL."""
     import trafilatura
 
-    doc = trafilatura.bare_extraction(
-        html,
-        with_metadata=True,
-        include_comments=False,
-        include_tables=True,
-        favor_precision=True,  # news pages: clutter out rather than every last line in
-        date_extraction_params={"original_date": True, "extensive_search": False},
+    # A Document (None when nothing is found): its annotation adds the dict that only the
+    # deprecated as_dict=True returns.
+    doc = cast(
+        "Document | None",
+        trafilatura.bare_extraction(
+            html,
+            with_metadata=True,
+            include_comments=False,
+            include_tables=True,
+            favor_precision=True,  # news pages: clutter out rather than every last line in
+            date_extraction_params={"original_date": True, "extensive_search": False},
+        ),
     )
     h1, fallback_body = block_text(html)
     title = " ".join(((doc.title if doc else None) or h1).split())

@@ -16,10 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Iterable
 
 from qa.ingest.decoding import decode_text
 from qa.ingest.errors import ArticleTooLargeError, IngestError  # noqa: F401 (re-exported: callers import them here)

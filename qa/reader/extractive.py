@@ -12,8 +12,9 @@ be thresholded for "no answer".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -32,12 +33,26 @@ class ReaderSpan:
     score: float
 
 
+class Reader(Protocol):
+    """What the pipeline asks of a reader: ExtractiveReader, or a stand-in in the fast tests."""
+
+    def read(self, question: str, passages: Sequence[str], n_best: int = 5) -> list[ReaderSpan]: ...
+
+    def read_many(
+        self,
+        questions: Sequence[str],
+        passages: Sequence[str],
+        n_best: int = 5,
+        groups: Sequence[int] | None = None,
+    ) -> list[list[ReaderSpan]]: ...
+
+
 # The question shares each window with the passage; past this many tokens it is cut (as in
 # SQuAD's max_query_length), so a long question still leaves room for the passage.
 MAX_QUESTION_TOKENS = 64
 
 
-def clip_question(tokenizer: "PreTrainedTokenizerFast", question: str, max_tokens: int = MAX_QUESTION_TOKENS) -> str:
+def clip_question(tokenizer: PreTrainedTokenizerFast, question: str, max_tokens: int = MAX_QUESTION_TOKENS) -> str:
     offsets = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     return question if len(offsets) <= max_tokens else question[: offsets[max_tokens - 1][1]]
 
@@ -51,7 +66,7 @@ class EncodedWindows:
 
 
 def encode_windows(
-    tokenizer: "PreTrainedTokenizerFast",
+    tokenizer: PreTrainedTokenizerFast,
     questions: Sequence[str],
     contexts: Sequence[str],
     max_length: int,
@@ -72,7 +87,7 @@ def encode_windows(
     offsets: list[list[tuple[int, int] | None]] = []
     for i, window_offsets in enumerate(enc["offset_mapping"]):
         seq_ids = enc.sequence_ids(i)
-        offsets.append([tuple(o) if s == 1 else None for o, s in zip(window_offsets, seq_ids)])
+        offsets.append([tuple(o) if s == 1 else None for o, s in zip(window_offsets, seq_ids, strict=True)])
     return EncodedWindows(
         input_ids=enc["input_ids"],
         token_type_ids=enc["token_type_ids"],
@@ -145,8 +160,8 @@ class ExtractiveReader:
 
     def __init__(
         self,
-        tokenizer: "PreTrainedTokenizerFast",
-        model: "PreTrainedModel",
+        tokenizer: PreTrainedTokenizerFast,
+        model: PreTrainedModel,
         max_length: int = 256,
         stride: int = 96,
         max_answer_tokens: int = 30,
@@ -224,8 +239,8 @@ class ExtractiveReader:
                 if score > best[pair].get(key, 0.0):
                     best[pair][key] = score
         results = []
-        for pair, spans in enumerate(best):
-            ranked = sorted(spans.items(), key=lambda kv: -kv[1])[:n_best]
+        for pair, found in enumerate(best):
+            ranked = sorted(found.items(), key=lambda kv: -kv[1])[:n_best]
             results.append(
                 [ReaderSpan(pair, s, e, passages[pair][s:e], score) for (s, e), score in ranked]
             )

@@ -34,14 +34,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qa.eval.metrics import best_over_golds, exact_match, f1_score
+from qa.eval.squad import PARAGRAPH_SEPARATOR, SquadQuestion, article_paragraphs, load_squad
 from qa.index.lexical import BM25
 from qa.ingest.chunking import Chunker
-from qa.eval.metrics import best_over_golds, exact_match, f1_score
 from qa.reader.extractive import ExtractiveReader, ReaderSpan, encode_windows, pad_batch
-from qa.eval.squad import PARAGRAPH_SEPARATOR, SquadQuestion, article_paragraphs, load_squad
 
 if TYPE_CHECKING:
     import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,9 @@ class Features:
     sample: list[int]  # the question each window belongs to
 
 
-def build_features(tokenizer, questions: list[SquadQuestion], max_length: int, stride: int) -> Features:
+def build_features(
+    tokenizer: PreTrainedTokenizerFast, questions: list[SquadQuestion], max_length: int, stride: int
+) -> Features:
     """Windows with the token positions of the answer, or [CLS] where the window lacks it."""
     windows = encode_windows(
         tokenizer, [q.question for q in questions], [q.context for q in questions], max_length, stride
@@ -113,11 +116,11 @@ def build_features(tokenizer, questions: list[SquadQuestion], max_length: int, s
         q = questions[windows.sample[w]]
         a_start = q.answer_starts[0]
         a_end = a_start + len(q.answers[0])
-        ctx = [i for i, o in enumerate(offsets) if o is not None]
+        ctx = [(i, o) for i, o in enumerate(offsets) if o is not None]  # the passage's tokens
         s_tok = e_tok = 0
-        if ctx and offsets[ctx[0]][0] <= a_start and offsets[ctx[-1]][1] >= a_end:
-            s_tok = next(i for i in ctx if offsets[i][1] > a_start)
-            e_tok = next(i for i in reversed(ctx) if offsets[i][0] < a_end)
+        if ctx and ctx[0][1][0] <= a_start and ctx[-1][1][1] >= a_end:
+            s_tok = next(i for i, (_, end) in ctx if end > a_start)
+            e_tok = next(i for i, (start, _) in reversed(ctx) if start < a_end)
         starts.append(s_tok)
         ends.append(e_tok)
     return Features(windows.input_ids, windows.token_type_ids, starts, ends, windows.sample)
@@ -153,7 +156,7 @@ def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int) -> l
     idx = list(range(len(lengths)))
     rng.shuffle(idx)
     pool = batch_size * 50
-    batches = []
+    batches: list[list[int]] = []
     for p in range(0, len(idx), pool):
         chunk = sorted(idx[p : p + pool], key=lambda i: lengths[i])
         batches.extend(chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size))
@@ -183,7 +186,7 @@ def score_reader(
             [group[n].question for n, _ in rows], [p for _, p in rows], n_best=1, groups=[n for n, _ in rows]
         )
         best: dict[int, ReaderSpan] = {}
-        for (n, _), spans in zip(rows, results):
+        for (n, _), spans in zip(rows, results, strict=True):
             if spans and (n not in best or spans[0].score > best[n].score):
                 best[n] = spans[0]
         for n, q in enumerate(group):
@@ -195,7 +198,13 @@ def score_reader(
 
 
 def evaluate(
-    tokenizer, model, questions: list[SquadQuestion], distractors: list[str | None], max_length: int, stride: int, bf16: bool = False
+    tokenizer: PreTrainedTokenizerFast,
+    model: PreTrainedModel,
+    questions: list[SquadQuestion],
+    distractors: list[str | None],
+    max_length: int,
+    stride: int,
+    bf16: bool = False,
 ) -> dict:
     """score_reader on the model being trained (alone, and with a distractor passage beside the
     gold one), leaving the model in the mode it was in."""
@@ -210,7 +219,7 @@ def evaluate(
     return scores
 
 
-def export(model, tokenizer, out: Path, state: TrainState) -> None:
+def export(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, out: Path, state: TrainState) -> None:
     """fp16 safetensors + tokenizer + training state, written to a temp folder then swapped in."""
     import copy
     import shutil
@@ -249,7 +258,7 @@ def shared_norm_pairs(batch_sample: list[int], batch_start: list[int], negative_
     """(gold row, negative row) pairs in the padded batch: a question's first window that holds
     its answer, with its hard negative (negative rows follow the batch's windows)."""
     gold_row: dict[int, int] = {}
-    for row, (question, start) in enumerate(zip(batch_sample, batch_start)):
+    for row, (question, start) in enumerate(zip(batch_sample, batch_start, strict=True)):
         if start > 0:
             gold_row.setdefault(question, row)
     first_negative = len(batch_sample)
@@ -257,13 +266,13 @@ def shared_norm_pairs(batch_sample: list[int], batch_start: list[int], negative_
 
 
 def shared_norm_loss(
-    start_logits: "torch.Tensor",
-    end_logits: "torch.Tensor",
-    mask: "torch.Tensor",
+    start_logits: torch.Tensor,
+    end_logits: torch.Tensor,
+    mask: torch.Tensor,
     starts: list[int],
     ends: list[int],
     pairs: list[tuple[int, int]],
-) -> "torch.Tensor":
+) -> torch.Tensor:
     """Mean cross-entropy of the gold start and end under one softmax over the (unpadded)
     tokens of the gold window and its negative."""
     import torch
@@ -276,7 +285,13 @@ def shared_norm_loss(
     return torch.stack(losses).mean()
 
 
-def _save_checkpoint(path: Path, model, optimizer, scheduler, state: TrainState) -> None:
+def _save_checkpoint(
+    path: Path,
+    model: PreTrainedModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    state: TrainState,
+) -> None:
     import torch
 
     tmp = path.with_suffix(".tmp")
@@ -334,13 +349,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
     if cfg.negatives > 0:
         log.info("finding hard negatives")
         negatives = hard_negatives(train_questions)
-        found = [n for n, text in enumerate(negatives) if text]
+        found = [(n, text) for n, text in enumerate(negatives) if text]
         enc = encode_windows(
-            tokenizer, [train_questions[n].question for n in found], [negatives[n] for n in found], cfg.max_length, cfg.stride
+            tokenizer, [train_questions[n].question for n, _ in found], [text for _, text in found], cfg.max_length, cfg.stride
         )
         for w, sample in enumerate(enc.sample):
             # A passage's first window (passages are chunks of at most 800 characters).
-            negative_windows.setdefault(found[sample], (enc.input_ids[w], enc.token_type_ids[w]))
+            negative_windows.setdefault(found[sample][0], (enc.input_ids[w], enc.token_type_ids[w]))
         log.info("%d of %d questions have a hard negative", len(negative_windows), len(train_questions))
 
     planned = int(cfg.epochs * n_feat)
@@ -367,7 +382,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
         scheduler.load_state_dict(ckpt["scheduler"])
         state = TrainState(**ckpt["state"])
         state.total_steps = total_steps  # a resumed run may re-plan its length (the decay follows)
-        for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
+        for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
             group["lr"] = base_lr * lr_at(state.step)  # the saved lr belongs to the old plan
         log.info("resumed at step %d (%d windows seen)", state.step, state.features_seen)
 

@@ -20,7 +20,7 @@ in the question itself ("What did Mary Barra say in her statement?"). Measured o
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from qa.index.lexical import STOPWORDS, tokenize
 from qa.types import Turn

@@ -8,7 +8,6 @@ from datetime import date
 import numpy as np
 
 from qa.errors import QAError
-
 from qa.index.embedding import Embedder
 from qa.index.store import IndexStore
 from qa.types import Article, Hit
@@ -110,6 +109,7 @@ class Retriever:
                 owned = set(view.passage_ids_of(exclude_article))
                 dense = [d for d in dense if d[0] not in owned][: dense_k - extra]
                 lexical = [x for x in lexical if x[0] not in owned][: lexical_k - extra]
+            ranked: list[tuple[int, float, int | None, int | None]]  # (passage, score, dense rank, BM25 rank)
             if mode == "dense":
                 ranked = [(pid, s, i + 1, None) for i, (pid, s) in enumerate(dense[:k])]
             elif mode == "bm25":

@@ -98,6 +98,6 @@ WriteGateDep = Annotated[ModelGate, Depends(get_write_gate)]
 _bearer = HTTPBearer(auto_error=False, description="QA_ADMIN_TOKEN of the server")
 
 
-def require_admin(request: Request, _: HTTPAuthorizationCredentials | None = Security(_bearer)) -> None:
+def require_admin(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]) -> None:
     if not request.scope.get("state", {}).get(ADMIN_CHECKED):
         raise HTTPException(401, "this route needs the admin token, and the server did not check it", headers={"WWW-Authenticate": "Bearer"})

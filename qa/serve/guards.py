@@ -11,7 +11,8 @@ import logging
 import math
 import time
 from collections import deque
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import anyio
 from starlette.responses import JSONResponse

@@ -100,7 +100,7 @@ class ServerProcess:
                 self.proc.wait(15)
         self._log_file.close()
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

@@ -89,7 +89,7 @@ class ArticleOut(BaseModel):
     url: str | None
 
     @classmethod
-    def from_article(cls, a: Article) -> "ArticleOut":
+    def from_article(cls, a: Article) -> ArticleOut:
         # An http(s) url only, even from an index written before ingest refused the others.
         return cls(id=a.id, title=a.title, date=a.date, source=a.source, url=a.url if a.url and is_web_url(a.url) else None)
 
@@ -105,7 +105,7 @@ class ArticleFull(ArticleOut):
     text: str
 
     @classmethod
-    def from_article(cls, a: Article) -> "ArticleFull":
+    def from_article(cls, a: Article) -> ArticleFull:
         return cls(**ArticleOut.from_article(a).model_dump(), text=a.text)
 
 
@@ -122,7 +122,7 @@ class AnswerOut(BaseModel):
     end: int = Field(..., description="answer end (exclusive): article.text[start:end] == text")
 
     @classmethod
-    def from_answer(cls, a: Answer) -> "AnswerOut":
+    def from_answer(cls, a: Answer) -> AnswerOut:
         return cls(text=a.text, score=round(a.score, 4), confidence=None if a.confidence is None else round(a.confidence, 3),
                    article=ArticleOut.from_article(a.article), passage=a.passage, passage_start=a.passage_start,
                    start=a.start, end=a.end)

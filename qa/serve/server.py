@@ -76,7 +76,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             access_log.warning('%s "- -" 408 - %s', self._address, reason)
             self._reply_and_close(408, f"request {reason}")
             return
-        cycle.scope[OUTCOME] = (408, reason)  # type: ignore[typeddict-unknown-key]  # for the access log
+        # For the access log. uvicorn types the scope as a TypedDict of ASGI's own keys; ASGI lets
+        # a server add its own.
+        cycle.scope[OUTCOME] = (408, reason)  # type: ignore[literal-required]
         if not cycle.response_started:
             self._reply_and_close(408, f"request {reason}")
         cycle.disconnected = True  # the app now reads a disconnect, and what it sends is dropped

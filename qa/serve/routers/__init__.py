@@ -1,1 +1,2 @@
-"""One router per resource: `ask` (questions), `articles` (list, read, add, delete), `pages` (the chat page and /healthz)."""
+"""One router per resource: `ask` (questions), `articles` (list, read, add, delete), `pages` (the
+chat page and /healthz)."""
