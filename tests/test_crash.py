@@ -161,7 +161,7 @@ def test_a_thousand_writes_with_crashes_between_and_inside_them_end_as_a_fresh_b
     while done < len(ops):
         child = subprocess.Popen([sys.executable, "-c", RANDOM_CHILD, str(settings.index_dir), str(ops_file), str(done)],
                                  cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        assert child.stdout.readline().strip() == "ready"
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.01, 0.25))
         child.kill()
         out = child.communicate(timeout=60)[0].split()

@@ -22,6 +22,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -91,18 +93,18 @@ class transaction:
         self.conn.execute(f"BEGIN {self.mode}")
         return self.conn
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
-def get_meta(conn: sqlite3.Connection, key: str):
+def get_meta(conn: sqlite3.Connection, key: str) -> Any:  # a JSON value
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     if row is None:
         raise StoreError(f"meta key {key!r} is missing")
     return json.loads(row[0])
 
 
-def put_meta(conn: sqlite3.Connection, key: str, value) -> None:
+def put_meta(conn: sqlite3.Connection, key: str, value: object) -> None:
     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
 
@@ -160,7 +162,8 @@ def insert_article(conn: sqlite3.Connection, article: Article, chunks: Sequence[
         if a.text[chunk.start:chunk.end] != chunk.text:
             raise StoreError(f"passage {chunk.start}-{chunk.end} does not match article {a.id!r}")
         cur = conn.execute('INSERT INTO passages (article_id, start, "end") VALUES (?, ?, ?)', (a.id, chunk.start, chunk.end))
-        pid = int(cur.lastrowid)
+        assert cur.lastrowid is not None  # an INSERT always sets it
+        pid = cur.lastrowid
         conn.execute("INSERT INTO vectors (id, v) VALUES (?, ?)", (pid, np.ascontiguousarray(vector, np.float32).tobytes()))
         ids.append(pid)
     _log(conn, ids, +1)
@@ -279,7 +282,8 @@ def iter_vectors(conn: sqlite3.Connection, dim: int, batch: int = 20_000) -> Ite
 
 def changes_since(conn: sqlite3.Connection, seq: int, upto: int) -> tuple[list[int], list[int]]:
     """(passage ids removed, passage ids added) by changes seq < s <= upto, in order."""
-    removed, added = [], []
+    removed: list[int] = []
+    added: list[int] = []
     for pid, op in conn.execute("SELECT passage_id, op FROM changes WHERE seq > ? AND seq <= ? ORDER BY seq", (seq, upto)):
         (added if op > 0 else removed).append(int(pid))
     return removed, added

@@ -27,10 +27,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qa.index import db
+
+if TYPE_CHECKING:
+    import faiss
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +72,21 @@ class DenseIndex:
     def __init__(self, folder: Path, dim: int, settings: DenseSettings) -> None:
         self.folder, self.dim, self.settings = folder, dim, settings
         self.lock = threading.Lock()
-        self.index = None
+        self._index: faiss.Index | None = None
         self.kind = "flat"
         self.trained_at = 0  # passages when the IVF quantiser was trained
         self.seq = 0  # the last change this index reflects
-        self._epoch = None  # identity of the checkpoint this process loaded (to notice a retrain)
+        self._epoch: str | None = None  # identity of the checkpoint this process loaded (to notice a retrain)
+
+    @property
+    def index(self) -> faiss.Index:
+        """The loaded FAISS index (load() or rebuild() first)."""
+        if self._index is None:
+            raise RuntimeError("the dense index is not loaded")
+        return self._index
 
     # ---- building -----------------------------------------------------------------------------
-    def _empty(self, kind: str):
+    def _empty(self, kind: str) -> faiss.Index:
         import faiss
 
         self.kind = kind
@@ -83,7 +94,7 @@ class DenseIndex:
             return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
         raise ValueError(kind)
 
-    def _train_ivf(self, conn: sqlite3.Connection, n: int):
+    def _train_ivf(self, conn: sqlite3.Connection, n: int) -> faiss.Index:
         import faiss
 
         nlist = max(16, int(4 * math.sqrt(n)))
@@ -104,7 +115,7 @@ class DenseIndex:
         index.cp.niter = 10
         t0 = time.perf_counter()
         index.train(train)
-        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # remove_ids in O(removed)
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # in faiss, not in its stub  # remove_ids in O(removed)
         index.nprobe = min(self.settings.nprobe, nlist)
         log.info("trained IVF-SQ8 with %d lists on %d of %d passages in %.1f s", nlist, len(train), n, time.perf_counter() - t0)
         self.kind, self.trained_at = "ivf", n
@@ -119,7 +130,7 @@ class DenseIndex:
             self.trained_at = 0
         for ids, vectors in db.iter_vectors(conn, self.dim):
             index.add_with_ids(vectors, ids)
-        self.index, self.seq = index, seq
+        self._index, self.seq = index, seq
 
     # ---- loading and following ---------------------------------------------------------------
     def load(self, conn: sqlite3.Connection) -> None:
@@ -139,11 +150,11 @@ class DenseIndex:
             except (OSError, ValueError, RuntimeError) as exc:
                 log.warning("dense checkpoint %s is unusable (%s): rebuilding it from the stored vectors", path, exc)
                 index = None
-        if index is None:
+        if index is None or meta is None:
             self.rebuild(conn)
             self._epoch = None
             return
-        self.index, self.kind, self.trained_at, self.seq = index, meta["kind"], int(meta["trained_at"]), int(meta["seq"])
+        self._index, self.kind, self.trained_at, self.seq = index, meta["kind"], int(meta["trained_at"]), int(meta["seq"])
         if self.kind == "ivf":
             faiss.extract_index_ivf(index).nprobe = min(self.settings.nprobe, faiss.extract_index_ivf(index).nlist)
         self._epoch = meta["file"]
@@ -181,7 +192,7 @@ class DenseIndex:
     # ---- searching ----------------------------------------------------------------------------
     @property
     def ntotal(self) -> int:
-        return int(self.index.ntotal) if self.index is not None else 0
+        return int(self._index.ntotal) if self._index is not None else 0
 
     def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top k (passage id, inner product). Call with `lock` held."""
@@ -194,13 +205,14 @@ class DenseIndex:
             if len(allowed) == 0:
                 return []
             sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, np.int64))
-            params = (faiss.SearchParametersIVF(sel=sel, nprobe=faiss.extract_index_ivf(self.index).nprobe)
-                      if self.kind == "ivf" else faiss.SearchParameters(sel=sel))
+            # faiss's Python layer takes these keywords; its stub does not list them.
+            params = (faiss.SearchParametersIVF(sel=sel, nprobe=faiss.extract_index_ivf(self.index).nprobe)  # type: ignore[call-arg]
+                      if self.kind == "ivf" else faiss.SearchParameters(sel=sel))  # type: ignore[call-arg]
         scores, ids = self.index.search(np.ascontiguousarray(vector.reshape(1, -1), np.float32), min(k, self.ntotal), params=params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     # ---- checkpoints (writer only) ------------------------------------------------------------
-    def _read_checkpoint(self) -> dict | None:
+    def _read_checkpoint(self) -> dict[str, Any] | None:
         try:
             meta = json.loads((self.folder / CHECKPOINT).read_text())
             return meta if {"file", "sha256", "seq", "kind", "trained_at"} <= set(meta) else None

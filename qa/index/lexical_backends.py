@@ -14,10 +14,13 @@ import re
 import sqlite3
 import unicodedata
 from pathlib import Path
-from collections.abc import Iterable, Sequence
-from typing import Protocol
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from qa.index.lexical import STOPWORDS
+
+if TYPE_CHECKING:
+    import tantivy
 
 # Words: letters and digits of any script; "_" separates, as in both engines' tokenizers.
 _WORD = re.compile(r"[^\W_]+")
@@ -37,7 +40,7 @@ class LexicalIndex(Protocol):
     def delete(self, rows: Sequence[tuple[int, str]]) -> None:
         """Remove (passage_id, text) rows; the text must be the one that was added."""
 
-    def search(self, query: str, k: int, allowed_ids: Sequence[int] | None = None) -> list[tuple[int, float]]:
+    def search(self, query: str, k: int, allowed_ids: Collection[int] | None = None) -> list[tuple[int, float]]:
         """Best k (passage_id, score), best first, scores positive; only `allowed_ids` when given."""
 
     def commit(self) -> None:
@@ -100,7 +103,7 @@ class Fts5Lexical:
         terms = query_terms(query)
         return " OR ".join(f'"{t}"' for t in terms) if terms else None  # words hold no quotes
 
-    def search(self, query: str, k: int, allowed_ids: Sequence[int] | None = None) -> list[tuple[int, float]]:
+    def search(self, query: str, k: int, allowed_ids: Collection[int] | None = None) -> list[tuple[int, float]]:
         expr = self.match_expression(query)
         if expr is None or k <= 0 or (allowed_ids is not None and len(allowed_ids) == 0):
             return []
@@ -166,16 +169,17 @@ class TantivyLexical:
             .build()
         )
         self.index.register_tokenizer(self.TOKENIZER, self.analyzer)
-        self._writer = None
+        self._writer: tantivy.IndexWriter | None = None
 
     @property
-    def writer(self):
+    def writer(self) -> tantivy.IndexWriter:
         if self._writer is None:
             try:
-                self._writer = self.index.writer(heap_size=self._heap_bytes, num_threads=self._threads)
+                writer = self.index.writer(heap_size=self._heap_bytes, num_threads=self._threads)
                 # A writer killed mid-commit leaves files no commit refers to; the next writer
                 # would collide with them (FileAlreadyExists on a .del file): remove them first.
-                self._writer.garbage_collect_files()
+                writer.garbage_collect_files()
+                self._writer = writer
             except ValueError as exc:
                 raise LexicalIndexError(f"the tantivy index at {self.path} is locked by another writer: {exc}") from exc
         return self._writer
@@ -213,7 +217,7 @@ class TantivyLexical:
         """Drop the writer (uncommitted writes are lost) and with it the folder's writer lock."""
         self._writer = None
 
-    def query(self, query: str):
+    def query(self, query: str) -> tantivy.Query | None:
         """The tantivy query: a should-clause per distinct analyzed word; None when none is left."""
         tantivy = self._tantivy
         tokens = dict.fromkeys(tok for term in query_terms(query) for tok in self.analyzer.analyze(term))
@@ -224,7 +228,7 @@ class TantivyLexical:
              for t in tokens]
         )
 
-    def search(self, query: str, k: int, allowed_ids: Sequence[int] | None = None) -> list[tuple[int, float]]:
+    def search(self, query: str, k: int, allowed_ids: Collection[int] | None = None) -> list[tuple[int, float]]:
         q = self.query(query)
         if q is None or k <= 0 or (allowed_ids is not None and len(allowed_ids) == 0):
             return []
@@ -252,9 +256,11 @@ class TantivyLexical:
         )
         return self._top(searcher, q, k)
 
-    def _top(self, searcher, q, k: int) -> list[tuple[int, float]]:
+    def _top(self, searcher: tantivy.Searcher, q: tantivy.Query, k: int) -> list[tuple[int, float]]:
         # count=False: counting every match would switch off block-max WAND's top-k pruning.
         hits = searcher.search(q, int(k), count=False).hits
         ids = searcher.fast_field_values(self.FIELD_ID, [address for _, address in hits])
         # Equal scores: lower passage id first, as FTS5 and the in-memory BM25 do.
-        return sorted(((int(i), float(s)) for (s, _), i in zip(hits, ids)), key=lambda h: (-h[1], h[0]))
+        # The id field is an i64 fast field, so every value is an int (the stub allows any number).
+        found = [(int(i), float(s)) for (s, _), i in zip(hits, ids, strict=True) if isinstance(i, int)]
+        return sorted(found, key=lambda h: (-h[1], h[0]))

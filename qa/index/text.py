@@ -28,7 +28,7 @@ import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection
 from pathlib import Path
 
 from qa.index import db
@@ -77,7 +77,7 @@ class TextIndex:
         return False
 
     # ---- reads --------------------------------------------------------------------------------
-    def search(self, query: str, k: int, allowed_ids: Sequence[int] | None = None) -> list[tuple[int, float]]:
+    def search(self, query: str, k: int, allowed_ids: Collection[int] | None = None) -> list[tuple[int, float]]:
         """Top k (passage id, BM25 score) in the newest committed state."""
         if not self.path.is_dir():  # never written: a writer will build it (see catch_up)
             return []
