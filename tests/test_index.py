@@ -285,9 +285,13 @@ def test_the_dense_index_turns_approximate_past_the_threshold_and_keeps_finding(
     exact = make_pipeline(tmp_path / "exact")
     exact.build_from_articles(arts)
     for a in arts[::30]:
-        got = {h.chunk.article_id for h in p.search(a.text, 10, mode="dense")}
+        hits = p.search(a.text, 10, mode="dense")
+        got = {h.chunk.article_id for h in hits}
         want = {h.chunk.article_id for h in exact.search(a.text, 10, mode="dense")}
-        assert a.id in got and len(got & want) >= 8  # SQ8 codes: near-ties may swap at the end of the list
+        assert a.id in got and len(got & want) >= 8  # probing 64 of 69 lists: a neighbour may be missed
+        # The candidates are rescored with their stored float vectors, not their 8-bit codes:
+        # the passage itself comes first with the exact score of identical vectors.
+        assert hits[0].chunk.article_id == a.id and hits[0].score == pytest.approx(1.0, abs=1e-5)
     p.delete_article("x0")
     assert all(h.chunk.article_id != "x0" for h in p.search(arts[0].text, 10, mode="dense"))
     q = make_pipeline(tmp_path, ivf_threshold=200, ivf_nprobe=64)  # a fresh process loads the IVF checkpoint

@@ -198,7 +198,7 @@ class Generation:
                 view = ReadView(conn, self.spec, self.text, allowed_filter)
                 dense: list[tuple[int, float]] = []
                 if vector is not None:
-                    dense = self.dense.search(vector, k, view.allowed_ids)
+                    dense = self.dense.search(vector, k, view.allowed_ids, conn)
             yield view, dense
         finally:
             conn.execute("COMMIT")
