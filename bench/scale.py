@@ -25,7 +25,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -98,7 +97,12 @@ def make_articles(squad_train: str, n: int, offset: int = 0):
 
 
 def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS (VmHWM). Not getrusage's ru_maxrss: Linux carries that over an
+    exec from the parent at fork time, so a child of the builder would report the builder's."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def disk_mb(path: Path) -> float:
