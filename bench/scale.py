@@ -163,6 +163,7 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
         t = time.perf_counter()
         p.retriever.retrieve(q, 10, vector=v)
         times.append(1000 * (time.perf_counter() - t))
+    serving_rss = rss_mb()  # peak so far: start and searches (no models: the stand-in embedder)
     # Approximate vs exact dense top 10 over the same stored vectors.
     recall: dict | None = None
     if gen.dense.kind == "ivf":
@@ -194,7 +195,6 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
             by_nprobe[nprobe] = (round(float(np.mean(hits)), 4), pct(ms, 50))
         ivf.nprobe = default_nprobe
         recall = {"nlist": ivf.nlist, "default_nprobe": default_nprobe, "by_nprobe": by_nprobe}
-    serving_rss = rss_mb()  # peak so far: start, searches (no models: the stand-in embedder)
     # Writes: add 1 (p50 of 5), add 100 (once), delete 1 (p50 of 5).
     fresh = [Article(**a) for a in json.loads((work / f"fresh-{n}.json").read_text())]
     add1 = []
