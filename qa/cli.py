@@ -191,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--rebuild", action="store_true", help="build a new generation even if an index exists "
                         "(the previous one is kept for --restore)")
     action.add_argument("--restore", metavar="GENERATION", help="make a complete generation current again (e.g. g000002)")
-    action.add_argument("--check", action="store_true", help="check the whole index database for damage (reads all of it)")
+    action.add_argument("--check", action="store_true",
+                        help="check the whole index for damage: the database, and FAISS and tantivy against it (reads all of it)")
     s.set_defaults(func=cmd_index)
 
     def add_filters(s: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from qa.config import Settings
 from qa.index import db
+from qa.index.lexical_backends import TantivyLexical
 from qa.index.store import (
     IndexConflictError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexRestoreNeededError,
 )
@@ -143,6 +144,18 @@ def test_an_index_of_format_2_with_its_fts5_table_is_upgraded_keeping_everything
     assert db.read_spec(conn)[0] == db.FORMAT_VERSION
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'passage_fts'").fetchone()[0] == 0
     assert [h.chunk.article_id for h in q.search("Airbus Toulouse", 1, mode="bm25")] == ["a2"]
+
+
+def test_the_full_check_compares_the_derived_indexes_with_the_stored_passages(tmp_path):
+    p = make_pipeline(tmp_path)
+    p.build_from_articles(ARTICLES)
+    assert p.store.check() == "ok"
+    n = p.counts().passages
+    lexical = TantivyLexical(current_folder(tmp_path) / "lexical")
+    lexical.delete_ids([index_state(p).passages[0].id])  # lost from tantivy behind the store's back
+    lexical.commit()
+    lexical.close()
+    assert p.store.check() == f"the lexical index holds {n - 1} passages, the database {n}"
 
 
 def test_out_of_range_offsets_are_refused_when_read(tmp_path):

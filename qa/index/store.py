@@ -255,6 +255,26 @@ class Generation:
             conn.execute("COMMIT")
             self.text.release_writer()
 
+    def derived_problems(self) -> list[str]:
+        """How the FAISS and tantivy indexes disagree with the passages stored (none: [])."""
+        conn = self.conn()
+        conn.execute("BEGIN")
+        try:
+            _, n = db.counts(conn)
+            stored = conn.execute("SELECT count(*) FROM passages").fetchone()[0]
+            with self.dense.lock:
+                self.dense.catch_up(conn)
+                dense = self.dense.ntotal
+            text = self.text.count() if not self.text.needs_catch_up(conn) else None
+        finally:
+            conn.execute("COMMIT")
+        problems = [f"{what} holds {got} passages, the database {stored}"
+                    for what, got in (("the passage count", n), ("the dense index", dense), ("the lexical index", text))
+                    if got is not None and got != stored]
+        if text is None:
+            problems.append("the lexical index is behind the database (a writer catches it up)")
+        return problems
+
     def text_needs_catch_up(self) -> bool:
         conn = self.conn()
         conn.execute("BEGIN")
@@ -464,6 +484,8 @@ class IndexStore:
             self._make_current(name)
 
     def check(self) -> str:
-        """Full integrity check of the current generation (O(archive)); returns SQLite's verdict."""
+        """Full check of the current generation (O(archive)): SQLite's integrity check, then
+        whether FAISS and tantivy hold one entry per stored passage. Returns "ok" or the problems."""
         gen = self.generation()
-        return str(gen.conn().execute("PRAGMA integrity_check").fetchone()[0])
+        verdict = str(gen.conn().execute("PRAGMA integrity_check").fetchone()[0])
+        return verdict if verdict != "ok" else "; ".join(gen.derived_problems()) or "ok"

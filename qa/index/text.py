@@ -85,6 +85,12 @@ class TextIndex:
         index.index.reload()
         return index.search(query, k, allowed_ids)
 
+    def count(self) -> int:
+        """Passages in the newest commit."""
+        index = self._opened()
+        index.index.reload()
+        return int(index.index.searcher().num_docs)
+
     # ---- writes (the caller holds the store's write lock) --------------------------------------
     def catch_up(self, conn: sqlite3.Connection) -> int:
         """Bring the index up to the snapshot `conn` reads (in a read transaction); returns the
