@@ -37,24 +37,16 @@ COMMIT_ARTICLES = 256  # articles per commit, as QAPipeline.add_articles commits
 
 class EmbedPassages:
     """One per Ray worker (an actor of Ray Data's pool): loads the embedder once, then embeds
-    batch after batch on one core. `embedder_path` is set on a subclass made per job (`with_model`):
-    constructor arguments would go through the object store, which Ray warns can make a
-    restarted worker fail."""
+    batch after batch on one core."""
 
-    embedder_path: str | None = None
-
-    def __init__(self) -> None:
+    def __init__(self, embedder_path: str | None) -> None:
         configure_torch_threads(1)  # one core per worker: more workers, not more threads
-        self.embedder = SentenceTransformerEmbedder(self.embedder_path)
+        self.embedder = SentenceTransformerEmbedder(embedder_path)
         self.embedder.encode(["warm up"])  # loaded now, not inside the first batch's time
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors = self.embedder.encode([str(t) for t in batch["text"]], batch_size=EMBED_BATCH)
         return {"row": batch["row"], "vector": vectors}
-
-    @classmethod
-    def with_model(cls, embedder_path: str | None) -> type[EmbedPassages]:
-        return type(cls.__name__, (cls,), {"embedder_path": embedder_path})
 
 
 def embed_on_cluster(texts: Sequence[str], embedder_path: str | None, workers: int) -> Iterator[np.ndarray]:
@@ -71,7 +63,8 @@ def embed_on_cluster(texts: Sequence[str], embedder_path: str | None, workers: i
         [{"row": i, "text": t} for i, t in enumerate(texts)], override_num_blocks=-(-len(texts) // EMBED_BATCH)
     )
     embedded = dataset.map_batches(
-        EmbedPassages.with_model(embedder_path),
+        EmbedPassages,
+        fn_constructor_args=(embedder_path,),
         batch_size=EMBED_BATCH,
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=1,
