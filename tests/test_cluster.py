@@ -30,8 +30,6 @@ if os.environ.get("QA_REQUIRE_RAY") == "1":
 ray = pytest.importorskip("ray", reason="Ray is not installed: the cluster tests need pip install -e '.[cluster]'")
 
 from qa.cluster import ClusterError  # noqa: E402
-from qa.cluster.embed_job import recut  # noqa: E402
-from qa.cluster.serve_app import REPLICA_HEADER  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.ingest.readers import ingest_paths  # noqa: E402
 from qa.pipeline import QAPipeline  # noqa: E402
@@ -53,6 +51,7 @@ NEW_ARTICLE = {
 }
 NEW_QUESTION = "When did the Zorblax rocket lift off?"
 TOKEN = "cluster-test-admin-token"
+REPLICA_HEADER = "X-QA-Replica"  # as documented (docs/scale-out.md)
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +125,8 @@ def assert_same_index(pipeline: QAPipeline, reference: QAPipeline) -> None:
 
 
 def test_vectors_are_cut_into_commit_groups_and_a_wrong_count_commits_nothing_more() -> None:
+    from qa.cluster.embed_job import recut  # here: importing Ray Data and Serve at collection slows every run
+
     def blocks() -> Iterator[np.ndarray]:
         return iter([np.full((3, 2), 1.0), np.full((2, 2), 2.0), np.full((4, 2), 3.0)])
 
@@ -180,6 +181,16 @@ def test_ray_ingest_with_a_worker_killed_mid_job_makes_the_single_process_index(
     assert "embedding on 2 Ray workers: 100%" in output and f"{corpus.passages}/{corpus.passages}" in output
     assert _actors("EmbedPassages")[killed]["NumRestarts"] >= 1  # Ray brought the killed worker back
     assert_same_index(_loaded(index_dir), corpus.reference)
+
+
+def test_serve_refuses_more_replicas_than_the_index_node_has_cpus(ray_address: str, corpus: Corpus) -> None:
+    """The replicas go where the index is (this node, 2 CPUs): a third is refused before Serve starts."""
+    env = {**os.environ, "QA_INDEX_DIR": str(corpus.reference.settings.index_dir)}
+    command = [sys.executable, "-m", "qa.cli", "serve", "--ray", ray_address, "--replicas", "3"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "3 replicas of 1 CPU(s) need 3 CPUs on the node that holds the index; Ray gives this node 2" in done.stderr
+    assert all(a["State"] == "DEAD" for a in _actors("ServeController").values())  # Serve was not started
 
 
 def _ask(client: httpx.Client, question: str) -> tuple[str, dict]:
