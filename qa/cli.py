@@ -214,9 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_ray(s: argparse.ArgumentParser, what: str) -> None:
         s.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
-                       help=f"{what} (needs the cluster extra): ADDRESS is the head's host:port, or 'auto' for the "
-                       "cluster `ray start` runs on this machine; without it, RAY_ADDRESS, else that cluster, else a "
-                       "new local one")
+                       help=f"{what} (needs the cluster extra): ADDRESS is the head's host:port, 'auto' (RAY_ADDRESS, "
+                       "else the cluster `ray start` runs on this machine) or 'local' (a new one on this machine); "
+                       "without ADDRESS, as 'auto' but a new local cluster when there is none")
 
     s = sub.add_parser("ingest", help="add articles (files or folders: .txt .md .html .jsonl) to the index")
     s.add_argument("paths", nargs="+", help="files or folders of articles")

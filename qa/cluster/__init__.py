@@ -36,18 +36,18 @@ def require_ray() -> types.ModuleType:
 
 
 def check_address(address: str | None) -> None:
-    """An address is host:port (or "auto"): anything else is most likely an article path that
-    argparse gave to --ray, which takes an optional value."""
-    if address and address != "auto" and ":" not in address:
+    """An address is host:port, "auto" or "local" (Ray's words): anything else is most likely an
+    article path that argparse gave to --ray, which takes an optional value."""
+    if address and address not in ("auto", "local") and ":" not in address:
         raise ClusterError(
-            f"--ray {address!r} is not a cluster address (host:port or auto); put article paths before --ray"
+            f"--ray {address!r} is not a cluster address (host:port, auto or local); put article paths before --ray"
         )
 
 
 def connect(address: str | None) -> None:
-    """Join the Ray cluster at `address` (host:port of its head, or "auto": the one `ray start`
-    made on this machine); None joins RAY_ADDRESS, else a cluster `ray start` made on this machine,
-    else starts a local cluster on this machine's cores that lives as long as this process."""
+    """Join the Ray cluster at `address` (host:port of its head; "auto": RAY_ADDRESS, else the one
+    `ray start` made on this machine; "local": a new one). None is "auto", but starts a local
+    cluster on this machine's cores when there is none; it lives as long as this process."""
     ray = require_ray()
     if ray.is_initialized():
         return
