@@ -63,12 +63,35 @@ def _filters(args: argparse.Namespace) -> Filters:
     return Filters(source=args.source, date_from=args.date_from, date_to=args.date_to)
 
 
+def _check_ray(args: argparse.Namespace) -> None:
+    """Before any work: Ray is installed and --ray took an address, not an article path."""
+    from qa.cluster import check_address, require_ray
+
+    check_address(args.ray)
+    require_ray()
+
+
+def _join_ray(args: argparse.Namespace) -> None:
+    from qa.cluster import connect
+
+    connect(args.ray or None)
+    if not args.verbose:  # Ray Data logs each job's plan and stages at INFO
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from qa.ingest.readers import ingest_paths
 
+    if args.ray is not None:
+        _check_ray(args)
     pipeline = _pipeline()
     report = ingest_paths(args.paths, pipeline.settings.max_article_chars)
-    if report.articles:
+    if report.articles and args.ray is not None:
+        from qa.cluster.embed_job import ingest_on_cluster  # first: importing Ray Data sets its log levels
+
+        _join_ray(args)
+        ingest_on_cluster(pipeline, report.articles, args.workers, progress=True)
+    elif report.articles:
         pipeline.add_articles(report.articles, progress=True)
     _print_report(report, f"added to the index at {pipeline.settings.index_dir}")
     print(f"index now holds {pipeline.counts().articles} articles")
@@ -146,11 +169,26 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.ray is not None:
+        return _serve_on_ray(args)
     from qa.serve.app import create_app
     from qa.serve.server import serve
 
     settings = _settings()
     serve(create_app(settings), settings, args.host, args.port)
+    return 0
+
+
+def _serve_on_ray(args: argparse.Namespace) -> int:
+    _check_ray(args)
+    settings = _pipeline().settings  # builds the index here if there is none, not once per replica
+    _join_ray(args)
+    from qa.cluster.serve_app import deploy, wait_then_undeploy
+
+    started_serve = deploy(settings, args.host, args.port, args.replicas, args.cpus_per_replica)
+    print(f"serving on http://{args.host}:{args.port} from {args.replicas} Ray Serve replicas; Ctrl-C to stop",
+          flush=True)
+    wait_then_undeploy(started_serve)
     return 0
 
 
@@ -181,8 +219,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def add_ray(s: argparse.ArgumentParser, what: str) -> None:
+        s.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                       help=f"{what} (needs the cluster extra): ADDRESS is the head's host:port, 'auto' (RAY_ADDRESS, "
+                       "else the cluster `ray start` runs on this machine) or 'local' (a new one on this machine); "
+                       "without ADDRESS, as 'auto' but a new local cluster when there is none")
+
     s = sub.add_parser("ingest", help="add articles (files or folders: .txt .md .html .jsonl) to the index")
     s.add_argument("paths", nargs="+", help="files or folders of articles")
+    add_ray(s, "embed the passages on a Ray cluster")
+    s.add_argument("--workers", type=positive_int,
+                   help="with --ray: embedding workers, one CPU each (default: one per CPU of the cluster)")
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("index", help="build the index (from the bundled articles unless paths are given)")
@@ -217,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="start the chat page and the HTTP API")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    add_ray(s, "answer from Ray Serve replicas")
+    s.add_argument("--replicas", type=positive_int, default=1, help="with --ray: replicas of the app (default 1)")
+    s.add_argument("--cpus-per-replica", type=positive_int, default=1,
+                   help="with --ray: CPUs each replica reserves and uses as torch threads (default 1)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("eval", help="score answers against a gold set (SQuAD JSON or JSONL)")

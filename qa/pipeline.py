@@ -69,6 +69,17 @@ def _last_of_each_id(articles: Sequence[Article]) -> list[Article]:
     return list({a.id: a for a in articles}.values())
 
 
+def embedded_batch(articles: Sequence[Article], chunks: dict[str, list[Chunk]], vectors: np.ndarray) -> Batch:
+    """(article, its passages, their vectors) for each article, for `add_embedded`; `vectors`
+    holds the passages of `articles` in that order, article by article."""
+    batch, at = [], 0
+    for a in articles:
+        n = len(chunks[a.id])
+        batch.append((a, chunks[a.id], vectors[at : at + n]))
+        at += n
+    return batch
+
+
 class QAPipeline:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, reader: Reader | None = None) -> None:
         self.settings = settings
@@ -159,12 +170,7 @@ class QAPipeline:
         if bar is not None:
             bar.close()
         vectors = np.concatenate(parts) if parts else np.zeros((0, self.spec.dim), np.float32)
-        batch, at = [], 0
-        for a in articles:
-            n = len(chunks[a.id])
-            batch.append((a, chunks[a.id], vectors[at : at + n]))
-            at += n
-        return batch
+        return embedded_batch(articles, chunks, vectors)
 
     def _wait_for_idle(self) -> None:
         with self._idle:

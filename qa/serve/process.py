@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -43,10 +44,11 @@ def health(url: str) -> tuple[int, dict]:
 
 class ServerProcess:
     """`python -m qa.cli serve` over `index_dir`, output to `log`. QA_ADMIN_TOKEN is `token`
-    (none when None, whatever the environment says); `env` adds QA_* settings."""
+    (none when None, whatever the environment says); `env` adds QA_* settings, `args` options of
+    `qa serve` (e.g. `--ray ADDRESS --replicas 2`)."""
 
     def __init__(self, index_dir: Path | str, log: Path, token: str | None = None, env: dict[str, str] | None = None,
-                 timeout_s: float = 300) -> None:
+                 timeout_s: float = 300, args: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = token
@@ -58,7 +60,7 @@ class ServerProcess:
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = open(log, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
             cwd=ROOT, env=full_env, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
         )
         self.pid = self.proc.pid
