@@ -217,7 +217,7 @@ class DenseIndex:
         query = np.ascontiguousarray(vector.reshape(1, -1), np.float32)
         scores, ids = self.index.search(query, fetch, params=params)
         hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-        if not rerank or not hits:
+        if not rerank or conn is None or not hits:
             return hits
         found, vectors = db.vectors(conn, [i for i, _ in hits], self.dim)
         exact = vectors @ query[0]
