@@ -31,8 +31,10 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     questions = [q.question for q in load_gold(GOLD).questions]
-    with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp, \
-            ServerProcess(tmp, Path(tmp) / "server.log", timeout_s=600) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp,
+        ServerProcess(tmp, Path(tmp) / "server.log", timeout_s=600) as server,
+    ):
         with httpx.Client(base_url=server.url, timeout=60) as client:
             for q in questions[:5]:
                 client.post("/ask", json={"question": q})  # warm-up
@@ -59,7 +61,8 @@ def main() -> None:
                 reader_ms.append(1000 * (time.perf_counter() - t))
     result = {
         "requests": len(http_ms),
-        "http_p50_ms": round(float(np.percentile(http_ms, 50)), 1), "http_p95_ms": round(float(np.percentile(http_ms, 95)), 1),
+        "http_p50_ms": round(float(np.percentile(http_ms, 50)), 1),
+        "http_p95_ms": round(float(np.percentile(http_ms, 95)), 1),
         "server_total_p50_ms": round(float(np.percentile(server_ms, 50)), 1),
         "reader_alone_p50_ms": round(float(np.percentile(reader_ms, 50)), 1),
     }
@@ -69,10 +72,14 @@ def main() -> None:
         body = (
             f"{len(questions)} news gold questions x {args.rounds} rounds, one client, warm server, "
             f"read_k={pipeline.settings.read_k} passages.\n\n"
-            + table([("POST /ask over HTTP", result["http_p50_ms"], result["http_p95_ms"]),
-                     ("pipeline total inside the server", result["server_total_p50_ms"], "-"),
-                     ("reader forward pass alone (same passages)", result["reader_alone_p50_ms"], "-")],
-                    ("what", "p50 ms", "p95 ms"))
+            + table(
+                [
+                    ("POST /ask over HTTP", result["http_p50_ms"], result["http_p95_ms"]),
+                    ("pipeline total inside the server", result["server_total_p50_ms"], "-"),
+                    ("reader forward pass alone (same passages)", result["reader_alone_p50_ms"], "-"),
+                ],
+                ("what", "p50 ms", "p95 ms"),
+            )
             + f"\n\nPOST /ask takes {result['ratio_http_to_reader']:.2f}x the reader's own time at p50: everything "
             f"around the reader (retrieval, HTTP, JSON) adds {result['ratio_http_to_reader'] - 1:.0%}."
         )

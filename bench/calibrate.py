@@ -41,9 +41,11 @@ from qa.models import BUNDLED_READER_DIR, configure_torch_threads
 from qa.pipeline import QAPipeline
 
 DISCOUNTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
-UNSURE_METHOD = ("an answer is shown as unsure (with the other candidates) when its confidence on the curve is below "
-                 "0.5: answers scored so were wrong at least as often as right, so showing one as the answer misleads "
-                 "more often than it helps")
+UNSURE_METHOD = (
+    "an answer is shown as unsure (with the other candidates) when its confidence on the curve is below "
+    "0.5: answers scored so were wrong at least as often as right, so showing one as the answer misleads "
+    "more often than it helps"
+)
 
 
 def main() -> None:
@@ -58,7 +60,9 @@ def main() -> None:
     odd_positions = gold.questions[1::2]
     sample = random.Random(args.seed).sample(odd_positions, min(args.questions, len(odd_positions)))
     with tempfile.TemporaryDirectory() as tmp:
-        pipeline = QAPipeline(Settings(index_dir=tmp, reader_path=args.reader, no_answer_threshold=0.0, rank_discount=0.0))
+        pipeline = QAPipeline(
+            Settings(index_dir=tmp, reader_path=args.reader, no_answer_threshold=0.0, rank_discount=0.0)
+        )
         pipeline.build_from_articles(gold.articles, progress=True)
         retriever = pipeline.retriever
         read_k = pipeline.settings.read_k
@@ -66,7 +70,9 @@ def main() -> None:
         read = []  # (question, hits, spans) with the question's article indexed, then removed
         for q in tqdm(sample, unit="q"):
             for own_article in (True, False):
-                retrieved = retriever.retrieve(q.question, read_k, exclude_article=None if own_article else q.article_id)
+                retrieved = retriever.retrieve(
+                    q.question, read_k, exclude_article=None if own_article else q.article_id
+                )
                 articles.update(retrieved.articles)
                 hits = retrieved.hits
                 spans = pipeline.reader.read(q.question, [h.chunk.text for h in hits], n_best=10) if hits else []
@@ -106,8 +112,8 @@ def main() -> None:
         "read_k": read_k,
         "right_answers_by_rank_discount": {str(d): round(v, 4) for d, v in right_by_discount.items()},
         "method": "rank discount with the most right answers (F1>=0.5) first when the question's article is "
-                  "indexed; then the lowest threshold within 1 point of the best balanced accuracy: right answer "
-                  f"when the article is indexed, abstain when it is removed; hybrid top-{read_k} passages",
+        "indexed; then the lowest threshold within 1 point of the best balanced accuracy: right answer "
+        f"when the article is indexed, abstain when it is removed; hybrid top-{read_k} passages",
         "data": f"{len(sample)} SQuAD v1.1 dev questions from the odd positions of the file (seed {args.seed})",
         "answered_right_at_threshold": round(best[1], 4),
         "abstained_when_unanswerable": round(best[2], 4),
@@ -115,7 +121,7 @@ def main() -> None:
         "best_balanced_accuracy": round(top, 4),
         "confidence_curve": curve,
         "confidence_method": "answers of both cases sorted by score into 20 equal groups; each group's median "
-                             "score and share right (F1>=0.5), pooled where the share would fall",
+        "score and share right (F1>=0.5), pooled where the share would fall",
         "unsure_below_confidence": DEFAULT_UNSURE_BELOW,
         "unsure_method": UNSURE_METHOD,
     }
@@ -124,11 +130,15 @@ def main() -> None:
     shown = sorted(set(rows[::10]) | {r for r in rows if r[0] == threshold or r[3] == top})
     body = (
         f"{calibration['data']}; {calibration['method']}.\n\n"
-        + table([(d, f"{100 * v:.1f}") for d, v in right_by_discount.items()],
-                ("rank discount", "answerable: right answer first %"))
+        + table(
+            [(d, f"{100 * v:.1f}") for d, v in right_by_discount.items()],
+            ("rank discount", "answerable: right answer first %"),
+        )
         + f"\n\nChosen rank discount: **{discount}**. With it:\n\n"
-        + table([(f"{t:.3f}", f"{100 * a:.1f}", f"{100 * b:.1f}", f"{100 * c:.1f}") for t, a, b, c in shown],
-                ("threshold", "answerable: right answer given %", "unanswerable: abstained %", "balanced %"))
+        + table(
+            [(f"{t:.3f}", f"{100 * a:.1f}", f"{100 * b:.1f}", f"{100 * c:.1f}") for t, a, b, c in shown],
+            ("threshold", "answerable: right answer given %", "unanswerable: abstained %", "balanced %"),
+        )
         + f"\n\nChosen threshold: **{threshold:.3f}** (saved to `{folder.name}/{CALIBRATION_FILE}`). "
         f"Without a threshold the reader answers every unanswerable question.\n\n"
         f"Confidence shown to users (share of answers with this score that were right, both cases together; "

@@ -24,7 +24,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--squad-dev", required=True)
     ap.add_argument("--limit", type=int)
-    ap.add_argument("--every", type=int, default=1, help="only every Nth question (a uniform sample, for a short budget)")
+    ap.add_argument(
+        "--every", type=int, default=1, help="only every Nth question (a uniform sample, for a short budget)"
+    )
     ap.add_argument("--out", default="eval-out/squad-dev")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
@@ -38,8 +40,19 @@ def main() -> None:
     write_report(Path(args.out), results, summary)
     print(json.dumps(summary))
     if not args.no_write:
-        keys = ["questions", "exact_match", "f1", "answerable_f1_without_abstention", "recall@1", "recall@5", "recall@10", "mrr@10", "no_answer_rate_on_answerable",
-                "latency_ms_p50", "latency_ms_p95"]
+        keys = [
+            "questions",
+            "exact_match",
+            "f1",
+            "answerable_f1_without_abstention",
+            "recall@1",
+            "recall@5",
+            "recall@10",
+            "mrr@10",
+            "no_answer_rate_on_answerable",
+            "latency_ms_p50",
+            "latency_ms_p95",
+        ]
         body = ""
         rows = [("all" if args.every == 1 else f"one in {args.every}", *(summary.get(k) for k in keys))]
         if args.every > 1:
@@ -52,7 +65,9 @@ def main() -> None:
             rows.append(("even positions (held out from calibration)", *(held_out.get(k) for k in keys)))
         body += table(rows, ("questions of the file", *keys))
         body += f"\n\nWhere the misses come from: {summary['misses']} (read_k={summary['read_k']} passages, "
-        body += f"no-answer threshold {summary['no_answer_threshold']}; per-question CSV in `{args.out}/questions.csv`)."
+        body += (
+            f"no-answer threshold {summary['no_answer_threshold']}; per-question CSV in `{args.out}/questions.csv`)."
+        )
         write_section("e2e_squad", "End to end: all SQuAD v1.1 dev questions over the 48 dev articles", body)
 
 

@@ -32,7 +32,8 @@ K = (1, 5, 10)
 
 # The rule as it was before issue 18, kept here only to measure against.
 _OLD_ANAPHORA = re.compile(
-    r"\b(it|its|it's|they|them|their|theirs|he|him|his|she|her|hers|this|that|these|those|there|then|the same)\b", re.I)
+    r"\b(it|its|it's|they|them|their|theirs|he|him|his|she|her|hers|this|that|these|those|there|then|the same)\b", re.I
+)
 
 
 def old_is_follow_up(question: str) -> bool:

@@ -174,10 +174,18 @@ def run_recall(chunks: list[Chunk], questions: list[GoldQuestion], dense: np.nda
             fused = [r for r, *_ in rrf_fuse([int(i) for i in dense_ids if i >= 0], lexical)[:DEPTH]]
             alone.append(rank_of_answer(lexical, chunks, q))
             hybrid.append(rank_of_answer(fused, chunks, q))
-        out[name] = {"build_s": round(build_s, 2), "alone": recall_row(alone), "hybrid": recall_row(hybrid),
-                     "ms": ms_stats(times)}
+        out[name] = {
+            "build_s": round(build_s, 2),
+            "alone": recall_row(alone),
+            "hybrid": recall_row(hybrid),
+            "ms": ms_stats(times),
+        }
         print(json.dumps({name: out[name]}), flush=True)
-    out["dense alone"] = {"alone": recall_row([rank_of_answer([int(i) for i in d], chunks, q) for q, d in zip(questions, dense, strict=True)])}
+    out["dense alone"] = {
+        "alone": recall_row(
+            [rank_of_answer([int(i) for i in d], chunks, q) for q, d in zip(questions, dense, strict=True)]
+        )
+    }
     for close in closers:
         close()
     return out
@@ -201,8 +209,13 @@ def scale_build(backend: str, n: int, folder: str, train: str) -> dict:
     finish_bulk_load(index)
     build_s = time.perf_counter() - t0
     close()
-    return {"build_s": round(build_s, 1), "merge_s": round(build_s - loaded, 1), "passages_per_s": round(n / build_s),
-            "disk_mb": round(disk_bytes(Path(folder)) / 2**20, 1), "build_rss_peak_mb": rss_mb()[1]}
+    return {
+        "build_s": round(build_s, 1),
+        "merge_s": round(build_s - loaded, 1),
+        "passages_per_s": round(n / build_s),
+        "disk_mb": round(disk_bytes(Path(folder)) / 2**20, 1),
+        "build_rss_peak_mb": rss_mb()[1],
+    }
 
 
 def scale_query(backend: str, n: int, folder: str, train: str, questions: list[str]) -> dict:
@@ -245,9 +258,16 @@ def scale_query(backend: str, n: int, folder: str, train: str, questions: list[s
         deletes.append(1000 * (time.perf_counter() - t))
     after = [index.search(q, DEPTH) for q in questions[:20]]  # still searchable after the edits
     close()
-    return {"open_ms": round(open_ms, 1), "ms": ms_stats(times), "filtered_ms": filtered,
-            "add100_ms": round(statistics.median(adds), 1), "delete100_ms": round(statistics.median(deletes), 1),
-            "search_rss_mb": round(rss_search, 1), "rss_peak_mb": rss_mb()[1], "hits_after_edits": sum(map(len, after))}
+    return {
+        "open_ms": round(open_ms, 1),
+        "ms": ms_stats(times),
+        "filtered_ms": filtered,
+        "add100_ms": round(statistics.median(adds), 1),
+        "delete100_ms": round(statistics.median(deletes), 1),
+        "search_rss_mb": round(rss_search, 1),
+        "rss_peak_mb": rss_mb()[1],
+        "hits_after_edits": sum(map(len, after)),
+    }
 
 
 def in_fresh_process(fn: Callable, *args) -> dict:
@@ -283,31 +303,73 @@ def recall_body(result: dict, n_questions: int, n_passages: int, load: tuple[str
             rows.append((name, *r["alone"], *r["hybrid"], *r["ms"], r["build_s"]))
         else:
             rows.append((name, *r["alone"], *(["-"] * 4), "-", "-", "-"))
-    header = ("retriever", *(f"alone R@{k}" for k in KS), "alone MRR@10", *(f"hybrid R@{k}" for k in KS), "hybrid MRR@10",
-              "lexical search ms p50", "p95", "build s")
-    return (f"{n_questions} questions over {n_passages} passages; hybrid = dense top {DEPTH} + lexical top {DEPTH}, "
-            f"`rrf_fuse`, first {DEPTH}. Load average before / after: {load[0]} / {load[1]}.\n\n"
-            + table(rows, header))
+    header = (
+        "retriever",
+        *(f"alone R@{k}" for k in KS),
+        "alone MRR@10",
+        *(f"hybrid R@{k}" for k in KS),
+        "hybrid MRR@10",
+        "lexical search ms p50",
+        "p95",
+        "build s",
+    )
+    return (
+        f"{n_questions} questions over {n_passages} passages; hybrid = dense top {DEPTH} + lexical top {DEPTH}, "
+        f"`rrf_fuse`, first {DEPTH}. Load average before / after: {load[0]} / {load[1]}.\n\n" + table(rows, header)
+    )
 
 
 def scale_body(n: int, n_queries: int, result: dict, load: tuple[str, str]) -> str:
-    rows = [(b, r["build_s"], r["merge_s"], r["passages_per_s"], r["disk_mb"], *r["ms"],
-             *(x for share in FILTER_SHARES for x in r["filtered_ms"][share]), r["add100_ms"],
-             r["delete100_ms"], r["open_ms"], r["search_rss_mb"], r["build_rss_peak_mb"]) for b, r in result.items()]
-    header = ("backend", "build s", "of which merge s", "passages/s", "disk MB", "search ms p50", "p95",
-              *(x for share in FILTER_SHARES for x in (f"{100 * share:g}% ids ms p50", "p95")), "add 100 + commit ms", "delete 100 + commit ms", "open + 1st search ms",
-              "search RSS MB", "build peak RSS MB")
-    return (f"{n:,} passages (SQuAD v1.1 train paragraphs repeated/cut), {n_queries} dev questions "
-            f"(a fifth of them for the filtered columns: random ids), k={DEPTH}. "
-            f"Load average before / after: {load[0]} / {load[1]}.\n\n" + table(rows, header))
+    rows = [
+        (
+            b,
+            r["build_s"],
+            r["merge_s"],
+            r["passages_per_s"],
+            r["disk_mb"],
+            *r["ms"],
+            *(x for share in FILTER_SHARES for x in r["filtered_ms"][share]),
+            r["add100_ms"],
+            r["delete100_ms"],
+            r["open_ms"],
+            r["search_rss_mb"],
+            r["build_rss_peak_mb"],
+        )
+        for b, r in result.items()
+    ]
+    header = (
+        "backend",
+        "build s",
+        "of which merge s",
+        "passages/s",
+        "disk MB",
+        "search ms p50",
+        "p95",
+        *(x for share in FILTER_SHARES for x in (f"{100 * share:g}% ids ms p50", "p95")),
+        "add 100 + commit ms",
+        "delete 100 + commit ms",
+        "open + 1st search ms",
+        "search RSS MB",
+        "build peak RSS MB",
+    )
+    return (
+        f"{n:,} passages (SQuAD v1.1 train paragraphs repeated/cut), {n_queries} dev questions "
+        f"(a fifth of them for the filtered columns: random ids), k={DEPTH}. "
+        f"Load average before / after: {load[0]} / {load[1]}.\n\n" + table(rows, header)
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--squad-dev", required=True)
     ap.add_argument("--squad-train", help="default: train-v1.1.json beside --squad-dev")
-    ap.add_argument("--scale-passages", type=int, nargs="*", default=[200_000, 1_000_000],
-                    help="passage counts for part (b); none to skip it")
+    ap.add_argument(
+        "--scale-passages",
+        type=int,
+        nargs="*",
+        default=[200_000, 1_000_000],
+        help="passage counts for part (b); none to skip it",
+    )
     ap.add_argument("--scale-queries", type=int, default=SCALE_QUERIES, help="dev questions searched in part (b)")
     ap.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), help="for part (b)")
     ap.add_argument("--skip-recall", action="store_true", help="skip part (a)")

@@ -77,13 +77,22 @@ async def run(url: str, pid: int, clients: int, seconds: float) -> dict:
     service_ms = p(stats["service"], 50)
     p95 = p(stats["ok"], 95)
     return {
-        "clients": clients, "seconds": round(elapsed, 1), "requests": stats["sent"], "ok": len(stats["ok"]),
-        "busy_503": stats["busy"], "busy_share": round(stats["busy"] / max(1, stats["sent"]), 3),
-        "errors": stats["errors"], "ok_per_s": round(len(stats["ok"]) / elapsed, 2),
-        "p50_ms": p(stats["ok"], 50), "p95_ms": p95, "busy_p95_ms": p(stats["busy_ms"], 95),
-        "max_wait_ms": wait_ms, "service_p50_ms": service_ms,
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "requests": stats["sent"],
+        "ok": len(stats["ok"]),
+        "busy_503": stats["busy"],
+        "busy_share": round(stats["busy"] / max(1, stats["sent"]), 3),
+        "errors": stats["errors"],
+        "ok_per_s": round(len(stats["ok"]) / elapsed, 2),
+        "p50_ms": p(stats["ok"], 50),
+        "p95_ms": p95,
+        "busy_p95_ms": p(stats["busy_ms"], 95),
+        "max_wait_ms": wait_ms,
+        "service_p50_ms": service_ms,
         "p95_within_wait_plus_service": None if p95 is None or service_ms is None else p95 <= wait_ms + service_ms,
-        "rss_mb_before": round(rss_before, 1), "rss_mb_after": round(rss_mb(pid), 1),
+        "rss_mb_before": round(rss_before, 1),
+        "rss_mb_after": round(rss_mb(pid), 1),
     }
 
 
@@ -93,22 +102,51 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp, \
-            ServerProcess(tmp, Path(tmp) / "server.log", timeout_s=600) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp,
+        ServerProcess(tmp, Path(tmp) / "server.log", timeout_s=600) as server,
+    ):
         result = asyncio.run(run(server.url, server.pid, args.clients, args.seconds))
     print(json.dumps(result))
     if not args.no_write:
         r = result
-        body = table([(r["clients"], r["seconds"], r["requests"], r["ok"], f"{r['busy_503']} ({r['busy_share']:.0%})",
-                       r["errors"], r["ok_per_s"], r["p50_ms"], r["p95_ms"], r["busy_p95_ms"],
-                       f"{r['rss_mb_before']} -> {r['rss_mb_after']}")],
-                     ("clients", "s", "requests", "200", "503 busy (share)", "errors", "answers/s", "p50 ms (200)",
-                      "p95 ms (200)", "p95 ms (503)", "server RSS MB"))
-        body += (f"\n\nOne model call at a time (2 cores). A question that would wait more than "
-                 f"QA_MAX_QUEUE_WAIT_S = {r['max_wait_ms'] / 1000:g} s is answered 503 at once, with a Retry-After "
-                 f"from the measured service time (p50 {r['service_p50_ms']} ms); clients wait it out. Answered "
-                 f"questions' p95 is {'within' if r['p95_within_wait_plus_service'] else 'OVER'} the wait plus one "
-                 "service time.")
+        body = table(
+            [
+                (
+                    r["clients"],
+                    r["seconds"],
+                    r["requests"],
+                    r["ok"],
+                    f"{r['busy_503']} ({r['busy_share']:.0%})",
+                    r["errors"],
+                    r["ok_per_s"],
+                    r["p50_ms"],
+                    r["p95_ms"],
+                    r["busy_p95_ms"],
+                    f"{r['rss_mb_before']} -> {r['rss_mb_after']}",
+                )
+            ],
+            (
+                "clients",
+                "s",
+                "requests",
+                "200",
+                "503 busy (share)",
+                "errors",
+                "answers/s",
+                "p50 ms (200)",
+                "p95 ms (200)",
+                "p95 ms (503)",
+                "server RSS MB",
+            ),
+        )
+        body += (
+            f"\n\nOne model call at a time (2 cores). A question that would wait more than "
+            f"QA_MAX_QUEUE_WAIT_S = {r['max_wait_ms'] / 1000:g} s is answered 503 at once, with a Retry-After "
+            f"from the measured service time (p50 {r['service_p50_ms']} ms); clients wait it out. Answered "
+            f"questions' p95 is {'within' if r['p95_within_wait_plus_service'] else 'OVER'} the wait plus one "
+            "service time."
+        )
         write_section("load", f"Load: {args.clients} concurrent clients for {args.seconds:.0f} s", body)
 
 

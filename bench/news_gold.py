@@ -21,8 +21,18 @@ from qa.pipeline import QAPipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "seeds" / "gold" / "news_gold.jsonl"
-KEYS = ["questions", "exact_match", "f1", "answerable_f1", "recall@1", "recall@5", "recall@10", "no_answer_recall",
-        "no_answer_precision", "latency_ms_p50"]
+KEYS = [
+    "questions",
+    "exact_match",
+    "f1",
+    "answerable_f1",
+    "recall@1",
+    "recall@5",
+    "recall@10",
+    "no_answer_recall",
+    "no_answer_precision",
+    "latency_ms_p50",
+]
 
 
 def main() -> None:
@@ -45,12 +55,22 @@ def main() -> None:
     calibration = pipeline.calibration
     answered = [r for r in results if not r.no_answer]
     rows = []
-    for label, group in (("sure", [r for r in answered if not calibration.unsure(r.score)]),
-                         ("unsure", [r for r in answered if calibration.unsure(r.score)])):
+    for label, group in (
+        ("sure", [r for r in answered if not calibration.unsure(r.score)]),
+        ("unsure", [r for r in answered if calibration.unsure(r.score)]),
+    ):
         right = sum(1 for r in group if r.answerable and r.f1 >= 0.5)
         wrong_unanswerable = sum(1 for r in group if not r.answerable)
-        rows.append((label, len(group), right, len(group) - right - wrong_unanswerable, wrong_unanswerable,
-                     f"{100 * right / len(group):.0f}" if group else "-"))
+        rows.append(
+            (
+                label,
+                len(group),
+                right,
+                len(group) - right - wrong_unanswerable,
+                wrong_unanswerable,
+                f"{100 * right / len(group):.0f}" if group else "-",
+            )
+        )
     body = (
         f"{summary['questions']} questions ({summary['unanswerable']} not answerable from the articles) over the "
         f"164 bundled articles; hybrid top {summary['read_k']} passages read; the per-question CSV is in "

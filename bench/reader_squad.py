@@ -37,8 +37,12 @@ def main() -> None:
     distractors = hard_negatives(every_question)[: args.limit]
     with_distractor = score_reader(reader, questions, batch_size=args.batch, progress=True, distractors=distractors)
     n = len(questions)
-    result = {**scores, "ms_per_question_batched": round(1000 * elapsed / n, 1),
-              "em_with_distractor": with_distractor["em"], "f1_with_distractor": with_distractor["f1"]}
+    result = {
+        **scores,
+        "ms_per_question_batched": round(1000 * elapsed / n, 1),
+        "em_with_distractor": with_distractor["em"],
+        "f1_with_distractor": with_distractor["f1"],
+    }
     print(json.dumps(result))
     if not args.no_write:
         state = {}
@@ -51,15 +55,30 @@ def main() -> None:
             state = json.loads((Path(args.reader or BUNDLED_READER_DIR) / STATE_FILE).read_text())
         except (OSError, ValueError):
             pass
-        body = table([(n, result["em"], result["f1"], result["ms_per_question_batched"], result["em_with_distractor"],
-                       result["f1_with_distractor"])],
-                     ("questions", "EM", "F1", "ms/question (batched, 2 cores)", "EM with a distractor", "F1 with a distractor"))
+        body = table(
+            [
+                (
+                    n,
+                    result["em"],
+                    result["f1"],
+                    result["ms_per_question_batched"],
+                    result["em_with_distractor"],
+                    result["f1_with_distractor"],
+                )
+            ],
+            ("questions", "EM", "F1", "ms/question (batched, 2 cores)", "EM with a distractor", "F1 with a distractor"),
+        )
         curve = state.get("curve", [])
         if curve:
             body += "\n\nLearning curve of the shipped reader (first 300 dev questions while training; SQuAD windows "
             body += "seen, hard negatives seen beside them, F1 alone and with a distractor passage):\n\n"
-            body += table([(p["windows_seen"], p.get("negatives_seen", 0), p["em"], p["f1"], p.get("f1_with_distractor", "-"))
-                           for p in curve], ("training windows seen", "hard negatives seen", "EM", "F1", "F1 with a distractor"))
+            body += table(
+                [
+                    (p["windows_seen"], p.get("negatives_seen", 0), p["em"], p["f1"], p.get("f1_with_distractor", "-"))
+                    for p in curve
+                ],
+                ("training windows seen", "hard negatives seen", "EM", "F1", "F1 with a distractor"),
+            )
         write_section("reader_squad", "Reader only: SQuAD v1.1 dev, gold paragraph", body)
 
 

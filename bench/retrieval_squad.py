@@ -70,20 +70,32 @@ def main() -> None:
             pipeline.embedder.encode([q.question])
         embed_ms = 1000 * (time.perf_counter() - t) / min(500, len(questions))
     n = len(questions)
-    rows = [(m, *(round(100 * found[m][k] / n, 1) for k in KS), round(rr[m] / n, 3),
-             round(statistics.median(times[m]), 2)) for m in found]
-    result = {"questions": n, "chunks": n_chunks, "index_s": round(index_s, 1),
-              "index_chunks_per_s": round(n_chunks / index_s, 1), "encoder_chunks_per_s": round(n_chunks / encoder_s, 1),
-              "query_embed_ms": round(embed_ms, 1), "recall": {r[0]: r[1:] for r in rows}}
+    rows = [
+        (m, *(round(100 * found[m][k] / n, 1) for k in KS), round(rr[m] / n, 3), round(statistics.median(times[m]), 2))
+        for m in found
+    ]
+    result = {
+        "questions": n,
+        "chunks": n_chunks,
+        "index_s": round(index_s, 1),
+        "index_chunks_per_s": round(n_chunks / index_s, 1),
+        "encoder_chunks_per_s": round(n_chunks / encoder_s, 1),
+        "query_embed_ms": round(embed_ms, 1),
+        "recall": {r[0]: r[1:] for r in rows},
+    }
     print(json.dumps(result))
     if not args.no_write:
         body = (
             f"{n} questions over {len(gold.articles)} articles = {n_chunks} passages.\n\n"
             + table(rows, ("retriever", *(f"R@{k}" for k in KS), "MRR@20", "search ms p50 (query embedded apart)"))
             + f"\n\nQuery embedding: {embed_ms:.1f} ms per question.\n\n"
-            + table([("qa index (chunk + embed + write)", round(index_s, 1), round(n_chunks / index_s, 1)),
-                     ("raw encoder on the same passages", round(encoder_s, 1), round(n_chunks / encoder_s, 1))],
-                    ("indexing", "seconds", "passages/s"))
+            + table(
+                [
+                    ("qa index (chunk + embed + write)", round(index_s, 1), round(n_chunks / index_s, 1)),
+                    ("raw encoder on the same passages", round(encoder_s, 1), round(n_chunks / encoder_s, 1)),
+                ],
+                ("indexing", "seconds", "passages/s"),
+            )
             + f"\n\nRatio: indexing runs at {encoder_s / index_s:.2f}x the raw encoder's speed."
         )
         write_section("retrieval_squad", "Retrieval: 48 SQuAD v1.1 dev articles as documents", body)

@@ -1,6 +1,6 @@
 """Run every benchmark in turn; each writes its section of docs/benchmarks.md.
 
-    python -m bench.run_all --squad-dev ../shared/data/squad/dev-v1.1.json
+python -m bench.run_all --squad-dev ../shared/data/squad/dev-v1.1.json
 """
 
 from __future__ import annotations

@@ -91,8 +91,15 @@ def make_articles(squad_train: str, n: int, offset: int = 0):
         first = (4 * i) % len(paragraphs)
         body = PARAGRAPH_SEPARATOR.join(paragraphs[(first + j) % len(paragraphs)] for j in range(4))
         lede = f"Dispatch {i} from desk {i % 97}, {2000 + i % 25}."
-        out.append(Article(f"art{i}", f"{titles[first]} ({i})", lede + PARAGRAPH_SEPARATOR + body,
-                           date=f"{2000 + i % 25}-{1 + i % 12:02d}-{1 + i % 28:02d}", source="squad-train"))
+        out.append(
+            Article(
+                f"art{i}",
+                f"{titles[first]} ({i})",
+                lede + PARAGRAPH_SEPARATOR + body,
+                date=f"{2000 + i % 25}-{1 + i % 12:02d}-{1 + i % 28:02d}",
+                source="squad-train",
+            )
+        )
     return out
 
 
@@ -135,9 +142,24 @@ def measure(squad_train: str, n: int, work: Path, questions: list[str]) -> dict:
     fresh.write_text(json.dumps([asdict(a) for a in make_articles(squad_train, 110, offset=n + 10)]))
     # Cold start and everything after it in a child: its RSS is the serving process's.
     child = subprocess.run(
-        [sys.executable, "-m", "bench.scale", "--child", str(index_dir), "--squad-train", squad_train, "--n", str(n),
-         "--work", str(work)],
-        input=json.dumps(questions), capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, check=False,
+        [
+            sys.executable,
+            "-m",
+            "bench.scale",
+            "--child",
+            str(index_dir),
+            "--squad-train",
+            squad_train,
+            "--n",
+            str(n),
+            "--work",
+            str(work),
+        ],
+        input=json.dumps(questions),
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
     )
     if child.returncode != 0:
         raise RuntimeError(child.stderr[-3000:])
@@ -177,7 +199,9 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
         best = np.full((len(sample), 10), -np.inf, np.float32)
         for _, batch in db.iter_vectors(conn, DIM, batch=50_000):
             scores = sample @ batch.T
-            best = -np.sort(-np.hstack([best, np.partition(scores, -min(10, scores.shape[1]), axis=1)[:, -10:]]), axis=1)[:, :10]
+            best = -np.sort(
+                -np.hstack([best, np.partition(scores, -min(10, scores.shape[1]), axis=1)[:, -10:]]), axis=1
+            )[:, :10]
         conn.execute("COMMIT")
         import faiss
 
@@ -214,12 +238,22 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
         t = time.perf_counter()
         p.delete_article(a.id)
         delete1.append(1000 * (time.perf_counter() - t))
-    print(json.dumps({
-        "cold_start_s": round(cold_s, 2), "dense_kind": gen.dense.kind, "retrieval_p50_ms": pct(times, 50),
-        "retrieval_p95_ms": pct(times, 95), "recall_at_10": recall, "add1_ms": round(statistics.median(add1), 1),
-        "add100_s": round(add100_s, 2), "delete1_ms": round(statistics.median(delete1), 1), "rss_mb": round(serving_rss, 0),
-        "rss_after_writes_mb": round(rss_mb(), 0),
-    }))
+    print(
+        json.dumps(
+            {
+                "cold_start_s": round(cold_s, 2),
+                "dense_kind": gen.dense.kind,
+                "retrieval_p50_ms": pct(times, 50),
+                "retrieval_p95_ms": pct(times, 95),
+                "recall_at_10": recall,
+                "add1_ms": round(statistics.median(add1), 1),
+                "add100_s": round(add100_s, 2),
+                "delete1_ms": round(statistics.median(delete1), 1),
+                "rss_mb": round(serving_rss, 0),
+                "rss_after_writes_mb": round(rss_mb(), 0),
+            }
+        )
+    )
 
 
 # ---- the real embedder, for the end-to-end figures ---------------------------------------------
@@ -248,8 +282,11 @@ def real_embedding_costs(squad_train: str, questions: list[str]) -> dict:
         t = time.perf_counter()
         embedder.encode([q])
         q_ms.append(1000 * (time.perf_counter() - t))
-    return {"embed_article_ms": round(statistics.median(per_article), 1), "passages_per_s": round(throughput, 1),
-            "query_embed_ms": round(statistics.median(q_ms), 1)}
+    return {
+        "embed_article_ms": round(statistics.median(per_article), 1),
+        "passages_per_s": round(throughput, 1),
+        "query_embed_ms": round(statistics.median(q_ms), 1),
+    }
 
 
 # ---- /ask while a bulk ingest runs --------------------------------------------------------------
@@ -264,8 +301,10 @@ def ask_during_ingest(squad_train: str, n_articles: int) -> dict:
     root = Path(__file__).resolve().parent.parent
     gold = [q.question for q in load_gold(root / "seeds" / "gold" / "news_gold.jsonl").questions]
     token = "bench-token"
-    bulk = [{"id": a.id, "title": a.title, "text": a.text.split("\n\n")[1][:700], "date": a.date}
-            for a in make_articles(squad_train, n_articles, offset=2 * 10**7)]
+    bulk = [
+        {"id": a.id, "title": a.title, "text": a.text.split("\n\n")[1][:700], "date": a.date}
+        for a in make_articles(squad_train, n_articles, offset=2 * 10**7)
+    ]
 
     def timed_questions(url: str, stop: threading.Event | None, rounds: int) -> list[float]:
         out: list[float] = []
@@ -289,8 +328,12 @@ def ask_during_ingest(squad_train: str, n_articles: int) -> dict:
         def ingest() -> None:
             t = time.perf_counter()
             for i in range(0, len(bulk), 100):
-                r = httpx.post(f"{url}/articles", json={"articles": bulk[i : i + 100]},
-                               headers={"Authorization": f"Bearer {token}"}, timeout=600)
+                r = httpx.post(
+                    f"{url}/articles",
+                    json={"articles": bulk[i : i + 100]},
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=600,
+                )
                 r.raise_for_status()
                 added["n"] += len(bulk[i : i + 100])
             added["s"] = time.perf_counter() - t
@@ -301,8 +344,15 @@ def ask_during_ingest(squad_train: str, n_articles: int) -> dict:
         busy = timed_questions(url, done, 1000)
         writer.join()
     shutil.rmtree(tmp, ignore_errors=True)
-    return {"idle_p50": pct(idle, 50), "idle_p95": pct(idle, 95), "busy_p50": pct(busy, 50), "busy_p95": pct(busy, 95),
-            "busy_n": len(busy), "ingested": added["n"], "ingest_s": round(added["s"], 1)}
+    return {
+        "idle_p50": pct(idle, 50),
+        "idle_p95": pct(idle, 95),
+        "busy_p50": pct(busy, 50),
+        "busy_p95": pct(busy, 95),
+        "busy_n": len(busy),
+        "ingested": added["n"],
+        "ingest_s": round(added["s"], 1),
+    }
 
 
 def main() -> None:
@@ -344,34 +394,68 @@ def main() -> None:
     print(during, flush=True)
     rows = []
     for n, r in results.items():
-        rows.append((f"{n:,}", f"{r['passages']:,}", r["dense_kind"], f"{r['build_s']:.0f} s",
-                     f"{r['add1_ms']:.0f} ms", f"{r['add1_ms'] + real['embed_article_ms']:.0f} ms",
-                     f"{r['add100_s']:.1f} s", f"{r['delete1_ms']:.0f} ms", f"{r['cold_start_s']:.1f} s",
-                     f"{r['retrieval_p50_ms']} / {r['retrieval_p95_ms']} ms",
-                     f"{r['retrieval_p50_ms'] + real['query_embed_ms']:.1f} ms",
-                     "exact" if r["recall_at_10"] is None else
-                     f"{r['recall_at_10']['by_nprobe'][str(r['recall_at_10']['default_nprobe'])][0]:.3f}",
-                     f"{r['rss_mb']:.0f} / {r.get('rss_after_writes_mb', 0):.0f} MB", f"{r['disk_mb']:.0f} MB"))
+        rows.append(
+            (
+                f"{n:,}",
+                f"{r['passages']:,}",
+                r["dense_kind"],
+                f"{r['build_s']:.0f} s",
+                f"{r['add1_ms']:.0f} ms",
+                f"{r['add1_ms'] + real['embed_article_ms']:.0f} ms",
+                f"{r['add100_s']:.1f} s",
+                f"{r['delete1_ms']:.0f} ms",
+                f"{r['cold_start_s']:.1f} s",
+                f"{r['retrieval_p50_ms']} / {r['retrieval_p95_ms']} ms",
+                f"{r['retrieval_p50_ms'] + real['query_embed_ms']:.1f} ms",
+                "exact"
+                if r["recall_at_10"] is None
+                else f"{r['recall_at_10']['by_nprobe'][str(r['recall_at_10']['default_nprobe'])][0]:.3f}",
+                f"{r['rss_mb']:.0f} / {r.get('rss_after_writes_mb', 0):.0f} MB",
+                f"{r['disk_mb']:.0f} MB",
+            )
+        )
     body = (
         f"Load average at the start: {load:.2f}. Index costs with the stand-in embedder (see the script's docstring); "
         f"real MiniLM embedding measured beside it: {real['passages_per_s']} passages/s, {real['embed_article_ms']} ms "
         f"for one article's passages, {real['query_embed_ms']} ms per question.\n\n"
-        + table(rows, ("articles", "passages", "dense index", "build", "add 1 (index)", "add 1 (with real embedding)",
-                       "add 100 (index)", "delete 1", "cold start", "retrieval p50 / p95 (no query embedding)",
-                       "retrieval p50 with real query embedding", "approx. recall@10 vs exact", "peak RSS, index only: serving / after writes", "disk"))
+        + table(
+            rows,
+            (
+                "articles",
+                "passages",
+                "dense index",
+                "build",
+                "add 1 (index)",
+                "add 1 (with real embedding)",
+                "add 100 (index)",
+                "delete 1",
+                "cold start",
+                "retrieval p50 / p95 (no query embedding)",
+                "retrieval p50 with real query embedding",
+                "approx. recall@10 vs exact",
+                "peak RSS, index only: serving / after writes",
+                "disk",
+            ),
+        )
         + f"\n\n`/ask` on the bundled articles (real models), questions one after another: "
         f"idle p50 {during['idle_p50']} ms, "
         f"p95 {during['idle_p95']} ms; while {during['ingested']} articles were added through `POST /articles` "
         f"(in {during['ingest_s']} s, {during['busy_n']} questions answered meanwhile): p50 {during['busy_p50']} ms, "
         f"p95 {during['busy_p95']} ms ({during['busy_p95'] / during['idle_p95']:.2f}x idle).\n"
     )
-    ivf_rows = [(f"{n:,}", r["recall_at_10"]["nlist"], nprobe, f"{rec:.3f}", f"{ms} ms")
-                for n, r in results.items() if r["recall_at_10"]
-                for nprobe, (rec, ms) in sorted(r["recall_at_10"]["by_nprobe"].items(), key=lambda kv: int(kv[0]))]
+    ivf_rows = [
+        (f"{n:,}", r["recall_at_10"]["nlist"], nprobe, f"{rec:.3f}", f"{ms} ms")
+        for n, r in results.items()
+        if r["recall_at_10"]
+        for nprobe, (rec, ms) in sorted(r["recall_at_10"]["by_nprobe"].items(), key=lambda kv: int(kv[0]))
+    ]
     if ivf_rows:
-        body += ("\nApproximate dense search (IVF-SQ8) against exact, 200 real questions: recall@10 and the dense "
-                 "search's p50 by lists probed (the default is `QA_IVF_NPROBE`).\n\n"
-                 + table(ivf_rows, ("articles", "lists", "probed", "recall@10", "dense search p50")) + "\n")
+        body += (
+            "\nApproximate dense search (IVF-SQ8) against exact, 200 real questions: recall@10 and the dense "
+            "search's p50 by lists probed (the default is `QA_IVF_NPROBE`).\n\n"
+            + table(ivf_rows, ("articles", "lists", "probed", "recall@10", "dense search p50"))
+            + "\n"
+        )
     print(body)
     if not args.no_write:
         write_section("scale", "Archive scale: index costs at 10k, 50k and 200k articles", body)

@@ -116,8 +116,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     if not args.rebuild and (store.exists() or store.generations()):
         pipeline.load_or_build()
         counts = pipeline.counts()
-        print(f"index at {settings.index_dir} is up to date: {counts.articles} articles "
-              f"({counts.passages} passages); --rebuild to build it again")
+        print(
+            f"index at {settings.index_dir} is up to date: {counts.articles} articles "
+            f"({counts.passages} passages); --rebuild to build it again"
+        )
         return 0
     from qa.ingest.readers import ingest_paths
 
@@ -139,8 +141,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         print("no passages found")
     for rank, hit in enumerate(retrieved.hits, 1):
         article = retrieved.articles[hit.chunk.article_id]
-        print(f"{rank}. [{hit.score:.4f}] {article.title} ({article.date or 'no date'}) "
-              f"chars {hit.chunk.start}-{hit.chunk.end}")
+        print(
+            f"{rank}. [{hit.score:.4f}] {article.title} ({article.date or 'no date'}) "
+            f"chars {hit.chunk.start}-{hit.chunk.end}"
+        )
         print("   " + hit.chunk.text.replace("\n", " ")[: args.width])
     return 0
 
@@ -149,8 +153,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
     pipeline = _pipeline()
     result = pipeline.ask(args.question, top_k=args.top_k, filters=_filters(args))
     if result.period:
-        print(f"searching articles dated {result.period.date_from or '…'} to {result.period.date_to or '…'} "
-              f"(\"{result.period.phrase}\")")
+        print(
+            f"searching articles dated {result.period.date_from or '…'} to {result.period.date_to or '…'} "
+            f'("{result.period.phrase}")'
+        )
     if result.no_answer:
         print("I couldn't find that in the articles.")
         return 0
@@ -161,8 +167,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for rank, a in enumerate(result.answers, 1):
         confidence = "" if a.confidence is None else f", right {a.confidence:.0%} of the time in testing"
         print(f"{rank}. {a.text}  (as of {a.article.date or 'an unknown date'}; score {a.score:.2f}{confidence})")
-        print(f"   from: {a.article.title}{' (' + a.article.source + ')' if a.article.source else ''} "
-              f"chars {a.start}-{a.end}")
+        print(
+            f"   from: {a.article.title}{' (' + a.article.source + ')' if a.article.source else ''} "
+            f"chars {a.start}-{a.end}"
+        )
         if a.article.url:
             print(f"   {a.article.url}")
     return 0
@@ -186,8 +194,9 @@ def _serve_on_ray(args: argparse.Namespace) -> int:
     from qa.cluster.serve_app import deploy, wait_then_undeploy
 
     started_serve = deploy(settings, args.host, args.port, args.replicas, args.cpus_per_replica)
-    print(f"serving on http://{args.host}:{args.port} from {args.replicas} Ray Serve replicas; Ctrl-C to stop",
-          flush=True)
+    print(
+        f"serving on http://{args.host}:{args.port} from {args.replicas} Ray Serve replicas; Ctrl-C to stop", flush=True
+    )
     wait_then_undeploy(started_serve)
     return 0
 
@@ -202,11 +211,25 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     from qa.reader.training import TrainConfig, train
 
     cfg = TrainConfig(
-        squad=args.squad, out=args.out, base=args.base, init=args.init, dev=args.dev,
-        max_length=args.max_length, stride=args.stride, batch_size=args.batch_size, lr=args.lr,
-        epochs=args.epochs, max_features=args.max_windows, seed=args.seed, bf16=not args.fp32,
-        threads=args.threads, eval_every=args.eval_every, eval_questions=args.eval_questions,
-        negatives=args.negatives, shared_norm=args.shared_norm, resume=args.resume,
+        squad=args.squad,
+        out=args.out,
+        base=args.base,
+        init=args.init,
+        dev=args.dev,
+        max_length=args.max_length,
+        stride=args.stride,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        epochs=args.epochs,
+        max_features=args.max_windows,
+        seed=args.seed,
+        bf16=not args.fp32,
+        threads=args.threads,
+        eval_every=args.eval_every,
+        eval_questions=args.eval_questions,
+        negatives=args.negatives,
+        shared_norm=args.shared_norm,
+        resume=args.resume,
     )
     state = train(cfg, progress=True)
     print(f"trained on {state.features_seen} windows; reader written to {args.out}")
@@ -220,26 +243,42 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add_ray(s: argparse.ArgumentParser, what: str) -> None:
-        s.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
-                       help=f"{what} (needs the cluster extra): ADDRESS is the head's host:port, 'auto' (RAY_ADDRESS, "
-                       "else the cluster `ray start` runs on this machine) or 'local' (a new one on this machine); "
-                       "without ADDRESS, as 'auto' but a new local cluster when there is none")
+        s.add_argument(
+            "--ray",
+            nargs="?",
+            const="",
+            metavar="ADDRESS",
+            help=f"{what} (needs the cluster extra): ADDRESS is the head's host:port, 'auto' (RAY_ADDRESS, "
+            "else the cluster `ray start` runs on this machine) or 'local' (a new one on this machine); "
+            "without ADDRESS, as 'auto' but a new local cluster when there is none",
+        )
 
     s = sub.add_parser("ingest", help="add articles (files or folders: .txt .md .html .jsonl) to the index")
     s.add_argument("paths", nargs="+", help="files or folders of articles")
     add_ray(s, "embed the passages on a Ray cluster")
-    s.add_argument("--workers", type=positive_int,
-                   help="with --ray: embedding workers, one CPU each (default: one per CPU of the cluster)")
+    s.add_argument(
+        "--workers",
+        type=positive_int,
+        help="with --ray: embedding workers, one CPU each (default: one per CPU of the cluster)",
+    )
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("index", help="build the index (from the bundled articles unless paths are given)")
     s.add_argument("paths", nargs="*", help="files or folders to build from (default: the bundled seeds)")
     action = s.add_mutually_exclusive_group()
-    action.add_argument("--rebuild", action="store_true", help="build a new generation even if an index exists "
-                        "(the previous one is kept for --restore)")
-    action.add_argument("--restore", metavar="GENERATION", help="make a complete generation current again (e.g. g000002)")
-    action.add_argument("--check", action="store_true",
-                        help="check the whole index for damage: the database, and FAISS and tantivy against it (reads all of it)")
+    action.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="build a new generation even if an index exists (the previous one is kept for --restore)",
+    )
+    action.add_argument(
+        "--restore", metavar="GENERATION", help="make a complete generation current again (e.g. g000002)"
+    )
+    action.add_argument(
+        "--check",
+        action="store_true",
+        help="check the whole index for damage: the database, and FAISS and tantivy against it (reads all of it)",
+    )
     s.set_defaults(func=cmd_index)
 
     def add_filters(s: argparse.ArgumentParser) -> None:
@@ -266,14 +305,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     add_ray(s, "answer from Ray Serve replicas")
     s.add_argument("--replicas", type=positive_int, default=1, help="with --ray: replicas of the app (default 1)")
-    s.add_argument("--cpus-per-replica", type=positive_int, default=1,
-                   help="with --ray: CPUs each replica reserves and uses as torch threads (default 1)")
+    s.add_argument(
+        "--cpus-per-replica",
+        type=positive_int,
+        default=1,
+        help="with --ray: CPUs each replica reserves and uses as torch threads (default 1)",
+    )
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("eval", help="score answers against a gold set (SQuAD JSON or JSONL)")
     s.add_argument("gold", help="gold file: SQuAD JSON (v1.1/v2.0) or JSONL {question, answers}")
-    s.add_argument("--corpus", nargs="*", help="articles to answer from (default: the gold file's "
-                   "own articles for SQuAD, the current index for JSONL)")
+    s.add_argument(
+        "--corpus",
+        nargs="*",
+        help="articles to answer from (default: the gold file's own articles for SQuAD, the current index for JSONL)",
+    )
     s.add_argument("-k", "--top-k", type=positive_int, default=10, help="passages retrieved for recall@k (default 10)")
     s.add_argument("--out", default="eval-out", help="folder for summary.json and questions.csv")
     s.add_argument("--limit", type=positive_int, help="only the first N questions")
@@ -293,11 +339,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=float, default=1.0)
     s.add_argument("--max-windows", type=int, help="plan the run (and its lr decay) for this many windows")
     s.add_argument("--seed", type=int, default=42)
-    s.add_argument("--negatives", type=float, default=0.5,
-                   help="share of each batch's questions that also get a hard negative passage (default 0.5; 0 = none)")
-    s.add_argument("--shared-norm", type=float, default=0.0,
-                   help="weight of the loss that scores a question's gold and negative windows under one softmax "
-                   "(default 0 = off)")
+    s.add_argument(
+        "--negatives",
+        type=float,
+        default=0.5,
+        help="share of each batch's questions that also get a hard negative passage (default 0.5; 0 = none)",
+    )
+    s.add_argument(
+        "--shared-norm",
+        type=float,
+        default=0.0,
+        help="weight of the loss that scores a question's gold and negative windows under one softmax "
+        "(default 0 = off)",
+    )
     s.add_argument("--fp32", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     s.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     s.add_argument("--eval-every", type=int, default=10000, help="windows between learning-curve points")

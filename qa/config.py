@@ -53,8 +53,13 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     max_concurrent_model_calls: int = Field(1, ge=1, le=16)
     max_queued_requests: int = Field(64, ge=0, description="requests waiting for the models before 503")
-    max_queue_wait_s: float = Field(5.0, gt=0, le=600, description="a question that would wait longer than this "
-                                    "(queue ahead x measured service time) is refused with 503 + Retry-After")
+    max_queue_wait_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="a question that would wait longer than this "
+        "(queue ahead x measured service time) is refused with 503 + Retry-After",
+    )
     header_timeout_s: float = Field(10.0, gt=0, le=600, description="time to send a request's headers before 408")
     body_timeout_s: float = Field(60.0, gt=0, le=3600, description="time to send a request's body before 408")
     max_connections_per_client: int = Field(64, ge=1, description="open connections from one address")

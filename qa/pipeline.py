@@ -138,7 +138,9 @@ class QAPipeline:
         index of the old format, keeping its articles."""
         legacy = self.store.legacy_current()
         if legacy is not None:
-            log.warning("index at %s is in the old format: converting %s, keeping every article", self.store.root, legacy.name)
+            log.warning(
+                "index at %s is in the old format: converting %s, keeping every article", self.store.root, legacy.name
+            )
             self.store.build(read_version(legacy))
             return None
         if self.store.exists() or self.store.generations():
@@ -182,7 +184,9 @@ class QAPipeline:
         self.build_from_articles(report.articles, progress)
         return report
 
-    def build_from_articles(self, articles: Sequence[Article], progress: bool = False, batch_articles: int = 256) -> None:
+    def build_from_articles(
+        self, articles: Sequence[Article], progress: bool = False, batch_articles: int = 256
+    ) -> None:
         """Replace the index with these articles: a new generation, current once complete."""
         articles = _last_of_each_id(articles)
 
@@ -215,7 +219,9 @@ class QAPipeline:
     def article(self, article_id: str) -> Article | None:
         return self.store.generation().article(article_id)
 
-    def articles(self, offset: int = 0, limit: int | None = None, contains: str | None = None) -> tuple[list[Article], int]:
+    def articles(
+        self, offset: int = 0, limit: int | None = None, contains: str | None = None
+    ) -> tuple[list[Article], int]:
         """A page of articles newest first (all of them without `limit`), and how many match."""
         return self.store.generation().article_page(offset, limit if limit is not None else -1, contains)
 
@@ -251,7 +257,9 @@ class QAPipeline:
         # Read more candidates than asked for: merging duplicates removes some.
         spans = self.reader.read(question, [h.chunk.text for h in hits], n_best=max(10, 2 * top_k)) if hits else []
         threshold = self.threshold if threshold is None else threshold
-        answers, no_answer = assemble(spans, hits, retrieved.articles, len(spans), threshold, self.calibration.rank_discount)
+        answers, no_answer = assemble(
+            spans, hits, retrieved.articles, len(spans), threshold, self.calibration.rank_discount
+        )
         if asks_about_present(question) if prefer_recent is None else prefer_recent:
             answers = newest_first(self.reader, question, hits, answers, self.threshold)
         return [replace(a, confidence=self.calibration.confidence(a.score)) for a in answers[:top_k]], no_answer
@@ -282,8 +290,9 @@ class QAPipeline:
             retrieved = self.retriever.retrieve(query, self.settings.read_k, filters)
             t1 = time.perf_counter()
             prefer_recent = True if period and period.as_of else None
-            answers, no_answer = self.answer_from_hits(asked, retrieved, max(top_k, UNSURE_CANDIDATES),
-                                                       prefer_recent=prefer_recent)
+            answers, no_answer = self.answer_from_hits(
+                asked, retrieved, max(top_k, UNSURE_CANDIDATES), prefer_recent=prefer_recent
+            )
             t2 = time.perf_counter()
         finally:
             with self._idle:
@@ -291,6 +300,19 @@ class QAPipeline:
                 self._idle.notify_all()
         unsure = bool(answers) and self.calibration.unsure(answers[0].score)
         reordered = bool(answers) and answers[0].score < max(a.score for a in answers)  # by date, not score
-        timing = {"retrieve": round(1000 * (t1 - t0), 2), "read": round(1000 * (t2 - t1), 2), "total": round(1000 * (t2 - t0), 2)}
-        return AnswerResult(question, answers if unsure else answers[:top_k], no_answer, query, retrieved.hits, timing,
-                            unsure=unsure, newest_first=reordered, period=period)
+        timing = {
+            "retrieve": round(1000 * (t1 - t0), 2),
+            "read": round(1000 * (t2 - t1), 2),
+            "total": round(1000 * (t2 - t0), 2),
+        }
+        return AnswerResult(
+            question,
+            answers if unsure else answers[:top_k],
+            no_answer,
+            query,
+            retrieved.hits,
+            timing,
+            unsure=unsure,
+            newest_first=reordered,
+            period=period,
+        )

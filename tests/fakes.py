@@ -41,8 +41,11 @@ class FakeReader:
                 spans.append(ReaderSpan(i, m.start(), m.end(), m.group(), 0.9 - 0.01 * i))
         return spans[:n_best]
 
-    def read_many(self, questions: Sequence[str], passages: Sequence[str], n_best: int = 5,
-                  groups: Sequence[int] | None = None) -> list[list[ReaderSpan]]:
+    def read_many(
+        self, questions: Sequence[str], passages: Sequence[str], n_best: int = 5, groups: Sequence[int] | None = None
+    ) -> list[list[ReaderSpan]]:
         """Each passage alone: its first number at 0.9."""
-        return [[ReaderSpan(i, s.start, s.end, s.text, 0.9) for s in self.read(q, [p], n_best)]
-                for i, (q, p) in enumerate(zip(questions, passages, strict=True))]
+        return [
+            [ReaderSpan(i, s.start, s.end, s.text, 0.9) for s in self.read(q, [p], n_best)]
+            for i, (q, p) in enumerate(zip(questions, passages, strict=True))
+        ]

@@ -31,5 +31,8 @@ def index_state(pipeline: QAPipeline) -> IndexState:
         conn.execute("COMMIT")
     finally:
         conn.close()
-    by_key = {(passages[i].article_id, passages[i].start, passages[i].end): tuple(v.round(6)) for i, v in zip(found.tolist(), vectors, strict=True)}
+    by_key = {
+        (passages[i].article_id, passages[i].start, passages[i].end): tuple(v.round(6))
+        for i, v in zip(found.tolist(), vectors, strict=True)
+    }
     return IndexState(articles, by_key, [passages[i] for i in ids])

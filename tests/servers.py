@@ -31,12 +31,18 @@ class SeedIndex:
         return target
 
 
-def start_server_process(index_dir: Path, token: str | None = None, env: dict[str, str] | None = None,
-                         name: str = "server", args: Sequence[str] = ()) -> ServerProcess:
+def start_server_process(
+    index_dir: Path,
+    token: str | None = None,
+    env: dict[str, str] | None = None,
+    name: str = "server",
+    args: Sequence[str] = (),
+) -> ServerProcess:
     """A ready `qa serve [args]` process (qa.serve.process), its log in test-output/; a failed start fails the test."""
     try:
-        return ServerProcess(index_dir, TEST_OUTPUT / f"{name}-{time.time_ns()}.log", token, env, SERVER_START_TIMEOUT_S,
-                             args)
+        return ServerProcess(
+            index_dir, TEST_OUTPUT / f"{name}-{time.time_ns()}.log", token, env, SERVER_START_TIMEOUT_S, args
+        )
     except ServerStartError as exc:
         pytest.fail(str(exc))
 

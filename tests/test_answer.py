@@ -60,7 +60,9 @@ def test_follow_ups_borrow_the_previous_question():
     assert not is_follow_up("When does New START expire?")
     q = retrieval_query("When does it expire?", ["Who is Lavrov?", "What does New START limit?"])
     assert q.startswith("When does it expire?") and "New" in q and "START" in q and "Lavrov" not in q
-    assert retrieval_query("Who won the 2022 World Cup?", ["What does New START limit?"]) == "Who won the 2022 World Cup?"
+    assert (
+        retrieval_query("Who won the 2022 World Cup?", ["What does New START limit?"]) == "Who won the 2022 World Cup?"
+    )
 
 
 def test_pipeline_checks_questions(tmp_path):

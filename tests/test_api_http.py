@@ -48,16 +48,23 @@ def test_follow_up_and_no_answer(client):
 
 
 def test_filters_restrict_the_sources(client):
-    r = client.post("/ask", json={"question": "Which version of Mac OS X was called Tiger?", "top_k": 5,
-                                  "filters": {"source": "wikinews", "date_from": "2005-01-01", "date_to": "2005-12-31"}})
+    r = client.post(
+        "/ask",
+        json={
+            "question": "Which version of Mac OS X was called Tiger?",
+            "top_k": 5,
+            "filters": {"source": "wikinews", "date_from": "2005-01-01", "date_to": "2005-12-31"},
+        },
+    )
     assert r.status_code == 200
     answers = r.json()["answers"]
     assert answers, "the 2005 Wikinews article on Tiger answers this"
     for a in answers:
         assert "wikinews" in (a["article"]["source"] or "").lower()
         assert "2005-01-01" <= a["article"]["date"] <= "2005-12-31"
-    outside = client.post("/ask", json={"question": "Which version of Mac OS X was called Tiger?",
-                                        "filters": {"date_from": "2010-01-01"}}).json()
+    outside = client.post(
+        "/ask", json={"question": "Which version of Mac OS X was called Tiger?", "filters": {"date_from": "2010-01-01"}}
+    ).json()
     assert all(a["article"]["date"] >= "2010-01-01" for a in outside["answers"])
     assert all("Tiger" not in a["article"]["title"] for a in outside["answers"])
 
@@ -110,28 +117,43 @@ def test_write_endpoints_need_the_token(client, live_server):
     assert client.post("/articles", json=article, headers={"Authorization": live_server.token}).status_code == 401
     assert client.delete(f"/articles/{before['articles'][0]['id']}").status_code == 401
     # The token is checked before the body is read: a broken body is still just "401".
-    assert client.post("/articles", content=b"{not json", headers={"content-type": "application/json"}).status_code == 401
+    assert (
+        client.post("/articles", content=b"{not json", headers={"content-type": "application/json"}).status_code == 401
+    )
     assert client.post("/articles/file", content=b"x", headers={"content-type": "text/plain"}).status_code == 401
     assert client.get("/articles").json() == before
-    assert "access-control-allow-origin" not in client.options("/ask", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}).headers
+    assert (
+        "access-control-allow-origin"
+        not in client.options(
+            "/ask", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+        ).headers
+    )
 
 
 def test_bad_uploads_are_refused_and_change_nothing(client, live_server):
     before = client.get("/articles").json()
     h = auth(live_server)
     cases = [
-        client.post("/articles/file", content=b"\xff\xfe\x00\x01binary\x00", headers={**h, "content-type": "text/plain"}),
-        client.post("/articles/file", content="Caf\xe9 au lait".encode("cp1252"), headers={**h, "content-type": "text/plain"}),  # a title, no text
+        client.post(
+            "/articles/file", content=b"\xff\xfe\x00\x01binary\x00", headers={**h, "content-type": "text/plain"}
+        ),
+        client.post(
+            "/articles/file", content="Caf\xe9 au lait".encode("cp1252"), headers={**h, "content-type": "text/plain"}
+        ),  # a title, no text
         client.post("/articles/file", content=b"   ", headers={**h, "content-type": "text/plain"}),
         client.post("/articles/file", content=b"x", headers={**h, "content-type": "image/png"}),
         client.post("/articles", json={"articles": [{"title": "Empty", "text": ""}]}, headers=h),
         client.post("/articles", json={"articles": [{"title": "Blank", "text": "Loading ....\n\n"}]}, headers=h),
         client.post("/articles", json={"articles": []}, headers=h),
-        client.post("/articles", json={"articles": [{"title": "Big", "text": "word " * 420_001}]}, headers=h),  # 2.1M chars
+        client.post(
+            "/articles", json={"articles": [{"title": "Big", "text": "word " * 420_001}]}, headers=h
+        ),  # 2.1M chars
         client.post("/articles", json={"articles": [{"title": "D", "text": "t", "date": "someday"}]}, headers=h),
         client.post("/articles", json={"articles": [{"title": "I", "text": "t", "id": "../etc/passwd"}]}, headers=h),
         client.post("/articles", json={"articles": [{"title": "I", "text": "t", "id": ".."}]}, headers=h),
-        client.post("/articles", json={"articles": [{"title": "U", "text": "t", "url": "javascript:alert(1)"}]}, headers=h),
+        client.post(
+            "/articles", json={"articles": [{"title": "U", "text": "t", "url": "javascript:alert(1)"}]}, headers=h
+        ),
     ]
     assert cases[7].status_code == 413 and "limit" in cases[7].json()["detail"]  # over 2M characters, under 10 MB
     for r in cases:
@@ -147,12 +169,21 @@ def test_add_ask_and_delete_an_article(client, live_server):
     added = []
     try:
         text = "The Zephyr-9 probe was launched from Kourou on 3 March 2031. It will study the comet Tempel 1."
-        r = client.post("/articles", json={"articles": [{"id": "zephyr", "title": "Probe launch", "text": text,
-                                                         "date": "2031-03-03", "source": "Test Wire"}]}, headers=h)
+        r = client.post(
+            "/articles",
+            json={
+                "articles": [
+                    {"id": "zephyr", "title": "Probe launch", "text": text, "date": "2031-03-03", "source": "Test Wire"}
+                ]
+            },
+            headers=h,
+        )
         assert r.status_code == 201 and r.json()["ids"] == ["zephyr"]
         added.append("zephyr")
-        html = (b"<html><head><title>Page</title><script>alert(1)</script></head>"
-                b"<body><p>The <b>Orion-5</b> lander touched down in Utopia Planitia.</p></body></html>")
+        html = (
+            b"<html><head><title>Page</title><script>alert(1)</script></head>"
+            b"<body><p>The <b>Orion-5</b> lander touched down in Utopia Planitia.</p></body></html>"
+        )
         r = client.post("/articles/file", content=html, headers={**h, "content-type": "text/html"})
         assert r.status_code == 201
         added.append(r.json()["ids"][0])
@@ -197,7 +228,12 @@ def test_doubt_periods_and_answers_in_history(client):
     assert then["answers"][0]["text"] == "John Kerry"
     now = client.post("/ask", json={"question": "Who is the US secretary of state?"}).json()
     assert now["newest_first"] is True and "Pompeo" in now["answers"][0]["text"]
-    r = client.post("/ask", json={"question": "What did he deny?", "history": [
-        {"question": "Who is the Russian foreign minister?", "answer": "Sergey V. Lavrov"}]})
+    r = client.post(
+        "/ask",
+        json={
+            "question": "What did he deny?",
+            "history": [{"question": "Who is the Russian foreign minister?", "answer": "Sergey V. Lavrov"}],
+        },
+    )
     assert r.status_code == 200
     assert all(a["article"]["id"] == "a839dbc76190a423" for a in r.json()["answers"]), r.json()  # Lavrov's report

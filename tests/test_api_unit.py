@@ -54,7 +54,9 @@ def test_token_is_checked(tmp_path):
     with app_client(tmp_path, admin_token="s3cret") as client:
         wait_ready(client)
         assert client.post("/articles", json={"articles": [{"text": "x"}]}).status_code == 401
-        ok = client.post("/articles", json={"articles": [{"text": "Launch in 2031."}]}, headers={"Authorization": "Bearer s3cret"})
+        ok = client.post(
+            "/articles", json={"articles": [{"text": "Launch in 2031."}]}, headers={"Authorization": "Bearer s3cret"}
+        )
         assert ok.status_code == 201 and ok.json()["articles"] == 2
 
 
@@ -223,14 +225,21 @@ def test_stored_script_urls_are_not_served(tmp_path):
 
 
 def test_wrong_tokens_are_throttled_per_client_address(tmp_path):
-    s = Settings(index_dir=tmp_path / "index", seeds_dir=seeds(tmp_path), no_answer_threshold=0.5, admin_token=TOKEN,
-                 max_auth_failures_per_minute=3)
+    s = Settings(
+        index_dir=tmp_path / "index",
+        seeds_dir=seeds(tmp_path),
+        no_answer_threshold=0.5,
+        admin_token=TOKEN,
+        max_auth_failures_per_minute=3,
+    )
     app = create_app(s, QAPipeline(s, FakeEmbedder(), FakeReader()))
     add = {"articles": [{"text": "Launch in 2031."}]}
     with TestClient(app, client=("10.0.0.1", 5000)) as attacker, TestClient(app, client=("10.0.0.2", 5000)) as admin:
         wait_ready(attacker)
         for n in range(3):
-            assert attacker.post("/articles", json=add, headers={"Authorization": f"Bearer guess{n}"}).status_code == 401
+            assert (
+                attacker.post("/articles", json=add, headers={"Authorization": f"Bearer guess{n}"}).status_code == 401
+            )
         throttled = attacker.post("/articles", json=add, headers={"Authorization": "Bearer guess3"})
         assert throttled.status_code == 429 and 1 <= int(throttled.headers["retry-after"]) <= 60
         # While throttled even the right token is refused from that address (no oracle) ...
@@ -315,7 +324,18 @@ def test_user_errors_share_one_base():
     from qa.pipeline import ArticleNotFoundError, QuestionError
     from qa.retrieval.hybrid import FilterError
 
-    for cls in (GoldFormatError, SquadFormatError, IndexConflictError, ChunkingError, ArticleTooLargeError,
-                ModelNotFoundError, ArticleNotFoundError, QuestionError, FilterError):
+    for cls in (
+        GoldFormatError,
+        SquadFormatError,
+        IndexConflictError,
+        ChunkingError,
+        ArticleTooLargeError,
+        ModelNotFoundError,
+        ArticleNotFoundError,
+        QuestionError,
+        FilterError,
+    ):
         assert issubclass(cls, QAError), cls
-    assert issubclass(QuestionError, ValueError) and issubclass(ArticleNotFoundError, KeyError)  # old catches still work
+    assert issubclass(QuestionError, ValueError) and issubclass(
+        ArticleNotFoundError, KeyError
+    )  # old catches still work

@@ -27,8 +27,15 @@ expect = sync_api.expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ANSWER_TIMEOUT_MS = 180_000  # 2 CPU cores, possibly shared with training
 SEED_ARTICLES = 164
 NO_ANSWER = "I couldn't find that in the articles."
@@ -106,7 +113,9 @@ def test_chat_new_start_follow_up_and_no_answer(page, live_server):
     expect(none.locator("mark")).to_have_count(0)
 
     expect(page.locator("#log .msg-user")).to_have_count(4)
-    page.screenshot(path=str(TEST_OUTPUT / "chat-desktop.png"), full_page=True, animations="disabled", style=FULL_PAGE_STYLE)
+    page.screenshot(
+        path=str(TEST_OUTPUT / "chat-desktop.png"), full_page=True, animations="disabled", style=FULL_PAGE_STYLE
+    )
 
 
 def test_dates_doubt_and_a_new_conversation(page, live_server):
@@ -130,7 +139,9 @@ def test_dates_doubt_and_a_new_conversation(page, live_server):
     assert candidates.count() >= 1
     expect(candidates.first.locator(".source")).to_be_visible()
     expect(unsure.locator(".answer-text")).to_have_count(0)
-    page.screenshot(path=str(TEST_OUTPUT / "chat-unsure.png"), full_page=True, animations="disabled", style=FULL_PAGE_STYLE)
+    page.screenshot(
+        path=str(TEST_OUTPUT / "chat-unsure.png"), full_page=True, animations="disabled", style=FULL_PAGE_STYLE
+    )
 
 
 def test_article_list(page, live_server):
@@ -170,7 +181,9 @@ def test_phone_width(page, live_server):
     expect(reply.locator(".answer-text")).to_be_visible()
     # Nothing wider than the phone.
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
-    page.screenshot(path=str(TEST_OUTPUT / "chat-phone.png"), full_page=True, animations="disabled", style=FULL_PAGE_STYLE)
+    page.screenshot(
+        path=str(TEST_OUTPUT / "chat-phone.png"), full_page=True, animations="disabled", style=FULL_PAGE_STYLE
+    )
     page.click("#articles summary")
     expect(page.locator("#articles-list")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
@@ -185,8 +198,11 @@ def test_loading_waiting_and_errors(page, live_server):
     def healthz_loading(route):
         loading["n"] += 1
         if loading["n"] <= 2:
-            route.fulfill(status=503, content_type="application/json",
-                          body=json.dumps({"status": "loading", "articles": 0, "passages": 0, "detail": None}))
+            route.fulfill(
+                status=503,
+                content_type="application/json",
+                body=json.dumps({"status": "loading", "articles": 0, "passages": 0, "detail": None}),
+            )
         else:
             route.continue_()
 
@@ -212,8 +228,11 @@ def test_loading_waiting_and_errors(page, live_server):
     assert len(held) == 1
     body = held[0].request.post_data_json
     assert body == {"question": "When does New START expire?", "top_k": 3, "history": []}
-    held[0].fulfill(status=503, content_type="application/json",
-                    body=json.dumps({"detail": "the server is busy answering other questions; retry shortly"}))
+    held[0].fulfill(
+        status=503,
+        content_type="application/json",
+        body=json.dumps({"detail": "the server is busy answering other questions; retry shortly"}),
+    )
     error = page.locator("#log .card-error")
     expect(error).to_contain_text("the server is busy answering other questions")
     expect(error).to_contain_text("503")
@@ -221,8 +240,12 @@ def test_loading_waiting_and_errors(page, live_server):
     page.unroute("**/ask")
 
     # A 4xx detail is shown too (a non-JSON body must not break the page either).
-    page.route("**/ask", lambda route: route.fulfill(status=422, content_type="application/json",
-                                                      body=json.dumps({"detail": "question: too long"})))
+    page.route(
+        "**/ask",
+        lambda route: route.fulfill(
+            status=422, content_type="application/json", body=json.dumps({"detail": "question: too long"})
+        ),
+    )
     ask(page, "x")
     expect(page.locator("#log .card-error").last).to_contain_text("question: too long")
     page.unroute("**/ask")
@@ -243,12 +266,19 @@ def test_loading_waiting_and_errors(page, live_server):
 def test_article_title_with_script_is_text(page, live_server):
     marker = "<script>window.__xss=1</script>"
     title = f"XSS probe {marker} title"
-    probe = {"id": "xss-probe", "title": title, "source": f"src {marker}", "url": "javascript:window.__xss=2",
-             "text": f"The probe article {marker} says the magic number is 4711. It exists only for a test."}
+    probe = {
+        "id": "xss-probe",
+        "title": title,
+        "source": f"src {marker}",
+        "url": "javascript:window.__xss=2",
+        "text": f"The probe article {marker} says the magic number is 4711. It exists only for a test.",
+    }
 
     def post(article: dict) -> int:
         req = urllib.request.Request(
-            f"{live_server.url}/articles", method="POST", data=json.dumps({"articles": [article]}).encode(),
+            f"{live_server.url}/articles",
+            method="POST",
+            data=json.dumps({"articles": [article]}).encode(),
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {live_server.token}"},
         )
         try:
@@ -283,12 +313,17 @@ def test_article_title_with_script_is_text(page, live_server):
             expect(best.locator(".passage").first).to_contain_text(marker)
         page.screenshot(path=str(TEST_OUTPUT / "xss-probe.png"), animations="disabled")
     finally:
-        delete = urllib.request.Request(f"{live_server.url}/articles/xss-probe", method="DELETE",
-                                        headers={"Authorization": f"Bearer {live_server.token}"})
+        delete = urllib.request.Request(
+            f"{live_server.url}/articles/xss-probe",
+            method="DELETE",
+            headers={"Authorization": f"Bearer {live_server.token}"},
+        )
         urllib.request.urlopen(delete, timeout=120).close()
 
 
 def test_page_script_builds_dom_without_html_strings():
     """The page builds its DOM with createElement/textContent: no HTML parsing of data anywhere."""
     script = (Path(__file__).resolve().parent.parent / "web" / "static" / "app.js").read_text()
-    assert not re.search(r"\.innerHTML\s*[+]?=|outerHTML|insertAdjacentHTML|document\.write|createContextualFragment", script)
+    assert not re.search(
+        r"\.innerHTML\s*[+]?=|outerHTML|insertAdjacentHTML|document\.write|createContextualFragment", script
+    )

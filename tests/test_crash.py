@@ -17,7 +17,6 @@ import pytest
 from qa.config import Settings
 from qa.pipeline import QAPipeline
 from qa.types import Article
-
 from tests.fakes import FakeEmbedder, FakeReader
 from tests.index_state import index_state
 
@@ -68,19 +67,31 @@ def base_pipeline(tmp_path):
 NEW = {"old", "new0", "new1", "new2", "new3", "new4"}
 
 
-@pytest.mark.parametrize("crash_at,expected", [
-    ("inside-the-transaction", {"old"}), ("before-the-dense-checkpoint", NEW), ("mid-checkpoint", NEW),
-])
+@pytest.mark.parametrize(
+    "crash_at,expected",
+    [
+        ("inside-the-transaction", {"old"}),
+        ("before-the-dense-checkpoint", NEW),
+        ("mid-checkpoint", NEW),
+    ],
+)
 def test_killed_mid_write_loads_before_or_after(tmp_path, crash_at, expected):
     p = base_pipeline(tmp_path)
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(p.settings.index_dir), crash_at], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(p.settings.index_dir), crash_at],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 9, proc.stderr
     reloaded = QAPipeline(p.settings, FakeEmbedder(), FakeReader())
     reloaded.load()
     assert {a.id for a in reloaded.articles()[0]} == expected
     assert reloaded.ask("When does New Start expire?").answers[0].text == "2021"
-    reference = QAPipeline(Settings(index_dir=tmp_path / "ref", chunk_size=200, chunk_overlap=50), FakeEmbedder(), FakeReader())
+    reference = QAPipeline(
+        Settings(index_dir=tmp_path / "ref", chunk_size=200, chunk_overlap=50), FakeEmbedder(), FakeReader()
+    )
     reference.build_from_articles([a for a in reloaded.articles()[0]])
     assert index_state(reloaded) == index_state(reference)
     # the FAISS index (replayed from the log where its checkpoint lagged) agrees with the database
@@ -95,12 +106,16 @@ def assert_same_answers(index: QAPipeline, reference: QAPipeline, queries: list[
     frequencies until their segment is merged away, so scores drift slightly with the history.)"""
     for query in queries:
         got = [(round(h.score, 5), h.chunk.article_id, h.chunk.start) for h in index.search(query, 10, mode="dense")]
-        want = [(round(h.score, 5), h.chunk.article_id, h.chunk.start) for h in reference.search(query, 10, mode="dense")]
+        want = [
+            (round(h.score, 5), h.chunk.article_id, h.chunk.start) for h in reference.search(query, 10, mode="dense")
+        ]
         assert [g[0] for g in got] == [w[0] for w in want], query
         cut = got[-1][0] if got else None
         assert {g for g in got if g[0] != cut} == {w for w in want if w[0] != cut}, query
         matched = {(h.chunk.article_id, h.chunk.start, h.chunk.text) for h in index.search(query, 10_000, mode="bm25")}
-        expected = {(h.chunk.article_id, h.chunk.start, h.chunk.text) for h in reference.search(query, 10_000, mode="bm25")}
+        expected = {
+            (h.chunk.article_id, h.chunk.start, h.chunk.text) for h in reference.search(query, 10_000, mode="bm25")
+        }
         assert matched == expected, query
 
 
@@ -150,7 +165,9 @@ def test_a_thousand_writes_with_crashes_between_and_inside_them_end_as_a_fresh_b
         if rng.random() < 0.35:
             ops.append(["del", aid])
         else:
-            text = " ".join(" ".join(rng.choices(words, k=rng.randint(5, 30))) + f" {1900 + n}." for _ in range(rng.randint(1, 4)))
+            text = " ".join(
+                " ".join(rng.choices(words, k=rng.randint(5, 30))) + f" {1900 + n}." for _ in range(rng.randint(1, 4))
+            )
             ops.append(["add", aid, f"Title {n}", text])
     ops_file = tmp_path / "ops.json"
     ops_file.write_text(json.dumps(ops))
@@ -159,8 +176,12 @@ def test_a_thousand_writes_with_crashes_between_and_inside_them_end_as_a_fresh_b
     model: dict = {}
     done, crashes = 0, 0
     while done < len(ops):
-        child = subprocess.Popen([sys.executable, "-c", RANDOM_CHILD, str(settings.index_dir), str(ops_file), str(done)],
-                                 cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", RANDOM_CHILD, str(settings.index_dir), str(ops_file), str(done)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.01, 0.25))
         child.kill()
@@ -180,16 +201,25 @@ def test_a_thousand_writes_with_crashes_between_and_inside_them_end_as_a_fresh_b
     assert crashes >= 10
     survivor = QAPipeline(settings, FakeEmbedder(), FakeReader())
     survivor.load()
-    reference = QAPipeline(Settings(index_dir=tmp_path / "ref", chunk_size=200, chunk_overlap=50), FakeEmbedder(), FakeReader())
+    reference = QAPipeline(
+        Settings(index_dir=tmp_path / "ref", chunk_size=200, chunk_overlap=50), FakeEmbedder(), FakeReader()
+    )
     reference.build_from_articles([Article(aid, title, text) for aid, (title, text) in model.items()])
     assert index_state(survivor) == index_state(reference)
-    assert_same_answers(survivor, reference, ["treaty with iran", "oil tanker price", "apple airbus market", "sochi summit 1950"])
+    assert_same_answers(
+        survivor, reference, ["treaty with iran", "oil tanker price", "apple airbus market", "sochi summit 1950"]
+    )
 
 
 def _upload_in_background(url: str, token: str, articles: list[dict]) -> threading.Thread:
     def post():
         try:
-            httpx.post(f"{url}/articles", json={"articles": articles}, headers={"Authorization": f"Bearer {token}"}, timeout=600)
+            httpx.post(
+                f"{url}/articles",
+                json={"articles": articles},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=600,
+            )
         except httpx.HTTPError:
             pass  # the server is killed under it
 
@@ -204,7 +234,10 @@ def _upload_in_background(url: str, token: str, articles: list[dict]) -> threadi
 def test_sigkill_during_an_upload_then_restart(tmp_path, seed_index, start_server, moment):
     index_dir = seed_index.copy_to(tmp_path / "index")
     token = "crash-test-token"
-    articles = [{"id": f"bulk{i}", "title": f"Bulk {i}", "text": f"Filler article {i} about the harbour. " * 80} for i in range(30)]
+    articles = [
+        {"id": f"bulk{i}", "title": f"Bulk {i}", "text": f"Filler article {i} about the harbour. " * 80}
+        for i in range(30)
+    ]
     server = start_server(index_dir, token)
     before = httpx.get(f"{server.url}/articles").json()["total"]
     upload = _upload_in_background(server.url, token, articles)

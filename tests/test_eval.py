@@ -12,16 +12,47 @@ from tests.fakes import FakeEmbedder, FakeReader
 SQUAD = {
     "version": "1.1",
     "data": [
-        {"title": "Treaty", "paragraphs": [
-            {"context": "Talks were held in Sochi.", "qas": [{"id": "q1", "question": "Where were talks held?", "answers": [{"text": "Sochi", "answer_start": 19}]}]},
-            {"context": "New Start is set to expire in 2021.", "qas": [
-                {"id": "q2", "question": "When does New Start expire?", "answers": [{"text": "2021", "answer_start": 30}, {"text": "in 2021", "answer_start": 27}]},
-                {"id": "q3", "question": "Who won the cup?", "answers": [], "is_impossible": True},
-            ]},
-        ]},
-        {"title": "Planes", "paragraphs": [
-            {"context": "The A380 first flew in 2005 from Toulouse.", "qas": [{"id": "q4", "question": "When did the A380 first fly?", "answers": [{"text": "2005", "answer_start": 23}]}]},
-        ]},
+        {
+            "title": "Treaty",
+            "paragraphs": [
+                {
+                    "context": "Talks were held in Sochi.",
+                    "qas": [
+                        {
+                            "id": "q1",
+                            "question": "Where were talks held?",
+                            "answers": [{"text": "Sochi", "answer_start": 19}],
+                        }
+                    ],
+                },
+                {
+                    "context": "New Start is set to expire in 2021.",
+                    "qas": [
+                        {
+                            "id": "q2",
+                            "question": "When does New Start expire?",
+                            "answers": [{"text": "2021", "answer_start": 30}, {"text": "in 2021", "answer_start": 27}],
+                        },
+                        {"id": "q3", "question": "Who won the cup?", "answers": [], "is_impossible": True},
+                    ],
+                },
+            ],
+        },
+        {
+            "title": "Planes",
+            "paragraphs": [
+                {
+                    "context": "The A380 first flew in 2005 from Toulouse.",
+                    "qas": [
+                        {
+                            "id": "q4",
+                            "question": "When did the A380 first fly?",
+                            "answers": [{"text": "2005", "answer_start": 23}],
+                        }
+                    ],
+                },
+            ],
+        },
     ],
 }
 
@@ -42,7 +73,9 @@ def test_squad_gold_becomes_its_own_corpus_with_exact_spans(tmp_path):
 
 def test_jsonl_gold_and_its_errors_name_the_line(tmp_path):
     good = tmp_path / "g.jsonl"
-    good.write_text('{"question": "When?", "answers": ["2021"]}\n\n{"id": "n", "question": "Who won?", "answers": []}\n')
+    good.write_text(
+        '{"question": "When?", "answers": ["2021"]}\n\n{"id": "n", "question": "Who won?", "answers": []}\n'
+    )
     gold = load_gold(good)
     assert [(q.id, q.answers) for q in gold.questions] == [("line-1", ("2021",)), ("n", ())]
     bad = tmp_path / "b.jsonl"
@@ -85,22 +118,40 @@ def test_evaluate_scores_answers_retrieval_and_abstention(tmp_path):
 # Three CNN-style stories converted to SQuAD format with one title for all, as converted
 # NewsQA/MRQA files have them. Each question's answer is a year only its own story holds.
 NEWSQA_STORIES = [
-    ("LONDON, England (CNN) -- The Thames Barrier, which protects central London from tidal surges, "
-     "was opened in 1984 after eight years of building, officials said on Tuesday.",
-     "When was the Thames Barrier opened?", "1984"),
-    ("ATLANTA, Georgia (CNN) -- The city's new streetcar line will carry its first passengers in 2014, "
-     "two years later than planned, the transit authority announced.",
-     "When will the Atlanta streetcar carry its first passengers?", "2014"),
-    ("NAIROBI, Kenya (CNN) -- Kenya's marathon team, which won gold in 2008, named three new runners "
-     "for the coming season on Friday.",
-     "When did Kenya's marathon team win gold?", "2008"),
+    (
+        "LONDON, England (CNN) -- The Thames Barrier, which protects central London from tidal surges, "
+        "was opened in 1984 after eight years of building, officials said on Tuesday.",
+        "When was the Thames Barrier opened?",
+        "1984",
+    ),
+    (
+        "ATLANTA, Georgia (CNN) -- The city's new streetcar line will carry its first passengers in 2014, "
+        "two years later than planned, the transit authority announced.",
+        "When will the Atlanta streetcar carry its first passengers?",
+        "2014",
+    ),
+    (
+        "NAIROBI, Kenya (CNN) -- Kenya's marathon team, which won gold in 2008, named three new runners "
+        "for the coming season on Friday.",
+        "When did Kenya's marathon team win gold?",
+        "2008",
+    ),
 ]
 
 
 def _newsqa_squad(tmp_path, stories=NEWSQA_STORIES):
-    data = [{"title": "newsqa", "paragraphs": [{"context": c, "qas": [
-        {"id": f"n{i}", "question": q, "answers": [{"text": a, "answer_start": c.index(a)}]}]}]}
-        for i, (c, q, a) in enumerate(stories)]
+    data = [
+        {
+            "title": "newsqa",
+            "paragraphs": [
+                {
+                    "context": c,
+                    "qas": [{"id": f"n{i}", "question": q, "answers": [{"text": a, "answer_start": c.index(a)}]}],
+                }
+            ],
+        }
+        for i, (c, q, a) in enumerate(stories)
+    ]
     path = tmp_path / "newsqa.json"
     path.write_text(json.dumps({"version": "1.1", "data": data}))
     return path
@@ -113,7 +164,7 @@ def test_squad_entries_sharing_a_title_stay_separate_articles(tmp_path):
     for q, (context, _, answer) in zip(gold.questions, NEWSQA_STORIES, strict=True):
         assert q.article_id is not None
         assert text[q.article_id] == context
-        (s, e), = q.answer_spans
+        ((s, e),) = q.answer_spans
         assert text[q.article_id][s:e] == answer
     # Every question is answered from its own story (the fake reader reads the first year of
     # the top passage); with the stories merged by title, two of three were answered wrongly.
@@ -131,21 +182,50 @@ def test_entries_with_the_same_title_and_the_same_text_are_one_article(tmp_path)
 
 
 def _mrqa_lines():
-    context = ("[DOC] [TLE] Storm closes ports [PAR] MIAMI, Florida (CNN) -- Hurricane Delia closed three ports "
-               "on Sunday. [PAR] The storm is expected to reach Cuba by 2025 hours local time, forecasters said.")
+    context = (
+        "[DOC] [TLE] Storm closes ports [PAR] MIAMI, Florida (CNN) -- Hurricane Delia closed three ports "
+        "on Sunday. [PAR] The storm is expected to reach Cuba by 2025 hours local time, forecasters said."
+    )
     start = context.index("Hurricane Delia")
-    second = ("BEIJING, China (CNN) -- The new airport opened in 2019 and handled 40 million passengers "
-              "in its first year.")
+    second = (
+        "BEIJING, China (CNN) -- The new airport opened in 2019 and handled 40 million passengers in its first year."
+    )
     return [
         {"header": {"dataset": "NewsQA", "split": "dev"}},
-        {"context": context, "qas": [
-            {"qid": "m1", "question": "What closed three ports?", "answers": ["Hurricane Delia"],
-             "detected_answers": [{"text": "Hurricane Delia", "char_spans": [[start, start + len("Hurricane Delia") - 1]]}]},
-            {"qid": "m2", "question": "By when should the storm reach Cuba?", "answers": ["2025 hours"],
-             "detected_answers": [{"text": "2025 hours", "char_spans": [[context.index("2025"), context.index("2025") + 9]]}]}]},
-        {"context": second, "qas": [
-            {"qid": "m3", "question": "When did the airport open?", "answers": ["2019"],
-             "detected_answers": [{"text": "2019", "char_spans": [[second.index("2019"), second.index("2019") + 3]]}]}]},
+        {
+            "context": context,
+            "qas": [
+                {
+                    "qid": "m1",
+                    "question": "What closed three ports?",
+                    "answers": ["Hurricane Delia"],
+                    "detected_answers": [
+                        {"text": "Hurricane Delia", "char_spans": [[start, start + len("Hurricane Delia") - 1]]}
+                    ],
+                },
+                {
+                    "qid": "m2",
+                    "question": "By when should the storm reach Cuba?",
+                    "answers": ["2025 hours"],
+                    "detected_answers": [
+                        {"text": "2025 hours", "char_spans": [[context.index("2025"), context.index("2025") + 9]]}
+                    ],
+                },
+            ],
+        },
+        {
+            "context": second,
+            "qas": [
+                {
+                    "qid": "m3",
+                    "question": "When did the airport open?",
+                    "answers": ["2019"],
+                    "detected_answers": [
+                        {"text": "2019", "char_spans": [[second.index("2019"), second.index("2019") + 3]]}
+                    ],
+                }
+            ],
+        },
     ]
 
 
@@ -166,7 +246,7 @@ def test_mrqa_file_is_read_with_its_own_articles_and_exact_spans(tmp_path, gzipp
     assert len(first.text) == len(_mrqa_lines()[1]["context"])
     text = {a.id: a.text for a in gold.articles}
     for q in gold.questions:
-        (s, e), = q.answer_spans
+        ((s, e),) = q.answer_spans
         assert q.article_id is not None
         assert text[q.article_id][s:e] == q.answers[0]
     pipeline = QAPipeline(Settings(index_dir=tmp_path / "idx", no_answer_threshold=0.5), FakeEmbedder(), FakeReader())

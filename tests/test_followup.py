@@ -19,22 +19,33 @@ def test_the_rule_judges_the_follow_up_set():
     assert wrong == ["fu-09"], wrong
 
 
-@pytest.mark.parametrize("question, previous", [
-    # The misfires: a relative "that", an existential "there".
-    ("Which treaty limits the number of warheads that each side can deploy?", "Who won the 2022 World Cup?"),
-    ("Is there a ceasefire in Gaza?", "When does New START expire?"),
-    ("What did Mary Barra say in her statement about General Motors?", "Who is the CEO of Ryanair?"),
-    ("Are there any flights to Sochi?", "When does New START expire?"),
-])
+@pytest.mark.parametrize(
+    "question, previous",
+    [
+        # The misfires: a relative "that", an existential "there".
+        ("Which treaty limits the number of warheads that each side can deploy?", "Who won the 2022 World Cup?"),
+        ("Is there a ceasefire in Gaza?", "When does New START expire?"),
+        ("What did Mary Barra say in her statement about General Motors?", "Who is the CEO of Ryanair?"),
+        ("Are there any flights to Sochi?", "When does New START expire?"),
+    ],
+)
 def test_new_topics_are_searched_as_asked(question, previous):
     assert not is_follow_up(question)
     assert retrieval_query(question, [Turn(previous, "2021")]) == question
 
 
-@pytest.mark.parametrize("question", [
-    "Where did the talks take place?", "When was he born?", "When was that signed?", "Who said that?",
-    "What happened there?", "How many aircraft does the airline have on order?", "How many were killed?",
-])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Where did the talks take place?",
+        "When was he born?",
+        "When was that signed?",
+        "Who said that?",
+        "What happened there?",
+        "How many aircraft does the airline have on order?",
+        "How many were killed?",
+    ],
+)
 def test_questions_that_lean_on_the_chat_are_follow_ups(question):
     assert is_follow_up(question)
 
@@ -43,7 +54,10 @@ def test_the_answer_given_is_searched_with_a_pronoun():
     query = retrieval_query("When was he born?", [Turn("Who is the Russian foreign minister?", "Sergey V. Lavrov")])
     assert query.startswith("When was he born?") and "Lavrov" in query and "foreign" in query
     # Plain strings (questions only) are still accepted.
-    assert retrieval_query("When does it expire?", ["What does New START limit?"]) == "When does it expire? New START limit"
+    assert (
+        retrieval_query("When does it expire?", ["What does New START limit?"])
+        == "When does it expire? New START limit"
+    )
 
 
 def test_a_chain_of_follow_ups_keeps_the_topic():

@@ -16,11 +16,14 @@ from qa.config import Settings
 from qa.index import db
 from qa.index.lexical_backends import TantivyLexical
 from qa.index.store import (
-    IndexConflictError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexRestoreNeededError,
+    IndexConflictError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexRestoreNeededError,
 )
 from qa.pipeline import ArticleNotFoundError, QAPipeline
 from qa.types import Article
-
 from tests.fakes import FakeEmbedder, FakeReader
 from tests.index_state import index_state
 
@@ -34,7 +37,9 @@ ARTICLES = [
 
 
 def make_pipeline(tmp_path, embedder=None, **overrides):
-    settings = Settings(index_dir=tmp_path / "index", chunk_size=200, chunk_overlap=50, no_answer_threshold=0.5, **overrides)
+    settings = Settings(
+        index_dir=tmp_path / "index", chunk_size=200, chunk_overlap=50, no_answer_threshold=0.5, **overrides
+    )
     return QAPipeline(settings, embedder=embedder or FakeEmbedder(), reader=FakeReader())
 
 
@@ -63,7 +68,9 @@ def test_missing_index_says_how_to_build(tmp_path):
 def test_other_settings_or_embedder_are_refused_with_the_difference(tmp_path):
     make_pipeline(tmp_path).build_from_articles(ARTICLES)
     with pytest.raises(IndexMismatchError, match="chunk_size: index has 200, settings ask 300"):
-        QAPipeline(Settings(index_dir=tmp_path / "index", chunk_size=300, chunk_overlap=50), FakeEmbedder(), FakeReader()).load()
+        QAPipeline(
+            Settings(index_dir=tmp_path / "index", chunk_size=300, chunk_overlap=50), FakeEmbedder(), FakeReader()
+        ).load()
     other = FakeEmbedder()
     other.name = "other-embedder"
     with pytest.raises(IndexMismatchError, match="embedder"):
@@ -132,7 +139,8 @@ def test_an_index_of_format_2_with_its_fts5_table_is_upgraded_keeping_everything
     before = index_state(p)
     folder = current_folder(tmp_path)
     conn = db.connect(folder / "store.sqlite")
-    conn.execute("CREATE VIRTUAL TABLE passage_fts USING fts5 (text, content='', tokenize='porter unicode61 remove_diacritics 2')")
+    tokenizer = "porter unicode61 remove_diacritics 2"
+    conn.execute(f"CREATE VIRTUAL TABLE passage_fts USING fts5 (text, content='', tokenize='{tokenizer}')")
     conn.execute("UPDATE meta SET value = '2' WHERE key = 'format_version'")
     conn.close()
     shutil.rmtree(folder / "lexical")
@@ -245,7 +253,8 @@ def test_a_process_sees_what_another_process_wrote_without_restarting(tmp_path):
         from qa.pipeline import QAPipeline
         from qa.types import Article
         from tests.fakes import FakeEmbedder, FakeReader
-        p = QAPipeline(Settings(index_dir={str(tmp_path / "index")!r}, chunk_size=200, chunk_overlap=50), FakeEmbedder(), FakeReader())
+        settings = Settings(index_dir={str(tmp_path / "index")!r}, chunk_size=200, chunk_overlap=50)
+        p = QAPipeline(settings, FakeEmbedder(), FakeReader())
         p.load()
         p.add_articles([Article({ARTICLES[2].id!r}, {ARTICLES[2].title!r}, {ARTICLES[2].text!r})])
         p.delete_article("a1")
@@ -286,8 +295,10 @@ def test_the_article_list_is_paged_newest_first_and_filtered(tmp_path):
 
 def test_the_dense_index_turns_approximate_past_the_threshold_and_keeps_finding(tmp_path):
     rng = np.random.default_rng(5)
-    arts = [Article(f"x{i}", f"T{i}", " ".join(f"w{j}" for j in rng.choice(400, 12, replace=False)) + " in 2020.")
-            for i in range(300)]
+    arts = [
+        Article(f"x{i}", f"T{i}", " ".join(f"w{j}" for j in rng.choice(400, 12, replace=False)) + " in 2020.")
+        for i in range(300)
+    ]
     p = make_pipeline(tmp_path, ivf_threshold=200, ivf_nprobe=64)
     p.build_from_articles(arts[:150])
     assert json.loads((current_folder(tmp_path) / "dense.json").read_text())["kind"] == "flat"

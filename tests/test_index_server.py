@@ -20,17 +20,25 @@ def test_the_server_follows_what_qa_ingest_adds_from_another_process(tmp_path, s
     server = start_server(index_dir, token)
     before = httpx.get(f"{server.url}/articles").json()["total"]
     article = tmp_path / "zephyr.txt"
-    article.write_text("Zephyr probe reaches Europa\n\nThe Zephyr probe reached Europa on 4 March 2031 after a six-year cruise.\n")
+    article.write_text(
+        "Zephyr probe reaches Europa\n\nThe Zephyr probe reached Europa on 4 March 2031 after a six-year cruise.\n"
+    )
     env = {**os.environ, "QA_INDEX_DIR": str(index_dir)}
     subprocess.run([sys.executable, "-m", "qa.cli", "ingest", str(article)], cwd=ROOT, env=env, check=True, timeout=600)
     # No restart: the server's next request sees the new article.
     assert httpx.get(f"{server.url}/articles").json()["total"] == before + 1
-    answer = httpx.post(f"{server.url}/ask", json={"question": "When did the Zephyr probe reach Europa?"}, timeout=120).json()
+    answer = httpx.post(
+        f"{server.url}/ask", json={"question": "When did the Zephyr probe reach Europa?"}, timeout=120
+    ).json()
     assert answer["answers"] and "2031" in answer["answers"][0]["text"]
     assert answer["answers"][0]["article"]["title"] == "Zephyr probe reaches Europa"
     # and its own writes still work on top of it (they used to answer 500 from then on)
-    r = httpx.post(f"{server.url}/articles", json={"articles": [{"title": "Later", "text": "A later note from 2032."}]},
-                   headers={"Authorization": f"Bearer {token}"}, timeout=300)
+    r = httpx.post(
+        f"{server.url}/articles",
+        json={"articles": [{"title": "Later", "text": "A later note from 2032."}]},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=300,
+    )
     assert r.status_code == 201, r.text
     assert httpx.get(f"{server.url}/articles").json()["total"] == before + 2
 
@@ -44,8 +52,13 @@ def test_a_lost_current_pointer_is_reported_and_nothing_is_rebuilt_over_the_gene
     log = TEST_OUTPUT / f"lost-current-{port}.log"
     TEST_OUTPUT.mkdir(exist_ok=True)
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--port", str(port)], cwd=ROOT,
-                                env={**os.environ, "QA_INDEX_DIR": str(index_dir)}, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qa.cli", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, "QA_INDEX_DIR": str(index_dir)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 300
             status = 0
@@ -65,10 +78,22 @@ def test_a_lost_current_pointer_is_reported_and_nothing_is_rebuilt_over_the_gene
     assert not (index_dir / "CURRENT").exists()
     # the CLI says the same, and the command it names brings the index back
     env = {**os.environ, "QA_INDEX_DIR": str(index_dir)}
-    asked = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "When does New START expire?"], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=300)
+    asked = subprocess.run(
+        [sys.executable, "-m", "qa.cli", "ask", "When does New START expire?"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert asked.returncode == 2 and f"qa index --restore {generation}" in asked.stderr
-    restored = subprocess.run([sys.executable, "-m", "qa.cli", "index", "--restore", generation], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=300)
+    restored = subprocess.run(
+        [sys.executable, "-m", "qa.cli", "index", "--restore", generation],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert restored.returncode == 0, restored.stderr
     assert "164 articles" in restored.stdout

@@ -62,8 +62,11 @@ def test_bad_files_warn_by_name_and_the_rest_is_ingested(tmp_path):
 @pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "cp1251"])
 def test_text_files_in_legacy_encodings_are_decoded(tmp_path, encoding):
     title = "Мост открыт" if encoding == "cp1251" else "Café reopens"
-    body = ("Владельцы кафе сказали, что торговля упала на треть, пока мост был закрыт." if encoding == "cp1251"
-            else "The owners said trade fell by a third while the bridge was shut, and the repair cost £48 million.")
+    body = (
+        "Владельцы кафе сказали, что торговля упала на треть, пока мост был закрыт."
+        if encoding == "cp1251"
+        else "The owners said trade fell by a third while the bridge was shut, and the repair cost £48 million."
+    )
     (tmp_path / "old.txt").write_bytes(f"{title}\n\n{body}".encode(encoding))
     report = ingest_paths([tmp_path])
     assert report.warnings == []
@@ -73,7 +76,16 @@ def test_text_files_in_legacy_encodings_are_decoded(tmp_path, encoding):
 
 def test_jsonl_keeps_metadata_and_reports_bad_lines(tmp_path):
     lines = [
-        json.dumps({"id": "x1", "title": "T1", "text": "One.", "date": "2020-01-02T10:00:00Z", "source": "Wire", "url": "http://e/1"}),
+        json.dumps(
+            {
+                "id": "x1",
+                "title": "T1",
+                "text": "One.",
+                "date": "2020-01-02T10:00:00Z",
+                "source": "Wire",
+                "url": "http://e/1",
+            }
+        ),
         "{not json",
         json.dumps({"id": "x2", "title": "T2"}),
         json.dumps({"id": "x3", "title": "T3", "text": "Three.", "date": "yesterday"}),
@@ -102,11 +114,20 @@ def test_html_drops_scripts_and_navigation_and_reads_meta():
 
 
 def test_markdown_is_rendered_then_read_as_html():
-    page = parse_markdown("# The **Big** News\n\nSee [the report](http://x) and *this*.\n\n## Part\n\n- item one\n- item `two`\n\n"
-                          "> A quote with **bold**.\n\n| Team | Score |\n|---|---|\n| Hawks | 3 |\n")
+    page = parse_markdown(
+        "# The **Big** News\n\nSee [the report](http://x) and *this*.\n\n## Part\n\n- item one\n- item `two`\n\n"
+        "> A quote with **bold**.\n\n| Team | Score |\n|---|---|\n| Hawks | 3 |\n"
+    )
     assert page.title == "The Big News"
-    assert page.body.split("\n\n") == ["See the report and this.", "Part", "item one", "item two",
-                                         "A quote with bold.", "Team Score", "Hawks 3"]
+    assert page.body.split("\n\n") == [
+        "See the report and this.",
+        "Part",
+        "item one",
+        "item two",
+        "A quote with bold.",
+        "Team Score",
+        "Hawks 3",
+    ]
     assert "http" not in page.body and "#" not in page.body and "*" not in page.body and "`" not in page.body
     untitled = parse_markdown("Ceasefire holds\n\nThe truce held for a **second** day.")
     assert (untitled.title, untitled.body) == ("Ceasefire holds", "The truce held for a second day.")
@@ -132,14 +153,29 @@ def test_a_saved_news_page_keeps_the_story_and_loses_its_clutter():
     # windows-1252 bytes decoded: pound signs, curly quotes, accents
     assert "£48 million" in article.text and "“the end of a long, expensive chapter”" in article.text
     assert "Tomás Reilly, who runs the Anchor Café" in article.text
-    for clutter in ["cookies", "Accept all", "Share this article", "WhatsApp", "Related", "Ferry fares frozen",
-                    "Council budget gap", "Comments", "About time", "ferry crew deserve", "newsletter",
-                    "All rights reserved", "Privacy policy", "Subscribe"]:
+    for clutter in [
+        "cookies",
+        "Accept all",
+        "Share this article",
+        "WhatsApp",
+        "Related",
+        "Ferry fares frozen",
+        "Council budget gap",
+        "Comments",
+        "About time",
+        "ferry crew deserve",
+        "newsletter",
+        "All rights reserved",
+        "Privacy policy",
+        "Subscribe",
+    ]:
         assert clutter not in article.text, clutter
 
 
 def test_a_page_without_its_charset_declared_is_still_read_as_windows_1252():
-    raw = NEWS_PAGE.read_bytes().replace(b'<meta http-equiv="Content-Type" content="text/html; charset=windows-1252">', b"")
+    raw = NEWS_PAGE.read_bytes().replace(
+        b'<meta http-equiv="Content-Type" content="text/html; charset=windows-1252">', b""
+    )
     report = IngestReport()
     parse_bytes(raw, ".html", "page", report)
     assert "£48 million" in report.articles[0].text and "Café" in report.articles[0].text
@@ -202,7 +238,9 @@ def test_fields_of_the_wrong_type_or_broken_unicode_are_refused_not_stored():
 
 def test_jsonl_with_broken_lines_keeps_the_good_ones(tmp_path):
     path = tmp_path / "mixed.jsonl"
-    path.write_text('{"id": "a", "text": "bad \\ud800"}\n{"id": "b", "text": "ok", "source": 5}\n{"id": "c", "text": "fine"}\n')
+    path.write_text(
+        '{"id": "a", "text": "bad \\ud800"}\n{"id": "b", "text": "ok", "source": 5}\n{"id": "c", "text": "fine"}\n'
+    )
     report = ingest_paths([path])
     assert [a.id for a in report.articles] == ["c"]
     assert len(report.warnings) == 2 and all(str(path) in w for w in report.warnings)
@@ -217,8 +255,10 @@ def test_ids_must_be_strings_and_not_path_segments(bad_id):
 
 def test_jsonl_ids_are_never_stored_under_another_spelling(tmp_path):
     path = tmp_path / "ids.jsonl"
-    path.write_text('{"id": true, "text": "one"}\n{"id": 7, "text": "two"}\n'
-                    '{"id": "..", "text": "three"}\n{"id": "ok", "text": "four"}\n')
+    path.write_text(
+        '{"id": true, "text": "one"}\n{"id": 7, "text": "two"}\n'
+        '{"id": "..", "text": "three"}\n{"id": "ok", "text": "four"}\n'
+    )
     report = ingest_paths([path])
     assert [a.id for a in report.articles] == ["ok"]
     assert [w.split(": skipped: ")[0] for w in report.warnings] == [f"{path}:1", f"{path}:2", f"{path}:3"]
@@ -226,13 +266,21 @@ def test_jsonl_ids_are_never_stored_under_another_spelling(tmp_path):
 
 
 def test_only_http_urls_are_stored():
-    for url in ["javascript:alert(1)", "JavaScript:alert(1)", "data:text/html,<b>x</b>", "ftp://example.com/a", "/relative"]:
+    for url in [
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        "data:text/html,<b>x</b>",
+        "ftp://example.com/a",
+        "/relative",
+    ]:
         with pytest.raises(IngestError, match="url must start with http"):
             make_article("text", "t", url=url)
     assert make_article("text", "t", url="HTTPS://example.com/a").url == "HTTPS://example.com/a"
     # A scraped page with a script url is still read; its url is dropped, not stored.
-    page = (b'<html><head><meta property="og:url" content="javascript:alert(1)"><title>T</title></head>'
-            b"<body><p>Body text of the page.</p></body></html>")
+    page = (
+        b'<html><head><meta property="og:url" content="javascript:alert(1)"><title>T</title></head>'
+        b"<body><p>Body text of the page.</p></body></html>"
+    )
     report = IngestReport()
     parse_bytes(page, ".html", "page.html", report)
     assert report.articles[0].url is None and "Body text" in report.articles[0].text

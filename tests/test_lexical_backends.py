@@ -150,10 +150,42 @@ def test_index_persists_across_reopen(backend):
 
 
 HOSTILE = [
-    '"', '""', "'", "*", "a*", "AND", "OR", "NOT", "NEAR", "NEAR(minister oil)", "minister AND",
-    "AND OR NOT", "minister NEAR/2 oil", "text:minister", "pid:10", "(minister", "minister)", "^",
-    "minister^2", "{}", "[1 TO 5]", "-oil", "+oil", "minister -", "\\", "col:", ":", "~", "oil~2",
-    '"unterminated minister', "minister' OR 1=1 --", "\x00", "_", "__init__", "²", "🙂 oil",
+    '"',
+    '""',
+    "'",
+    "*",
+    "a*",
+    "AND",
+    "OR",
+    "NOT",
+    "NEAR",
+    "NEAR(minister oil)",
+    "minister AND",
+    "AND OR NOT",
+    "minister NEAR/2 oil",
+    "text:minister",
+    "pid:10",
+    "(minister",
+    "minister)",
+    "^",
+    "minister^2",
+    "{}",
+    "[1 TO 5]",
+    "-oil",
+    "+oil",
+    "minister -",
+    "\\",
+    "col:",
+    ":",
+    "~",
+    "oil~2",
+    '"unterminated minister',
+    "minister' OR 1=1 --",
+    "\x00",
+    "_",
+    "__init__",
+    "²",
+    "🙂 oil",
 ]
 
 
@@ -233,7 +265,13 @@ def test_filtered_search_is_exact_whichever_way_it_runs(backend, max_fetch):
         idx.max_fetch, idx.fetch_per_allowed_id = max_fetch, 10**6
     everything = idx.search("alpha", 3000)
     assert len(everything) == 2500
-    for allowed, k in [(range(2490, 2500), 4), (range(2490, 2500), 1), (range(0, 2500, 3), 7), (range(2480, 2500), 15), ([5, 2499], 10)]:
+    for allowed, k in [
+        (range(2490, 2500), 4),
+        (range(2490, 2500), 1),
+        (range(0, 2500, 3), 7),
+        (range(2480, 2500), 15),
+        ([5, 2499], 10),
+    ]:
         allowed = list(allowed)
         expected = [h for h in everything if h[0] in set(allowed)][:k]
         got = idx.search("alpha", k, allowed_ids=allowed)

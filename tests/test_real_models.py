@@ -73,7 +73,9 @@ def test_reader_offsets_map_back_exactly(seed_pipeline):
         "The Eiffel Tower, completed in 1889, is 330 metres tall.",
         "Marie Curie won the Nobel Prize in Physics in 1903 and in Chemistry in 1911.",
     ]
-    for spans in reader.read_many(["How tall is the tower?", "When did Curie win the chemistry prize?"], passages, n_best=5):
+    for spans in reader.read_many(
+        ["How tall is the tower?", "When did Curie win the chemistry prize?"], passages, n_best=5
+    ):
         assert spans
         for s in spans:
             assert passages[s.passage][s.start : s.end] == s.text
@@ -92,8 +94,14 @@ def test_an_answer_split_by_a_window_boundary_is_still_found(seed_pipeline):
     while len(tokenizer(prefix + target, add_special_tokens=False)["input_ids"]) < budget + 2:
         prefix += filler
     passage = prefix + target + " " + filler * 6
-    windows = tokenizer(question, passage, truncation="only_second", max_length=reader.max_length,
-                        stride=reader.stride, return_overflowing_tokens=True)
+    windows = tokenizer(
+        question,
+        passage,
+        truncation="only_second",
+        max_length=reader.max_length,
+        stride=reader.stride,
+        return_overflowing_tokens=True,
+    )
     assert len(windows["input_ids"]) > 1
     first_window_text = tokenizer.decode(windows["input_ids"][0])
     assert "vienna" not in first_window_text.lower()  # the first window does not hold the answer
@@ -154,6 +162,7 @@ def test_passages_read_for_one_question_share_one_softmax(seed_pipeline):
 
 # ---- issue 18: conversations, dates, doubt ---------------------------------------------------
 
+
 def test_follow_up_set_retrieval_floor(seed_pipeline):
     """The follow-up set's passages are found with the conversation (`python -m bench.followup`
     measured recall@5 97.1, recall@10 100 with the rule; 68.6 / 85.7 for the question alone)."""
@@ -172,15 +181,18 @@ def test_follow_up_set_retrieval_floor(seed_pipeline):
 def test_a_pronoun_is_searched_with_the_previous_answer(seed_pipeline):
     from qa.types import Turn
 
-    result = seed_pipeline.ask("When was he born?", history=[Turn("Who is the Russian foreign minister?", "Sergey V. Lavrov")])
+    result = seed_pipeline.ask(
+        "When was he born?", history=[Turn("Who is the Russian foreign minister?", "Sergey V. Lavrov")]
+    )
     assert "Lavrov" in result.retrieval_query
     assert any("Lavrov" in h.chunk.text for h in result.hits[:3])
     assert result.no_answer  # the articles do not say when he was born
 
 
 def test_a_new_topic_after_a_conversation_is_searched_as_asked(seed_pipeline):
-    result = seed_pipeline.ask("Which treaty limits the number of warheads that each side can deploy?",
-                               history=["Who won the 2022 World Cup?"])
+    result = seed_pipeline.ask(
+        "Which treaty limits the number of warheads that each side can deploy?", history=["Who won the 2022 World Cup?"]
+    )
     assert result.retrieval_query == result.question
     assert result.answers and result.answers[0].text == "New Start"
 
@@ -201,12 +213,24 @@ def test_present_tense_question_puts_the_newest_article_first(seed_pipeline):
 
 
 DATED_CEOS = [
-    ("2012-02-01", "Priya Desai", "Northwind Rail named Priya Desai as its chief executive on Tuesday. Desai, who ran the "
-     "company's freight arm, takes over a railway that carried 40 million passengers last year."),
-    ("2017-06-12", "Tomas Berg", "Tomas Berg, the chief executive of Northwind Rail, said on Monday that the company would "
-     "order 60 new trains. Berg took over from Priya Desai last year."),
-    ("2022-09-30", "Lena Okafor", "Northwind Rail's chief executive, Lena Okafor, announced record profits on Friday. Okafor, "
-     "who succeeded Tomas Berg in 2020, said fares would be frozen."),
+    (
+        "2012-02-01",
+        "Priya Desai",
+        "Northwind Rail named Priya Desai as its chief executive on Tuesday. Desai, who ran the "
+        "company's freight arm, takes over a railway that carried 40 million passengers last year.",
+    ),
+    (
+        "2017-06-12",
+        "Tomas Berg",
+        "Tomas Berg, the chief executive of Northwind Rail, said on Monday that the company would "
+        "order 60 new trains. Berg took over from Priya Desai last year.",
+    ),
+    (
+        "2022-09-30",
+        "Lena Okafor",
+        "Northwind Rail's chief executive, Lena Okafor, announced record profits on Friday. Okafor, "
+        "who succeeded Tomas Berg in 2020, said fares would be frozen.",
+    ),
 ]
 
 
@@ -216,8 +240,9 @@ def test_articles_that_disagree_across_dates(seed_pipeline, tmp_path):
     from qa.types import Article
 
     pipeline = QAPipeline(Settings(index_dir=tmp_path / "idx"), seed_pipeline.embedder, seed_pipeline.reader)
-    pipeline.build_from_articles([Article(f"ceo-{date[:4]}", f"Northwind Rail {date[:4]}", text, date=date)
-                                  for date, _, text in DATED_CEOS])
+    pipeline.build_from_articles(
+        [Article(f"ceo-{date[:4]}", f"Northwind Rail {date[:4]}", text, date=date) for date, _, text in DATED_CEOS]
+    )
     now = pipeline.ask("Who is the chief executive of Northwind Rail?")
     assert now.answers[0].text == "Lena Okafor" and now.answers[0].article.date == "2022-09-30"
     assert pipeline.ask("Who was the chief executive of Northwind Rail in 2017?").answers[0].text == "Tomas Berg"

@@ -22,7 +22,9 @@ def corpus(n=40, seed=3):
     arts = []
     for i in range(n):
         text = " ".join(" ".join(rng.choices(WORDS, k=rng.randint(6, 14))) + "." for _ in range(3))
-        arts.append(Article(f"a{i}", f"Title {i}", text, date=f"20{10 + i % 10}-01-01", source="Wire" if i % 2 else "Daily"))
+        arts.append(
+            Article(f"a{i}", f"Title {i}", text, date=f"20{10 + i % 10}-01-01", source="Wire" if i % 2 else "Daily")
+        )
     return arts
 
 
@@ -87,8 +89,10 @@ def lucene_bm25_reference(texts, query, k1=1.2, b=0.75):
 def test_the_persisted_lexical_index_ranks_by_okapi_bm25(tmp_path):
     rng = random.Random(11)
     vocab = [f"w{i}" for i in range(120)]
-    arts = [Article(f"a{i}", f"T{i}", ". ".join(" ".join(rng.choices(vocab, k=rng.randint(5, 12))) for _ in range(3)) + ".")
-            for i in range(40)]
+    arts = [
+        Article(f"a{i}", f"T{i}", ". ".join(" ".join(rng.choices(vocab, k=rng.randint(5, 12))) for _ in range(3)) + ".")
+        for i in range(40)
+    ]
     p = build(arts, FakeEmbedder(), tmp_path)
     texts = chunk_texts(arts)
     for query in ["w1 w2 w3", "the w50 w7", "w100 w101 w17 w90"]:
@@ -98,8 +102,10 @@ def test_the_persisted_lexical_index_ranks_by_okapi_bm25(tmp_path):
 
 
 def test_lexical_matching_is_unicode_aware_and_stemmed(tmp_path):
-    arts = [Article("t", "Turkey", "President Erdoğan met the mayor of São Paulo."),
-            Article("s", "Treaty", "The treaty expires in 2021 unless both sides extend it.")]
+    arts = [
+        Article("t", "Turkey", "President Erdoğan met the mayor of São Paulo."),
+        Article("s", "Treaty", "The treaty expires in 2021 unless both sides extend it."),
+    ]
     p = build(arts, FakeEmbedder(), tmp_path)
     assert [h.chunk.article_id for h in p.search("Erdogan", 5, mode="bm25")] == ["t"]
     assert [h.chunk.article_id for h in p.search("erdoğan sao paulo", 5, mode="bm25")] == ["t"]
@@ -144,7 +150,9 @@ def test_leaving_one_article_out_is_exact(tmp_path):
     assert got and all(h.chunk.article_id != excluded for h in got)
     # the same as retrieving from an index that never had it
     rest = build([a for a in corpus() if a.id != excluded], FakeEmbedder(), tmp_path / "rest")
-    assert [(h.chunk.article_id, h.chunk.start) for h in got] == [(h.chunk.article_id, h.chunk.start) for h in rest.search("treaty oil market", 5)]
+    assert [(h.chunk.article_id, h.chunk.start) for h in got] == [
+        (h.chunk.article_id, h.chunk.start) for h in rest.search("treaty oil market", 5)
+    ]
 
 
 def test_fusion_ties_go_to_the_bm25_list():
@@ -171,7 +179,9 @@ def test_filters_restrict_both_retrievers(tmp_path):
         assert found and all(by_id[h.chunk.article_id].source == "Wire" for h in found)
 
 
-@pytest.mark.parametrize("kwargs", [{"date_from": "2020-13-01"}, {"date_to": "soon"}, {"date_from": "2021-01-02", "date_to": "2021-01-01"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"date_from": "2020-13-01"}, {"date_to": "soon"}, {"date_from": "2021-01-02", "date_to": "2021-01-01"}]
+)
 def test_bad_filters_are_refused(kwargs):
     with pytest.raises(FilterError):
         Filters(**kwargs)

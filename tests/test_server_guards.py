@@ -49,7 +49,9 @@ def serve(tmp_path):
     started: list[InProcessServer] = []
 
     def start(reader: FakeReader | None = None, **overrides) -> InProcessServer:
-        settings = Settings(index_dir=tmp_path / f"index{len(started)}", seeds_dir=seeds, no_answer_threshold=0.5, **overrides)
+        settings = Settings(
+            index_dir=tmp_path / f"index{len(started)}", seeds_dir=seeds, no_answer_threshold=0.5, **overrides
+        )
         server = InProcessServer(settings, QAPipeline(settings, FakeEmbedder(), reader or FakeReader()))
         started.append(server)
         return server
@@ -61,8 +63,10 @@ def serve(tmp_path):
 
 def raw_request(question: str) -> bytes:
     body = json.dumps({"question": question}).encode()
-    return (b"POST /ask HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    return b"POST /ask HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
 
 
 def read_until_closed(sock: socket.socket, limit_s: float, drip: bytes = b"") -> tuple[bytes, float]:
@@ -101,8 +105,10 @@ def test_a_question_that_would_wait_too_long_is_refused_with_retry_after(serve, 
         r = client.post("/ask", json={"question": f"{QUESTION} {n}"})
         return r.status_code, time.monotonic() - t, r
 
-    with httpx.Client(base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=12)) as client, \
-            ThreadPoolExecutor(12) as pool:
+    with (
+        httpx.Client(base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=12)) as client,
+        ThreadPoolExecutor(12) as pool,
+    ):
         results = list(pool.map(ask, range(12)))
     answered = [s for code, s, _ in results if code == 200]
     busy = [r for code, _, r in results if code == 503]
@@ -169,7 +175,9 @@ def test_slow_bodies_are_cut_off_and_logged(serve, caplog):
     caplog.set_level(logging.INFO, logger="qa.access")
     server = serve(body_timeout_s=0.5)
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
-        sock.sendall(b"POST /ask HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{")
+        sock.sendall(
+            b"POST /ask HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{"
+        )
         received, seconds = read_until_closed(sock, 5, drip=b" " * 150)
     assert received.startswith(b"HTTP/1.1 408") and seconds < 3, (received, seconds)
     for _ in range(100):

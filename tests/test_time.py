@@ -28,13 +28,16 @@ def pipeline(tmp_path):
     return p
 
 
-@pytest.mark.parametrize("question, expected", [
-    ("Who was the US secretary of state in 2015?", ("2015-01-01", "2015-12-31", False)),
-    ("Who is the US secretary of state as of May 2019?", (None, "2019-05-31", True)),
-    ("What did Apple release before 2007?", (None, "2006-12-31", False)),
-    ("What has Apple released since 2010?", ("2010-01-01", None, False)),
-    ("What happened after March 2008?", ("2008-04-01", None, False)),
-])
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("Who was the US secretary of state in 2015?", ("2015-01-01", "2015-12-31", False)),
+        ("Who is the US secretary of state as of May 2019?", (None, "2019-05-31", True)),
+        ("What did Apple release before 2007?", (None, "2006-12-31", False)),
+        ("What has Apple released since 2010?", ("2010-01-01", None, False)),
+        ("What happened after March 2008?", ("2008-04-01", None, False)),
+    ],
+)
 def test_periods_in_questions(question, expected):
     p = period_in(question)
     assert p is not None
@@ -42,7 +45,9 @@ def test_periods_in_questions(question, expected):
     assert p.phrase not in p.remove_from(question) and p.remove_from(question).endswith("?")
 
 
-@pytest.mark.parametrize("question", ["Who won the 2022 World Cup?", "Who interfered in 2016 elections?", "When does it expire?"])
+@pytest.mark.parametrize(
+    "question", ["Who won the 2022 World Cup?", "Who interfered in 2016 elections?", "When does it expire?"]
+)
 def test_a_year_that_is_not_a_period_is_left_alone(question):
     assert period_in(question) is None
 
@@ -64,9 +69,15 @@ def test_present_tense_gets_the_newest_article_first(pipeline):
     assert result.newest_first
     # Past tense: the reader's order stands, the newest is not pushed first.
     past = pipeline.ask("What was the Acme staff headcount?", top_k=3)
-    assert past.answers[0].text == pipeline.answer_from_hits(
-        "What was the Acme staff headcount?", pipeline.retrieve("What was the Acme staff headcount?", 10), 1,
-        prefer_recent=False)[0][0].text
+    assert (
+        past.answers[0].text
+        == pipeline.answer_from_hits(
+            "What was the Acme staff headcount?",
+            pipeline.retrieve("What was the Acme staff headcount?", 10),
+            1,
+            prefer_recent=False,
+        )[0][0].text
+    )
 
 
 def test_a_period_in_the_question_filters_by_date(pipeline):
@@ -86,8 +97,10 @@ class DoubtfulReader(FakeReader):
     """The fake reader's spans at a score the shipped calibration reads as a guess."""
 
     def read(self, question, passages, n_best=5):
-        return [ReaderSpan(s.passage, s.start, s.end, s.text, 0.01 - 0.001 * s.passage)
-                for s in super().read(question, passages, n_best)]
+        return [
+            ReaderSpan(s.passage, s.start, s.end, s.text, 0.01 - 0.001 * s.passage)
+            for s in super().read(question, passages, n_best)
+        ]
 
 
 def test_unsure_answers_come_with_the_best_candidates(tmp_path):

@@ -23,11 +23,35 @@ from qa.reader.training import (
 pytestmark = pytest.mark.real_models
 
 CONTEXT = "New Start is set to expire in 2021. " + "The talks in Sochi were frank. " * 40 + "Lavrov spoke last."
-SQUAD = {"data": [{"title": "t", "paragraphs": [{"context": CONTEXT, "qas": [
-    {"id": "a", "question": "When does New Start expire?", "answers": [{"text": "2021", "answer_start": 30}]},
-    {"id": "b", "question": "Who spoke last?", "answers": [{"text": "Lavrov", "answer_start": CONTEXT.index("Lavrov")}]},
-    {"id": "c", "question": "Where were the talks?", "answers": [{"text": "Sochi", "answer_start": CONTEXT.index("Sochi")}]},
-]}]}]}
+SQUAD = {
+    "data": [
+        {
+            "title": "t",
+            "paragraphs": [
+                {
+                    "context": CONTEXT,
+                    "qas": [
+                        {
+                            "id": "a",
+                            "question": "When does New Start expire?",
+                            "answers": [{"text": "2021", "answer_start": 30}],
+                        },
+                        {
+                            "id": "b",
+                            "question": "Who spoke last?",
+                            "answers": [{"text": "Lavrov", "answer_start": CONTEXT.index("Lavrov")}],
+                        },
+                        {
+                            "id": "c",
+                            "question": "Where were the talks?",
+                            "answers": [{"text": "Sochi", "answer_start": CONTEXT.index("Sochi")}],
+                        },
+                    ],
+                }
+            ],
+        }
+    ]
+}
 
 
 @pytest.fixture
@@ -66,8 +90,16 @@ def test_batches_cover_every_window_once_and_are_length_sorted_within():
 
 def test_export_resume_and_reproducibility(squad_file, tmp_path):
     def cfg(out, **overrides):
-        settings = dict(squad=str(squad_file), out=str(out), max_length=64, stride=16, batch_size=2,
-                        max_features=4, checkpoint_minutes=0, threads=1)
+        settings = dict(
+            squad=str(squad_file),
+            out=str(out),
+            max_length=64,
+            stride=16,
+            batch_size=2,
+            max_features=4,
+            checkpoint_minutes=0,
+            threads=1,
+        )
         return TrainConfig(**{**settings, **overrides})
 
     def weights(folder):
@@ -91,7 +123,9 @@ def test_export_resume_and_reproducibility(squad_file, tmp_path):
     assert any(not torch.equal(first[k], t) for k, t in weights(tmp_path / "r1").items())
 
     # A fresh machine continues from exported weights: the windows already seen are counted.
-    continued = train(cfg(tmp_path / "r3", init=str(tmp_path / "r1"), max_features=2, negatives=1.0, shared_norm=1.0), progress=False)
+    continued = train(
+        cfg(tmp_path / "r3", init=str(tmp_path / "r1"), max_features=2, negatives=1.0, shared_norm=1.0), progress=False
+    )
     assert continued.prior_features == 6 and continued.features_seen == 2
     assert continued.negatives_seen > 0  # hard negatives rode along with the SQuAD windows
     assert json.loads((tmp_path / "r3" / STATE_FILE).read_text())["prior_features"] == 6

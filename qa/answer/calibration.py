@@ -82,14 +82,20 @@ def load_calibration(settings: Settings) -> Calibration:
             float(saved.get("unsure_below_confidence", DEFAULT_UNSURE_BELOW)),
         )
     except (OSError, KeyError, ValueError, TypeError, AttributeError):
-        log.warning("no calibration for the reader in %s; no-answer threshold %.2f", folder, DEFAULT_NO_ANSWER_THRESHOLD)
+        log.warning(
+            "no calibration for the reader in %s; no-answer threshold %.2f", folder, DEFAULT_NO_ANSWER_THRESHOLD
+        )
         tuned, saved = Calibration(DEFAULT_NO_ANSWER_THRESHOLD), {}
     # One softmax spans the passages read, so scores shrink as more are read: the threshold
     # and curve hold for the number of passages they were tuned with.
     tuned_read_k = saved.get("read_k")  # `saved` is a dict here: indexing a non-dict failed above
     if tuned_read_k is not None and tuned_read_k != settings.read_k and settings.no_answer_threshold is None:
-        log.warning("the no-answer threshold was tuned reading %s passages, this server reads %d "
-                    "(QA_READ_K): abstention and confidence may be off", tuned_read_k, settings.read_k)
+        log.warning(
+            "the no-answer threshold was tuned reading %s passages, this server reads %d "
+            "(QA_READ_K): abstention and confidence may be off",
+            tuned_read_k,
+            settings.read_k,
+        )
     discount = tuned.rank_discount if settings.rank_discount is None else settings.rank_discount
     return Calibration(
         tuned.no_answer_threshold if settings.no_answer_threshold is None else settings.no_answer_threshold,
@@ -107,8 +113,11 @@ def fit_confidence_curve(scores: np.ndarray, right: np.ndarray, bins: int = 20) 
     keep = scores > 0  # no answer at all: nothing to be confident about
     order = np.argsort(scores[keep], kind="stable")
     s, r = scores[keep][order], right[keep][order].astype(float)
-    groups = [[float(np.median(gs)), float(gr.mean()), len(gs)]
-              for gs, gr in zip(np.array_split(s, bins), np.array_split(r, bins), strict=True) if len(gs)]
+    groups = [
+        [float(np.median(gs)), float(gr.mean()), len(gs)]
+        for gs, gr in zip(np.array_split(s, bins), np.array_split(r, bins), strict=True)
+        if len(gs)
+    ]
     pooled: list[list[float]] = []
     for g in groups:
         pooled.append(g)

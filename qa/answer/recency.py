@@ -45,15 +45,19 @@ def _best_alone(reader: Reader, question: str, hits: Sequence[Hit], article_ids:
     return best
 
 
-def newest_first(reader: Reader, question: str, hits: Sequence[Hit], answers: list[Answer],
-                 threshold: float) -> list[Answer]:
+def newest_first(
+    reader: Reader, question: str, hits: Sequence[Hit], answers: list[Answer], threshold: float
+) -> list[Answer]:
     """`answers` (best first) with the newest article's answer moved to the front when it
     answers about as surely as the top one; unchanged otherwise."""
     if len(answers) < 2 or answers[0].score < threshold:
         return answers
     top = answers[0]
-    newer = [a for a in answers[1:] if a.score >= threshold and a.article.date
-             and (top.article.date is None or a.article.date > top.article.date)]
+    newer = [
+        a
+        for a in answers[1:]
+        if a.score >= threshold and a.article.date and (top.article.date is None or a.article.date > top.article.date)
+    ]
     if not newer:
         return answers
     candidate_ids = list(dict.fromkeys([top.article.id] + [a.article.id for a in newer]))

@@ -33,8 +33,14 @@ class FollowUpCase:
         """Rank (from 1) of the first hit holding the expected passage, or None."""
         if not self.passage:
             return None
-        return next((i + 1 for i, h in enumerate(hits)
-                     if h.chunk.article_id == self.article_id and self.passage in h.chunk.text), None)
+        return next(
+            (
+                i + 1
+                for i, h in enumerate(hits)
+                if h.chunk.article_id == self.article_id and self.passage in h.chunk.text
+            ),
+            None,
+        )
 
 
 def load_followups(path: str | Path) -> list[FollowUpCase]:
@@ -45,8 +51,16 @@ def load_followups(path: str | Path) -> list[FollowUpCase]:
         try:
             obj = json.loads(line)
             history = tuple(Turn(t["question"], t.get("answer")) for t in obj["history"])
-            cases.append(FollowUpCase(str(obj["id"]), history, obj["question"], bool(obj["follow_up"]),
-                                      obj.get("article_id"), obj.get("passage")))
+            cases.append(
+                FollowUpCase(
+                    str(obj["id"]),
+                    history,
+                    obj["question"],
+                    bool(obj["follow_up"]),
+                    obj.get("article_id"),
+                    obj.get("passage"),
+                )
+            )
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             raise FollowUpFormatError(f"{path}:{n}: {exc!r}") from None
     return cases

@@ -144,8 +144,14 @@ def _load_jsonl_gold(path: Path) -> GoldSet:
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
             raise GoldFormatError(f"{path}:{n}: 'answers' must be a list of strings ([] = not answerable)")
         article_id = obj.get("article_id")
-        questions.append(GoldQuestion(str(obj.get("id", f"line-{n}")), question, tuple(answers),
-                                      article_id if isinstance(article_id, str) else None))
+        questions.append(
+            GoldQuestion(
+                str(obj.get("id", f"line-{n}")),
+                question,
+                tuple(answers),
+                article_id if isinstance(article_id, str) else None,
+            )
+        )
     if not questions:
         raise GoldFormatError(f"{path}: no questions in the file")
     return GoldSet(questions, [])

@@ -70,8 +70,12 @@ def _spans(qa: dict, context: str, where: str) -> tuple[tuple[int, int], ...]:
         if not isinstance(detected, dict) or not isinstance(detected.get("char_spans"), list):
             raise MrqaFormatError(f"{where}.detected_answers[{d}]: missing list 'char_spans'")
         for span in detected["char_spans"]:
-            if (not isinstance(span, list) or len(span) != 2 or not all(isinstance(x, int) for x in span)
-                    or not 0 <= span[0] <= span[1] < len(context)):
+            if (
+                not isinstance(span, list)
+                or len(span) != 2
+                or not all(isinstance(x, int) for x in span)
+                or not 0 <= span[0] <= span[1] < len(context)
+            ):
                 raise MrqaFormatError(f"{where}.detected_answers[{d}]: char span {span!r} is not inside the context")
             spans.append((span[0], span[1] + 1))  # MRQA's ends are inclusive
     return tuple(spans)
@@ -106,8 +110,11 @@ def load_mrqa(path: str | Path) -> list[MrqaContext]:
                     answers = qa.get("answers", [])
                     if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
                         raise MrqaFormatError(f"{wq}: 'answers' must be a list of strings")
-                    questions.append(MrqaQuestion(str(qa.get("qid", f"{n}-{q}")), qa["question"],
-                                                  tuple(answers), _spans(qa, context, wq)))
+                    questions.append(
+                        MrqaQuestion(
+                            str(qa.get("qid", f"{n}-{q}")), qa["question"], tuple(answers), _spans(qa, context, wq)
+                        )
+                    )
                 out.append(MrqaContext(blank_markers(context), tuple(questions), dataset))
     except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:
         raise MrqaFormatError(f"{path}: cannot be read as UTF-8 JSON lines ({exc})") from exc

@@ -58,9 +58,16 @@ def hit_holds_answer(hit: Hit, q: GoldQuestion, known_articles: set[str] | None 
 
 
 def score_question(
-    q: GoldQuestion, prediction: str, no_answer: bool, hits: list[Hit], read_k: int, known_articles: set[str] | None = None
+    q: GoldQuestion,
+    prediction: str,
+    no_answer: bool,
+    hits: list[Hit],
+    read_k: int,
+    known_articles: set[str] | None = None,
 ) -> tuple[float, float, int | None, str]:
-    rank = next((i + 1 for i, h in enumerate(hits) if hit_holds_answer(h, q, known_articles)), None) if q.answers else None
+    rank = (
+        next((i + 1 for i, h in enumerate(hits) if hit_holds_answer(h, q, known_articles)), None) if q.answers else None
+    )
     if not q.answers:  # SQuAD v2.0 convention: abstaining is the right answer
         ok = float(no_answer)
         return ok, ok, None, "" if no_answer else "answered-unanswerable"
@@ -96,7 +103,9 @@ def summarise(results: list[QuestionResult], k: int) -> dict:
     }
     for at in RECALL_AT:
         if at <= k:
-            summary[f"recall@{at}"] = pct(sum(1 for r in answerable if r.gold_rank and r.gold_rank <= at), len(answerable))
+            summary[f"recall@{at}"] = pct(
+                sum(1 for r in answerable if r.gold_rank and r.gold_rank <= at), len(answerable)
+            )
     in_top_k = [r.gold_rank for r in answerable if r.gold_rank and r.gold_rank <= k]
     summary[f"mrr@{k}"] = round(sum(1 / rank for rank in in_top_k) / len(answerable), 4) if answerable else None
     predicted_none = [r for r in results if r.no_answer]
@@ -115,7 +124,9 @@ def summarise(results: list[QuestionResult], k: int) -> dict:
     return summary
 
 
-def evaluate(pipeline: QAPipeline, gold: GoldSet, k: int = 10, progress: bool = True, limit: int | None = None) -> tuple[list[QuestionResult], dict]:
+def evaluate(
+    pipeline: QAPipeline, gold: GoldSet, k: int = 10, progress: bool = True, limit: int | None = None
+) -> tuple[list[QuestionResult], dict]:
     from tqdm import tqdm
 
     questions = gold.questions[:limit] if limit else gold.questions
@@ -133,10 +144,23 @@ def evaluate(pipeline: QAPipeline, gold: GoldSet, k: int = 10, progress: bool = 
         indexed = {q.article_id} if q.article_id and pipeline.article(q.article_id) is not None else set()
         em, f1, rank, miss = score_question(q, prediction, no_answer, hits, read_k, indexed)
         f1_if_answered = best_over_golds(f1_score, best_span, q.answers) if q.answers else float(no_answer)
-        results.append(QuestionResult(
-            q.id, q.question, prediction, " | ".join(q.answers), round(answers[0].score, 4) if answers else 0.0,
-            no_answer, bool(q.answers), em, round(f1, 4), round(f1_if_answered, 4), rank, miss, round(latency, 1),
-        ))
+        results.append(
+            QuestionResult(
+                q.id,
+                q.question,
+                prediction,
+                " | ".join(q.answers),
+                round(answers[0].score, 4) if answers else 0.0,
+                no_answer,
+                bool(q.answers),
+                em,
+                round(f1, 4),
+                round(f1_if_answered, 4),
+                rank,
+                miss,
+                round(latency, 1),
+            )
+        )
     summary = summarise(results, k)
     summary.update({"top_k": k, "read_k": read_k, "no_answer_threshold": pipeline.threshold})
     return results, summary
@@ -186,8 +210,10 @@ def run_eval_cli(args: argparse.Namespace, settings: Settings) -> int:
     configure_torch_threads(settings.threads)
     gold = load_gold(args.gold)  # validated whole before any work
     n = len(gold.questions)
-    print(f"gold set: {n} questions ({sum(1 for q in gold.questions if not q.answers)} unanswerable)"
-          f"{f', {len(gold.articles)} articles of its own' if gold.articles and not args.corpus else ''}")
+    print(
+        f"gold set: {n} questions ({sum(1 for q in gold.questions if not q.answers)} unanswerable)"
+        f"{f', {len(gold.articles)} articles of its own' if gold.articles and not args.corpus else ''}"
+    )
     workdir = Path(tempfile.mkdtemp(prefix="qa-eval-index-"))
     try:
         pipeline = eval_pipeline(settings, gold, args.corpus, workdir)

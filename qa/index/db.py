@@ -46,7 +46,9 @@ CREATE TABLE IF NOT EXISTS passages (
 );
 CREATE INDEX IF NOT EXISTS passages_by_article ON passages (article_id);
 CREATE TABLE IF NOT EXISTS vectors (id INTEGER PRIMARY KEY, v BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, passage_id INTEGER NOT NULL, op INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, passage_id INTEGER NOT NULL, op INTEGER NOT NULL
+);
 """
 
 
@@ -93,7 +95,9 @@ class transaction:
         self.conn.execute(f"BEGIN {self.mode}")
         return self.conn
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
@@ -151,20 +155,28 @@ def delete_articles(conn: sqlite3.Connection, article_ids: Iterable[str]) -> int
     return removed
 
 
-def insert_article(conn: sqlite3.Connection, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray) -> list[int]:
+def insert_article(
+    conn: sqlite3.Connection, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray
+) -> list[int]:
     """Insert one article (replace it first if its id exists) with its passages and their vectors."""
     delete_articles(conn, [article.id])
     a = article
-    conn.execute(f"INSERT INTO articles ({_ARTICLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                 (a.id, a.title, a.text, a.date, a.source, a.url))
+    conn.execute(
+        f"INSERT INTO articles ({_ARTICLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+        (a.id, a.title, a.text, a.date, a.source, a.url),
+    )
     ids = []
     for chunk, vector in zip(chunks, vectors, strict=True):
-        if a.text[chunk.start:chunk.end] != chunk.text:
+        if a.text[chunk.start : chunk.end] != chunk.text:
             raise StoreError(f"passage {chunk.start}-{chunk.end} does not match article {a.id!r}")
-        cur = conn.execute('INSERT INTO passages (article_id, start, "end") VALUES (?, ?, ?)', (a.id, chunk.start, chunk.end))
+        cur = conn.execute(
+            'INSERT INTO passages (article_id, start, "end") VALUES (?, ?, ?)', (a.id, chunk.start, chunk.end)
+        )
         assert cur.lastrowid is not None  # an INSERT always sets it
         pid = cur.lastrowid
-        conn.execute("INSERT INTO vectors (id, v) VALUES (?, ?)", (pid, np.ascontiguousarray(vector, np.float32).tobytes()))
+        conn.execute(
+            "INSERT INTO vectors (id, v) VALUES (?, ?)", (pid, np.ascontiguousarray(vector, np.float32).tobytes())
+        )
         ids.append(pid)
     _log(conn, ids, +1)
     _bump_counts(conn, +1, len(ids))
@@ -204,7 +216,9 @@ def articles(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, Article]
     return out
 
 
-def article_page(conn: sqlite3.Connection, offset: int, limit: int, contains: str | None = None) -> tuple[list[Article], int]:
+def article_page(
+    conn: sqlite3.Connection, offset: int, limit: int, contains: str | None = None
+) -> tuple[list[Article], int]:
     """A page of articles newest first (undated last: NULL sorts lowest), then by title, and how
     many there are. O(offset + limit) by walking the date index; `contains` (a case-insensitive
     substring of the title or source) scans the articles' titles: O(articles)."""
@@ -216,14 +230,18 @@ def article_page(conn: sqlite3.Connection, offset: int, limit: int, contains: st
         f"SELECT {_ARTICLE_COLUMNS} FROM articles {where} ORDER BY date DESC, title COLLATE NOCASE LIMIT ? OFFSET ?",
         [*args, limit, offset],
     ).fetchall()
-    total = counts(conn)[0] if not contains else conn.execute(f"SELECT count(*) FROM articles {where}", args).fetchone()[0]
+    total = (
+        counts(conn)[0] if not contains else conn.execute(f"SELECT count(*) FROM articles {where}", args).fetchone()[0]
+    )
     return [_article(r) for r in rows], int(total)
 
 
 def iter_articles(conn: sqlite3.Connection, batch: int = 500) -> Iterable[Article]:
     last = ""
     while True:
-        rows = conn.execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id > ? ORDER BY id LIMIT ?", (last, batch)).fetchall()
+        rows = conn.execute(
+            f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+        ).fetchall()
         if not rows:
             return
         yield from (_article(r) for r in rows)
@@ -250,7 +268,9 @@ def passages(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, Chunk]:
                 raise StoreError(f"passage {pid} belongs to a missing article {aid!r}")
             texts[aid] = a[0]
         if not 0 <= start < end <= len(texts[aid]):
-            raise StoreError(f"passage {pid} spans {start}-{end}, outside its article {aid!r} ({len(texts[aid])} characters)")
+            raise StoreError(
+                f"passage {pid} spans {start}-{end}, outside its article {aid!r} ({len(texts[aid])} characters)"
+            )
         out[int(pid)] = Chunk(int(pid), aid, start, end, texts[aid][start:end])
     return out
 
@@ -284,12 +304,16 @@ def changes_since(conn: sqlite3.Connection, seq: int, upto: int) -> tuple[list[i
     """(passage ids removed, passage ids added) by changes seq < s <= upto, in order."""
     removed: list[int] = []
     added: list[int] = []
-    for pid, op in conn.execute("SELECT passage_id, op FROM changes WHERE seq > ? AND seq <= ? ORDER BY seq", (seq, upto)):
+    for pid, op in conn.execute(
+        "SELECT passage_id, op FROM changes WHERE seq > ? AND seq <= ? ORDER BY seq", (seq, upto)
+    ):
         (added if op > 0 else removed).append(int(pid))
     return removed, added
 
 
-def allowed_passages(conn: sqlite3.Connection, source: str | None, date_from: str | None, date_to: str | None) -> np.ndarray:
+def allowed_passages(
+    conn: sqlite3.Connection, source: str | None, date_from: str | None, date_to: str | None
+) -> np.ndarray:
     """Ids of passages whose article matches the filters; O(matching passages)."""
     where, args = _filter_sql(source, date_from, date_to)
     rows = conn.execute(f"SELECT p.id FROM passages p JOIN articles a ON a.id = p.article_id WHERE {where}", args)
@@ -310,12 +334,16 @@ def _filter_sql(source: str | None, date_from: str | None, date_to: str | None) 
     return " AND ".join(clauses), args
 
 
-def passage_texts(conn: sqlite3.Connection, ids: Sequence[int] | None = None, batch: int = 5_000
-                  ) -> Iterable[list[tuple[int, str]]]:
+def passage_texts(
+    conn: sqlite3.Connection, ids: Sequence[int] | None = None, batch: int = 5_000
+) -> Iterable[list[tuple[int, str]]]:
     """(passage id, text) of the given passages that exist (all, in id order, when ids is None),
     a batch at a time. The text is cut from the article inside SQLite (substr counts characters,
     as Python's offsets do), so an article's text is not copied out once per passage."""
-    sql = 'SELECT p.id, substr(a.text, p.start + 1, p."end" - p.start) FROM passages p JOIN articles a ON a.id = p.article_id'
+    sql = (
+        'SELECT p.id, substr(a.text, p.start + 1, p."end" - p.start) '
+        "FROM passages p JOIN articles a ON a.id = p.article_id"
+    )
     if ids is None:
         last = -1
         while True:
@@ -326,7 +354,9 @@ def passage_texts(conn: sqlite3.Connection, ids: Sequence[int] | None = None, ba
             last = rows[-1][0]
     wanted = list(dict.fromkeys(int(i) for i in ids))
     for i in range(0, len(wanted), batch):
-        part = wanted[i:i + batch]
-        rows = conn.execute(f"{sql} WHERE p.id IN (SELECT value FROM json_each(?)) ORDER BY p.id", (json.dumps(part),)).fetchall()
+        part = wanted[i : i + batch]
+        rows = conn.execute(
+            f"{sql} WHERE p.id IN (SELECT value FROM json_each(?)) ORDER BY p.id", (json.dumps(part),)
+        ).fetchall()
         if rows:
             yield rows

@@ -10,9 +10,10 @@ Kinds, chosen by archive size and recorded in the checkpoint:
 - flat: exact inner product (IndexIDMap2 over IndexFlatIP) while n < ivf_threshold;
   search O(n·d), add O(m), remove O(n).
 - ivf: IndexIVFScalarQuantizer (SQ8, 1 byte a dimension) with nlist ≈ 4·sqrt(n) lists and a
-  hash-table direct map; search O(n·nprobe/nlist·d) plus an exact rescoring of 4·k candidates from the stored vectors, add O(m·nlist·d), remove O(m). Trained on
-  a sample when the archive first passes the threshold and again when it has grown 4x since
-  (amortised O(1) a passage). Recall@10 against exact search is measured in bench/scale.py.
+  hash-table direct map; search O(n·nprobe/nlist·d) plus an exact rescoring of 4·k candidates
+  from the stored vectors, add O(m·nlist·d), remove O(m). Trained on a sample when the archive
+  first passes the threshold and again when it has grown 4x since (amortised O(1) a passage).
+  Recall@10 against exact search is measured in bench/scale.py.
 """
 
 from __future__ import annotations
@@ -109,7 +110,9 @@ class DenseIndex:
             ids.append(batch_ids[take])
         train = np.ascontiguousarray(np.vstack(sample)[:sample_size], np.float32)
         quantizer = faiss.IndexFlatIP(self.dim)
-        index = faiss.IndexIVFScalarQuantizer(quantizer, self.dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer, self.dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
         # 32 points a list and 10 k-means rounds: training a 1M-passage archive's 4,000 lists
         # takes about a minute on 2 cores instead of ten, for recall measured in bench/scale.py.
         index.cp.max_points_per_centroid = 32
@@ -118,7 +121,13 @@ class DenseIndex:
         index.train(train)
         index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # in faiss, not in its stub  # remove_ids in O(removed)
         index.nprobe = min(self.settings.nprobe, nlist)
-        log.info("trained IVF-SQ8 with %d lists on %d of %d passages in %.1f s", nlist, len(train), n, time.perf_counter() - t0)
+        log.info(
+            "trained IVF-SQ8 with %d lists on %d of %d passages in %.1f s",
+            nlist,
+            len(train),
+            n,
+            time.perf_counter() - t0,
+        )
         self.kind, self.trained_at = "ivf", n
         return index
 
@@ -155,7 +164,12 @@ class DenseIndex:
             self.rebuild(conn)
             self._epoch = None
             return
-        self._index, self.kind, self.trained_at, self.seq = index, meta["kind"], int(meta["trained_at"]), int(meta["seq"])
+        self._index, self.kind, self.trained_at, self.seq = (
+            index,
+            meta["kind"],
+            int(meta["trained_at"]),
+            int(meta["seq"]),
+        )
         if self.kind == "ivf":
             faiss.extract_index_ivf(index).nprobe = min(self.settings.nprobe, faiss.extract_index_ivf(index).nlist)
         self._epoch = meta["file"]
@@ -177,7 +191,11 @@ class DenseIndex:
             ids = np.array(removed, np.int64)
             # IVF's hash-table direct map removes exactly the ids listed, O(removed); the flat
             # index scans every row, so it gets the selector with the O(1) membership test.
-            selector = faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)) if self.kind == "ivf" else faiss.IDSelectorBatch(ids)
+            selector = (
+                faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids))
+                if self.kind == "ivf"
+                else faiss.IDSelectorBatch(ids)
+            )
             self.index.remove_ids(selector)
         ids, vectors = db.vectors(conn, added, self.dim)  # those added and not removed again
         if len(ids):
@@ -188,15 +206,20 @@ class DenseIndex:
     def stale_epoch(self) -> bool:
         """Whether another process wrote a checkpoint of another kind (a retrain) since we loaded."""
         meta = self._read_checkpoint()
-        return meta is not None and meta["file"] != self._epoch and (meta["kind"], meta["trained_at"]) != (self.kind, self.trained_at)
+        return (
+            meta is not None
+            and meta["file"] != self._epoch
+            and (meta["kind"], meta["trained_at"]) != (self.kind, self.trained_at)
+        )
 
     # ---- searching ----------------------------------------------------------------------------
     @property
     def ntotal(self) -> int:
         return int(self._index.ntotal) if self._index is not None else 0
 
-    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None,
-               conn: sqlite3.Connection | None = None) -> list[tuple[int, float]]:
+    def search(
+        self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None, conn: sqlite3.Connection | None = None
+    ) -> list[tuple[int, float]]:
         """Top k (passage id, inner product). Call with `lock` held. With IVF-SQ8 the scores are
         those of 8-bit vectors, which reorder near ties: given `conn` (the question's snapshot),
         RERANK x k candidates are rescored with their stored float vectors (O(k) lookups)."""
@@ -204,14 +227,17 @@ class DenseIndex:
 
         if self.ntotal == 0 or k <= 0:
             return []
-        params = None
+        params: faiss.SearchParameters | None = None
         if allowed is not None:
             if len(allowed) == 0:
                 return []
             sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, np.int64))
             # faiss's Python layer takes these keywords; its stub does not list them.
-            params = (faiss.SearchParametersIVF(sel=sel, nprobe=faiss.extract_index_ivf(self.index).nprobe)  # type: ignore[call-arg]
-                      if self.kind == "ivf" else faiss.SearchParameters(sel=sel))  # type: ignore[call-arg]
+            if self.kind == "ivf":
+                nprobe = faiss.extract_index_ivf(self.index).nprobe
+                params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)  # type: ignore[call-arg]
+            else:
+                params = faiss.SearchParameters(sel=sel)  # type: ignore[call-arg]
         rerank = self.kind == "ivf" and conn is not None
         fetch = min(RERANK * k if rerank else k, self.ntotal)
         query = np.ascontiguousarray(vector.reshape(1, -1), np.float32)

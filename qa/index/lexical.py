@@ -1,10 +1,10 @@
 """Query words and an in-memory Okapi BM25.
 
 `tokenize` gives a text's content words (for the follow-up rule and the in-memory BM25; the
-persisted index, tantivy in text.py, folds the same way in lexical_backends.py): Unicode-aware (`Erdoğan` -> `erdogan`, `São Paulo` ->
-`sao paulo`), case- and accent-folded, stopwords dropped. The in-memory `BM25` serves small,
-throwaway corpora (one article's passages when training mines hard negatives); absent query
-words score nothing, unlike BM25L."""
+persisted index, tantivy in text.py, folds the same way in lexical_backends.py): Unicode-aware
+(`Erdoğan` -> `erdogan`, `São Paulo` -> `sao paulo`), case- and accent-folded, stopwords dropped.
+The in-memory `BM25` serves small, throwaway corpora (one article's passages when training mines
+hard negatives); absent query words score nothing, unlike BM25L."""
 
 from __future__ import annotations
 

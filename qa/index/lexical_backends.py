@@ -13,8 +13,8 @@ import json
 import re
 import sqlite3
 import unicodedata
-from pathlib import Path
 from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from qa.index.lexical import STOPWORDS
@@ -87,9 +87,7 @@ class Fts5Lexical:
         self.conn.executemany(f"INSERT INTO {self.table}(rowid, text) VALUES (?, ?)", rows)
 
     def delete(self, rows: Sequence[tuple[int, str]]) -> None:
-        self.conn.executemany(
-            f"INSERT INTO {self.table}({self.table}, rowid, text) VALUES ('delete', ?, ?)", rows
-        )
+        self.conn.executemany(f"INSERT INTO {self.table}({self.table}, rowid, text) VALUES ('delete', ?, ?)", rows)
 
     def commit(self) -> None:
         self.conn.commit()
@@ -224,8 +222,10 @@ class TantivyLexical:
         if not tokens:
             return None
         return tantivy.Query.boolean_query(
-            [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, self.FIELD_TEXT, t, index_option="freq"))
-             for t in tokens]
+            [
+                (tantivy.Occur.Should, tantivy.Query.term_query(self.schema, self.FIELD_TEXT, t, index_option="freq"))
+                for t in tokens
+            ]
         )
 
     def search(self, query: str, k: int, allowed_ids: Collection[int] | None = None) -> list[tuple[int, float]]:

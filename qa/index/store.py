@@ -46,8 +46,16 @@ from qa.types import Article, Chunk
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "IndexSpec", "IndexStore", "Generation", "ReadView", "QAIndexError", "IndexNotFoundError", "IndexCorruptError",
-    "IndexMismatchError", "IndexConflictError", "IndexRestoreNeededError",
+    "IndexSpec",
+    "IndexStore",
+    "Generation",
+    "ReadView",
+    "QAIndexError",
+    "IndexNotFoundError",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexConflictError",
+    "IndexRestoreNeededError",
 ]
 
 DB_FILE = "store.sqlite"
@@ -93,8 +101,9 @@ class ReadView:
     """One question's consistent view: the SQLite snapshot that its dense search was made in.
     Lexical search, passages and articles read through it all belong to that one version."""
 
-    def __init__(self, conn: sqlite3.Connection, spec: IndexSpec, text: TextIndex,
-                 allowed_filter: tuple | None) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, spec: IndexSpec, text: TextIndex, allowed_filter: tuple | None
+    ) -> None:
         self.conn, self.spec, self.text = conn, spec, text
         # Passage ids matching the question's filters, computed once for both searches.
         self.allowed_ids = self.allowed(*allowed_filter) if allowed_filter else None
@@ -106,8 +115,9 @@ class ReadView:
         try:
             return self.text.search(query, k, allowed)
         except (LexicalIndexError, ValueError, OSError) as exc:
-            raise IndexCorruptError(f"the lexical index {self.text.path} is unreadable ({exc}); "
-                                    f"{_restore_hint(self.text.folder)}") from exc
+            raise IndexCorruptError(
+                f"the lexical index {self.text.path} is unreadable ({exc}); {_restore_hint(self.text.folder)}"
+            ) from exc
 
     def passages(self, ids: Sequence[int]) -> dict[int, Chunk]:
         try:
@@ -166,14 +176,21 @@ class Generation:
             finally:
                 conn.execute("COMMIT")
         except (sqlite3.DatabaseError, db.StoreError, OSError, KeyError, TypeError, ValueError) as exc:
-            raise IndexCorruptError(f"index database {self.path} is unreadable or damaged ({exc}); {_restore_hint(self.folder)}") from exc
+            raise IndexCorruptError(
+                f"index database {self.path} is unreadable or damaged ({exc}); {_restore_hint(self.folder)}"
+            ) from exc
         self.needs_upgrade = fmt in db.UPGRADABLE
         if fmt != db.FORMAT_VERSION and not self.needs_upgrade:
             raise IndexMismatchError(f"index format {fmt} is not the supported {db.FORMAT_VERSION}; {REBUILD_HINT}")
         if spec != self.spec:
-            diffs = ", ".join(f"{k}: index has {getattr(spec, k)!r}, settings ask {getattr(self.spec, k)!r}"
-                              for k in asdict(spec) if getattr(spec, k) != getattr(self.spec, k))
-            raise IndexMismatchError(f"index at {self.folder.parent} was built with other settings ({diffs}); {REBUILD_HINT}")
+            diffs = ", ".join(
+                f"{k}: index has {getattr(spec, k)!r}, settings ask {getattr(self.spec, k)!r}"
+                for k in asdict(spec)
+                if getattr(spec, k) != getattr(self.spec, k)
+            )
+            raise IndexMismatchError(
+                f"index at {self.folder.parent} was built with other settings ({diffs}); {REBUILD_HINT}"
+            )
 
     def close(self) -> None:
         self.text.release_writer()
@@ -183,8 +200,9 @@ class Generation:
 
     # ---- reads --------------------------------------------------------------------------------
     @contextmanager
-    def read(self, vector: np.ndarray | None, k: int, allowed_filter: tuple | None = None
-             ) -> Iterator[tuple[ReadView, list[tuple[int, float]]]]:
+    def read(
+        self, vector: np.ndarray | None, k: int, allowed_filter: tuple | None = None
+    ) -> Iterator[tuple[ReadView, list[tuple[int, float]]]]:
         """A consistent snapshot, and the dense top k made in it (none when vector is None).
 
         The snapshot is taken and the FAISS index brought up to it under the dense lock, so the
@@ -268,9 +286,11 @@ class Generation:
             text = self.text.count() if not self.text.needs_catch_up(conn) else None
         finally:
             conn.execute("COMMIT")
-        problems = [f"{what} holds {got} passages, the database {stored}"
-                    for what, got in (("the passage count", n), ("the dense index", dense), ("the lexical index", text))
-                    if got is not None and got != stored]
+        problems = [
+            f"{what} holds {got} passages, the database {stored}"
+            for what, got in (("the passage count", n), ("the dense index", dense), ("the lexical index", text))
+            if got is not None and got != stored
+        ]
         if text is None:
             problems.append("the lexical index is behind the database (a writer catches it up)")
         return problems
@@ -293,8 +313,10 @@ class Generation:
 
 
 def _restore_hint(folder: Path) -> str:
-    others = sorted((g.name for g in folder.parent.glob("g*") if g.is_dir() and g != folder and (g / DB_FILE).is_file()),
-                    reverse=True)
+    others = sorted(
+        (g.name for g in folder.parent.glob("g*") if g.is_dir() and g != folder and (g / DB_FILE).is_file()),
+        reverse=True,
+    )
     if others:
         return f"restore the previous generation with: qa index --restore {others[0]} (or {REBUILD_HINT})"
     return REBUILD_HINT
@@ -303,8 +325,13 @@ def _restore_hint(folder: Path) -> str:
 class IndexStore:
     """The index folder: which generation is current, who may write, and how to make a new one."""
 
-    def __init__(self, root: str | Path, spec: IndexSpec, dense_settings: DenseSettings | None = None,
-                 lock_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        spec: IndexSpec,
+        dense_settings: DenseSettings | None = None,
+        lock_timeout_s: float = 30.0,
+    ) -> None:
         self.root = Path(root)
         self.spec = spec
         self.dense_settings = dense_settings or DenseSettings()
@@ -345,7 +372,9 @@ class IndexStore:
             raise IndexNotFoundError(f"no index at {self.root}; build one with: qa index")
         name = self.current_file.read_text().strip()
         if not name.startswith(("g", "v")) or not (self.root / name).is_dir():
-            raise IndexCorruptError(f"index at {self.root} points to a missing generation {name!r}; {_restore_hint(self.root / name)}")
+            raise IndexCorruptError(
+                f"index at {self.root} points to a missing generation {name!r}; {_restore_hint(self.root / name)}"
+            )
         return name
 
     # ---- opening and following ----------------------------------------------------------------
@@ -378,11 +407,15 @@ class IndexStore:
         if getattr(self._holding, "value", False) or not (gen.needs_upgrade or gen.text_needs_catch_up()):
             return
         try:
-            with self.write_lock("upgrading the index" if gen.needs_upgrade else "indexing texts", wait=gen.needs_upgrade):
+            with self.write_lock(
+                "upgrading the index" if gen.needs_upgrade else "indexing texts", wait=gen.needs_upgrade
+            ):
                 if gen.needs_upgrade:
                     db.upgrade(gen.writer_conn())
                     gen.needs_upgrade = False
-                    log.info("index %s upgraded to format %d: building its lexical index", gen.folder, db.FORMAT_VERSION)
+                    log.info(
+                        "index %s upgraded to format %d: building its lexical index", gen.folder, db.FORMAT_VERSION
+                    )
                 gen.catch_up_text()
         except IndexConflictError:
             if gen.needs_upgrade:
@@ -427,8 +460,12 @@ class IndexStore:
             self._holding.value = False
             self._thread_lock.release()
 
-    def apply(self, add: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]], delete: Sequence[str] = (),
-              what: str = "a write") -> int:
+    def apply(
+        self,
+        add: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]],
+        delete: Sequence[str] = (),
+        what: str = "a write",
+    ) -> int:
         with self.write_lock(what):
             return self.generation().apply(add, delete)
 
@@ -478,7 +515,9 @@ class IndexStore:
     def restore(self, name: str) -> None:
         """Make a complete generation current again (after CURRENT was lost, or to go back)."""
         if name not in self.generations():
-            raise IndexNotFoundError(f"no complete generation {name!r} in {self.root}; found: {', '.join(self.generations()) or 'none'}")
+            raise IndexNotFoundError(
+                f"no complete generation {name!r} in {self.root}; found: {', '.join(self.generations()) or 'none'}"
+            )
         with self.write_lock("a restore"):
             Generation(self.root / name, self.spec, self.dense_settings).open(check=True)
             self._make_current(name)

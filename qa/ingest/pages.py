@@ -34,9 +34,45 @@ class _BlockText(HTMLParser):
     """Visible text with block elements as paragraph breaks; the first <h1> is the title.
     Scripts, styles, navigation and forms are dropped."""
 
-    SKIP = {"script", "style", "noscript", "template", "nav", "footer", "header", "aside", "form", "svg", "iframe", "button"}
-    BLOCK = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "tr", "blockquote",
-             "pre", "figcaption", "main", "ul", "ol", "table", "thead", "tbody", "hr"}
+    SKIP = {
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "nav",
+        "footer",
+        "header",
+        "aside",
+        "form",
+        "svg",
+        "iframe",
+        "button",
+    }
+    BLOCK = {
+        "p",
+        "div",
+        "br",
+        "li",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "section",
+        "article",
+        "tr",
+        "blockquote",
+        "pre",
+        "figcaption",
+        "main",
+        "ul",
+        "ol",
+        "table",
+        "thead",
+        "tbody",
+        "hr",
+    }
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

@@ -271,8 +271,10 @@ def read_sidecar(path: Path) -> dict[str, object]:
         raise IngestError(f"{sidecar.name} is not valid UTF-8 JSON ({exc})") from None
     unknown = set(meta) - {"title", "date", "source", "url"} if isinstance(meta, dict) else None
     if unknown is None or unknown:
-        raise IngestError(f"{sidecar.name} must be a JSON object with title, date, source or url"
-                          + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
+        raise IngestError(
+            f"{sidecar.name} must be a JSON object with title, date, source or url"
+            + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else "")
+        )
     return meta
 
 

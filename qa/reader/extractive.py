@@ -241,9 +241,7 @@ class ExtractiveReader:
         results = []
         for pair, found in enumerate(best):
             ranked = sorted(found.items(), key=lambda kv: -kv[1])[:n_best]
-            results.append(
-                [ReaderSpan(pair, s, e, passages[pair][s:e], score) for (s, e), score in ranked]
-            )
+            results.append([ReaderSpan(pair, s, e, passages[pair][s:e], score) for (s, e), score in ranked])
         return results
 
     def read(self, question: str, passages: Sequence[str], n_best: int = 5) -> list[ReaderSpan]:

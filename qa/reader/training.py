@@ -254,7 +254,9 @@ def _negatives_for(
     return [q for q in questions if rng.random() < share]
 
 
-def shared_norm_pairs(batch_sample: list[int], batch_start: list[int], negative_sample: list[int]) -> list[tuple[int, int]]:
+def shared_norm_pairs(
+    batch_sample: list[int], batch_start: list[int], negative_sample: list[int]
+) -> list[tuple[int, int]]:
     """(gold row, negative row) pairs in the padded batch: a question's first window that holds
     its answer, with its hard negative (negative rows follow the batch's windows)."""
     gold_row: dict[int, int] = {}
@@ -351,7 +353,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
         negatives = hard_negatives(train_questions)
         found = [(n, text) for n, text in enumerate(negatives) if text]
         enc = encode_windows(
-            tokenizer, [train_questions[n].question for n, _ in found], [text for _, text in found], cfg.max_length, cfg.stride
+            tokenizer,
+            [train_questions[n].question for n, _ in found],
+            [text for _, text in found],
+            cfg.max_length,
+            cfg.stride,
         )
         for w, sample in enumerate(enc.sample):
             # A passage's first window (passages are chunks of at most 800 characters).
@@ -362,7 +368,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
     if cfg.max_features:
         planned = min(planned, cfg.max_features)
     total_steps = max(1, math.ceil(planned / cfg.batch_size))
-    state = TrainState(seed=cfg.seed, total_steps=total_steps, prior_features=prior, curve=list(prior_curve), config=asdict(cfg))
+    state = TrainState(
+        seed=cfg.seed, total_steps=total_steps, prior_features=prior, curve=list(prior_curve), config=asdict(cfg)
+    )
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
@@ -412,8 +420,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
         type_rows = [features.token_type_ids[i] for i in batch]
         starts = [features.start[i] for i in batch]
         ends = [features.end[i] for i in batch]
-        negative_questions = _negatives_for(batch, features.sample, negative_windows, cfg.negatives, cfg.seed, state.step)
-        pairs = shared_norm_pairs([features.sample[i] for i in batch], starts, negative_questions) if cfg.shared_norm else []
+        negative_questions = _negatives_for(
+            batch, features.sample, negative_windows, cfg.negatives, cfg.seed, state.step
+        )
+        pairs = (
+            shared_norm_pairs([features.sample[i] for i in batch], starts, negative_questions)
+            if cfg.shared_norm
+            else []
+        )
         rows += [negative_windows[q][0] for q in negative_questions]
         type_rows += [negative_windows[q][1] for q in negative_questions]
         starts += [0] * len(negative_questions)

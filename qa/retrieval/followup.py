@@ -29,17 +29,23 @@ MIN_CONTENT_WORDS = 4  # fewer, and no name of its own: the question needs the c
 MAX_ADDED_WORDS = 16  # a long conversation must not drown the question
 
 _WORD = re.compile(r"[\w’'$%.-]*\w")
-_PRONOUNS = frozenset("it its it's itself they them their theirs themselves he him his himself she her hers herself".split())
+_PRONOUNS = frozenset(
+    "it its it's itself they them their theirs themselves he him his himself she her hers herself".split()
+)
 _DEMONSTRATIVES = frozenset("this these those".split())
 _TIME_WORDS = frozenset("year week month morning day season time".split())  # "this week" is now, not back
 _BE = frozenset("is are was were be been being 's".split())
 _POSSESSIVES = frozenset("its their his her".split())
 # Head nouns of "the ..." that only the conversation can resolve when the question names nothing.
-_GENERIC_NOUNS = frozenset("""company firm airline carrier site website talks meeting summit accident crash attack
+_GENERIC_NOUNS = frozenset(
+    """company firm airline carrier site website talks meeting summit accident crash attack
     disaster treaty deal agreement match game study report election vote plane aircraft ship storm project panel
-    team party city country government minister president leader museum mission court law bill capsule""".split())
-_NOT_NAMES = frozenset("""I January February March April May June July August September October November December
-    Monday Tuesday Wednesday Thursday Friday Saturday Sunday""".split())
+    team party city country government minister president leader museum mission court law bill capsule""".split()
+)
+_NOT_NAMES = frozenset(
+    """I January February March April May June July August September October November December
+    Monday Tuesday Wednesday Thursday Friday Saturday Sunday""".split()
+)
 
 
 def _words(question: str) -> list[str]:

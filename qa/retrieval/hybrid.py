@@ -70,13 +70,16 @@ class Retriever:
     Cost per query, n = passages: dense O(n·d) exact or O(n·nprobe/nlist·d) with IVF, lexical
     O(postings of the query's words, pruned by block-max WAND), fusion O(k); filters add O(passages that match them)."""
 
-    def __init__(self, store: IndexStore, embedder: Embedder, dense_k: int = 10, bm25_k: int = 10, rrf_k: int = 60) -> None:
+    def __init__(
+        self, store: IndexStore, embedder: Embedder, dense_k: int = 10, bm25_k: int = 10, rrf_k: int = 60
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.dense_k, self.bm25_k, self.rrf_k = dense_k, bm25_k, rrf_k
 
-    def search(self, query: str, k: int, filters: Filters | None = None, mode: str = "hybrid",
-               vector: np.ndarray | None = None) -> list[Hit]:
+    def search(
+        self, query: str, k: int, filters: Filters | None = None, mode: str = "hybrid", vector: np.ndarray | None = None
+    ) -> list[Hit]:
         return self.retrieve(query, k, filters, mode, vector).hits
 
     def retrieve(

@@ -71,8 +71,12 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
     settings = settings or Settings()
     state = AppState(settings)
     if settings.admin_token and len(settings.admin_token) < MIN_TOKEN_CHARS:
-        log.warning("QA_ADMIN_TOKEN has %d characters; use at least %d, e.g. python -c 'import secrets; "
-                    "print(secrets.token_urlsafe(24))'", len(settings.admin_token), MIN_TOKEN_CHARS)
+        log.warning(
+            "QA_ADMIN_TOKEN has %d characters; use at least %d, e.g. python -c 'import secrets; "
+            "print(secrets.token_urlsafe(24))'",
+            len(settings.admin_token),
+            MIN_TOKEN_CHARS,
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -103,12 +107,20 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
     # The last added runs first. The admin check and the body limit both act before the body is
     # read; CORS headers go on their refusals too; the access log sees every outcome.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AdminOnly, token=settings.admin_token, prefix=articles.router.prefix,
-                       failures_per_minute=settings.max_auth_failures_per_minute)
+    app.add_middleware(
+        AdminOnly,
+        token=settings.admin_token,
+        prefix=articles.router.prefix,
+        failures_per_minute=settings.max_auth_failures_per_minute,
+    )
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     app.add_middleware(AccessLog)
     return app

@@ -29,7 +29,9 @@ class AppState:
         self.settings = settings
         self.pipeline: QAPipeline | None = None
         self.error: str | None = None
-        self.gate = ModelGate(settings.max_concurrent_model_calls, settings.max_queued_requests, settings.max_queue_wait_s)
+        self.gate = ModelGate(
+            settings.max_concurrent_model_calls, settings.max_queued_requests, settings.max_queue_wait_s
+        )
         # Writes have their own single thread and queue: a question never waits behind a write's
         # embedding (the pipeline's writer steps aside while questions are being answered).
         self.write_gate = ModelGate(1, settings.max_queued_requests, settings.max_queue_wait_s)
@@ -49,15 +51,22 @@ class AppState:
             pipeline.ask(PROBE_QUESTION)
             self.gate.observe(time.perf_counter() - started)
             self.pipeline = pipeline
-            log.info("ready: %d articles; a question takes about %.0f ms", pipeline.counts().articles,
-                     1000 * (self.gate.service_s or 0))
+            log.info(
+                "ready: %d articles; a question takes about %.0f ms",
+                pipeline.counts().articles,
+                1000 * (self.gate.service_s or 0),
+            )
         except Exception as exc:  # reported on /healthz and /ask; the server stays up to say so
             log.exception("could not load the index or the models")
             self.error = str(exc)
 
     def ready_pipeline(self) -> QAPipeline:
         if self.pipeline is None:
-            detail = f"not ready: {self.error}" if self.error else "still loading the models and the index; try again shortly"
+            detail = (
+                f"not ready: {self.error}"
+                if self.error
+                else "still loading the models and the index; try again shortly"
+            )
             raise HTTPException(503, detail, headers={"Retry-After": "5"})
         return self.pipeline
 
@@ -100,4 +109,8 @@ _bearer = HTTPBearer(auto_error=False, description="QA_ADMIN_TOKEN of the server
 
 def require_admin(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]) -> None:
     if not request.scope.get("state", {}).get(ADMIN_CHECKED):
-        raise HTTPException(401, "this route needs the admin token, and the server did not check it", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "this route needs the admin token, and the server did not check it",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

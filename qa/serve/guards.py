@@ -84,13 +84,19 @@ class ModelGate:
         retry_after = max(1, math.ceil(self.expected_wait_s()))
         return Busy(f"the server is busy answering other questions ({why}); retry in {retry_after} s", retry_after)
 
-    async def run(self, fn: Callable[..., T], *args: Any, question: bool = False,
-                  client_gone: Callable[[], Awaitable[bool]] | None = None) -> T:
+    async def run(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        question: bool = False,
+        client_gone: Callable[[], Awaitable[bool]] | None = None,
+    ) -> T:
         if self.inside >= self._capacity:
             raise self._refuse(f"{self.inside} requests ahead")
         if question and self.expected_wait_s() > self.max_wait_s:
-            raise self._refuse(f"a question now would wait about {self.expected_wait_s():.0f} s, "
-                               f"the limit is {self.max_wait_s:g} s")
+            raise self._refuse(
+                f"a question now would wait about {self.expected_wait_s():.0f} s, the limit is {self.max_wait_s:g} s"
+            )
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self._concurrent)
         self.inside += 1
@@ -153,7 +159,9 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await JSONResponse({"detail": f"request body over the limit of {self.max_bytes} bytes"}, 413)(scope, receive, send)
+        await JSONResponse({"detail": f"request body over the limit of {self.max_bytes} bytes"}, 413)(
+            scope, receive, send
+        )
 
 
 class FailureThrottle:
@@ -210,14 +218,20 @@ class AdminOnly:
         wait = self.throttle.wait_s(address)
         if wait > 0:
             retry_after = math.ceil(wait)
-            return JSONResponse({"detail": f"too many wrong tokens from {address}; retry in {retry_after} s"}, 429,
-                                headers={"Retry-After": str(retry_after)})
+            return JSONResponse(
+                {"detail": f"too many wrong tokens from {address}; retry in {retry_after} s"},
+                429,
+                headers={"Retry-After": str(retry_after)},
+            )
         authorization = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
         scheme, _, given = authorization.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
             self.throttle.failed(address)
-            return JSONResponse({"detail": "missing or wrong token: send Authorization: Bearer <QA_ADMIN_TOKEN>"}, 401,
-                                headers={"WWW-Authenticate": "Bearer"})
+            return JSONResponse(
+                {"detail": "missing or wrong token: send Authorization: Bearer <QA_ADMIN_TOKEN>"},
+                401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -278,5 +292,12 @@ class AccessLog:
         finally:
             said_status, outcome = scope.get(OUTCOME) or (None, _outcome(status, gone))
             status = said_status or status
-            access_log.info('%s "%s %s" %s %.0f ms %s', _client_address(scope), scope.get("method"), scope.get("path"),
-                            status or "-", 1000 * (time.perf_counter() - started), outcome)
+            access_log.info(
+                '%s "%s %s" %s %.0f ms %s',
+                _client_address(scope),
+                scope.get("method"),
+                scope.get("path"),
+                status or "-",
+                1000 * (time.perf_counter() - started),
+                outcome,
+            )

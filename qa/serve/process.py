@@ -47,8 +47,15 @@ class ServerProcess:
     (none when None, whatever the environment says); `env` adds QA_* settings, `args` options of
     `qa serve` (e.g. `--ray ADDRESS --replicas 2`)."""
 
-    def __init__(self, index_dir: Path | str, log: Path, token: str | None = None, env: dict[str, str] | None = None,
-                 timeout_s: float = 300, args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        index_dir: Path | str,
+        log: Path,
+        token: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout_s: float = 300,
+        args: Sequence[str] = (),
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = token
@@ -61,7 +68,11 @@ class ServerProcess:
         self._log_file = open(log, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
-            cwd=ROOT, env=full_env, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
         )
         self.pid = self.proc.pid
         try:
@@ -84,7 +95,9 @@ class ServerProcess:
             if body.get("status") == "error":
                 raise ServerStartError(f"server could not load: {body.get('detail')}\n{self.tail()}")
             if time.monotonic() > deadline:
-                raise ServerStartError(f"server not ready within {timeout_s:.0f} s (last /healthz {status} {body}):\n{self.tail()}")
+                raise ServerStartError(
+                    f"server not ready within {timeout_s:.0f} s (last /healthz {status} {body}):\n{self.tail()}"
+                )
             time.sleep(0.5)
 
     def wait(self, timeout: float = 30) -> int:

@@ -43,8 +43,11 @@ class AskFilters(Strict):
 
     def to_filters(self) -> Filters:
         """Raises FilterError (a 422) for a date_from after date_to."""
-        return Filters(source=self.source, date_from=self.date_from.isoformat() if self.date_from else None,
-                       date_to=self.date_to.isoformat() if self.date_to else None)
+        return Filters(
+            source=self.source,
+            date_from=self.date_from.isoformat() if self.date_from else None,
+            date_to=self.date_to.isoformat() if self.date_to else None,
+        )
 
 
 class Turn(Strict):
@@ -54,16 +57,19 @@ class Turn(Strict):
 
 class AskRequest(Strict):
     question: str = Field(
-        ..., min_length=1, max_length=MAX_QUESTION_CHARS,
+        ...,
+        min_length=1,
+        max_length=MAX_QUESTION_CHARS,
         description=f"the question, 1 to {MAX_QUESTION_CHARS} characters",
         examples=["When does New START expire?"],
     )
     top_k: StrictInt = Field(3, ge=1, le=20, description="how many answers to return (1-20)")
     filters: AskFilters | None = None
     history: list[HistoryQuestion | Turn] = Field(
-        default_factory=list, max_length=MAX_HISTORY_TURNS,
+        default_factory=list,
+        max_length=MAX_HISTORY_TURNS,
         description="earlier turns of the chat, oldest first: questions, or {question, answer} (the answer "
-                    "given helps a follow-up: 'When was he born?' after 'Who is ...?' searches with the name)",
+        "given helps a follow-up: 'When was he born?' after 'Who is ...?' searches with the name)",
     )
 
     @field_validator("question")
@@ -91,7 +97,9 @@ class ArticleOut(BaseModel):
     @classmethod
     def from_article(cls, a: Article) -> ArticleOut:
         # An http(s) url only, even from an index written before ingest refused the others.
-        return cls(id=a.id, title=a.title, date=a.date, source=a.source, url=a.url if a.url and is_web_url(a.url) else None)
+        return cls(
+            id=a.id, title=a.title, date=a.date, source=a.source, url=a.url if a.url and is_web_url(a.url) else None
+        )
 
 
 class ArticlePage(BaseModel):
@@ -111,10 +119,16 @@ class ArticleFull(ArticleOut):
 
 class AnswerOut(BaseModel):
     text: str = Field(..., description="the answer, word for word from the article")
-    score: float = Field(..., description="ranking score (0-1): the reader's probability for the span, discounted "
-                                           "by the retrieval rank of its passage; answers below the no-answer threshold are dropped")
-    confidence: float | None = Field(None, description="share (0-1) of answers with this score that were right when "
-                                                       "the reader was calibrated on SQuAD dev; null if not calibrated")
+    score: float = Field(
+        ...,
+        description="ranking score (0-1): the reader's probability for the span, discounted "
+        "by the retrieval rank of its passage; answers below the no-answer threshold are dropped",
+    )
+    confidence: float | None = Field(
+        None,
+        description="share (0-1) of answers with this score that were right when "
+        "the reader was calibrated on SQuAD dev; null if not calibrated",
+    )
     article: ArticleOut
     passage: str = Field(..., description="the passage the answer was read from")
     passage_start: int = Field(..., description="where the passage starts in the article text")
@@ -123,9 +137,16 @@ class AnswerOut(BaseModel):
 
     @classmethod
     def from_answer(cls, a: Answer) -> AnswerOut:
-        return cls(text=a.text, score=round(a.score, 4), confidence=None if a.confidence is None else round(a.confidence, 3),
-                   article=ArticleOut.from_article(a.article), passage=a.passage, passage_start=a.passage_start,
-                   start=a.start, end=a.end)
+        return cls(
+            text=a.text,
+            score=round(a.score, 4),
+            confidence=None if a.confidence is None else round(a.confidence, 3),
+            article=ArticleOut.from_article(a.article),
+            passage=a.passage,
+            passage_start=a.passage_start,
+            start=a.start,
+            end=a.end,
+        )
 
 
 class PeriodOut(BaseModel):
@@ -138,17 +159,27 @@ class AskResponse(BaseModel):
     question: str
     answers: list[AnswerOut]
     no_answer: bool = Field(..., description="true when the articles do not answer the question")
-    unsure: bool = Field(False, description="true when the best answer's confidence is below the cut the reader's "
-                                            "calibration sets: the answers are candidates (up to 3), not one answer")
-    newest_first: bool = Field(False, description="true when the first answer comes from a newer article than a "
-                                                  "higher-scored one: the question asks about the present")
+    unsure: bool = Field(
+        False,
+        description="true when the best answer's confidence is below the cut the reader's "
+        "calibration sets: the answers are candidates (up to 3), not one answer",
+    )
+    newest_first: bool = Field(
+        False,
+        description="true when the first answer comes from a newer article than a "
+        "higher-scored one: the question asks about the present",
+    )
     period: PeriodOut | None = Field(None, description="the period the question named, applied as a date filter")
     message: str | None = None
     timing_ms: dict[str, float]
 
 
 class ArticleIn(Strict):
-    id: str | None = Field(None, pattern=ARTICLE_ID_PATTERN, description="stable id (default: a hash of the url if given, else of the text)")
+    id: str | None = Field(
+        None,
+        pattern=ARTICLE_ID_PATTERN,
+        description="stable id (default: a hash of the url if given, else of the text)",
+    )
     title: str | None = Field(None, max_length=MAX_TITLE_CHARS)
     text: str = Field(..., min_length=1)
     date: IsoDate | None = None
@@ -163,8 +194,9 @@ class AddArticlesRequest(Strict):
 class AddArticlesResponse(BaseModel):
     ids: list[str]
     articles: int = Field(..., description="articles in the index after the addition")
-    skipped: list[str] = Field(default_factory=list, description="what was not added and why "
-                               "(a JSONL upload's bad lines, by line number)")
+    skipped: list[str] = Field(
+        default_factory=list, description="what was not added and why (a JSONL upload's bad lines, by line number)"
+    )
 
 
 class Health(BaseModel):

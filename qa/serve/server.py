@@ -62,8 +62,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _reply_and_close(self, status: int, detail: str, extra_headers: bytes = b"") -> None:
         body = json.dumps({"detail": detail}).encode()
-        self.transport.write(STATUS_LINE[status] + b"content-type: application/json\r\ncontent-length: %d\r\n"
-                             b"connection: close\r\n%s\r\n%s" % (len(body), extra_headers, body))
+        self.transport.write(
+            STATUS_LINE[status] + b"content-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n%s\r\n%s" % (len(body), extra_headers, body)
+        )
         self.transport.close()
 
     def _expired(self, phase: str, seconds: float) -> None:
@@ -90,8 +92,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._address = self.client[0] if self.client else "-"
         if not self.limits.opened(self._address):
-            access_log.warning('%s "- -" 429 - over %d open connections from this address', self._address,
-                               self.limits.max_per_client)
+            access_log.warning(
+                '%s "- -" 429 - over %d open connections from this address', self._address, self.limits.max_per_client
+            )
             self._reply_and_close(429, f"too many open connections from {self._address}", b"retry-after: 1\r\n")
             return
         self._arm("headers", self.limits.header_timeout_s)
@@ -123,8 +126,9 @@ def guarded_protocol(settings: Settings) -> type[GuardedHttpProtocol]:
 
 def uvicorn_config(app: FastAPI, settings: Settings, host: str, port: int) -> uvicorn.Config:
     # access_log off: guards.AccessLog writes one line per request, with its outcome.
-    return uvicorn.Config(app, host=host, port=port, http=guarded_protocol(settings), ws="none",
-                          access_log=False, log_level="info")
+    return uvicorn.Config(
+        app, host=host, port=port, http=guarded_protocol(settings), ws="none", access_log=False, log_level="info"
+    )
 
 
 def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:

@@ -17,8 +17,13 @@ from qa.types import Article
 router = APIRouter(prefix="/articles", tags=["articles"])
 admin = [Depends(require_admin)]
 
-FILE_TYPES = {"text/plain": ".txt", "text/markdown": ".md", "text/html": ".html", "application/x-ndjson": ".jsonl",
-              "application/jsonl": ".jsonl"}
+FILE_TYPES = {
+    "text/plain": ".txt",
+    "text/markdown": ".md",
+    "text/html": ".html",
+    "application/x-ndjson": ".jsonl",
+    "application/jsonl": ".jsonl",
+}
 
 
 def _add(pipeline: QAPipeline, articles: list[Article], skipped: list[str]) -> AddArticlesResponse:
@@ -47,20 +52,38 @@ async def get_article(article_id: str, pipeline: PipelineDep) -> ArticleFull:
 
 
 @router.post("", response_model=AddArticlesResponse, status_code=201, dependencies=admin)
-async def add_articles(body: AddArticlesRequest, pipeline: PipelineDep, gate: WriteGateDep, settings: SettingsDep) -> AddArticlesResponse:
+async def add_articles(
+    body: AddArticlesRequest, pipeline: PipelineDep, gate: WriteGateDep, settings: SettingsDep
+) -> AddArticlesResponse:
     articles = []
     for n, a in enumerate(body.articles):
         try:
-            articles.append(make_article(a.text, a.title, id=a.id, date=a.date.isoformat() if a.date else None,
-                                         source=a.source, url=a.url, max_chars=settings.max_article_chars))
+            articles.append(
+                make_article(
+                    a.text,
+                    a.title,
+                    id=a.id,
+                    date=a.date.isoformat() if a.date else None,
+                    source=a.source,
+                    url=a.url,
+                    max_chars=settings.max_article_chars,
+                )
+            )
         except IngestError as exc:  # the same error (413 or 422), saying which article
             raise type(exc)(f"articles[{n}]: {exc}") from exc
     return await gate.run(_add, pipeline, articles, [])
 
 
-@router.post("/file", response_model=AddArticlesResponse, status_code=201, dependencies=admin,
-             summary="Add articles from one file's bytes (text, Markdown, HTML or JSONL, by Content-Type)")
-async def add_file(request: Request, pipeline: PipelineDep, gate: WriteGateDep, settings: SettingsDep) -> AddArticlesResponse:
+@router.post(
+    "/file",
+    response_model=AddArticlesResponse,
+    status_code=201,
+    dependencies=admin,
+    summary="Add articles from one file's bytes (text, Markdown, HTML or JSONL, by Content-Type)",
+)
+async def add_file(
+    request: Request, pipeline: PipelineDep, gate: WriteGateDep, settings: SettingsDep
+) -> AddArticlesResponse:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     suffix = FILE_TYPES.get(content_type)
     if suffix is None:

@@ -13,12 +13,22 @@ NO_ANSWER_MESSAGE = "I couldn't find that in the articles."
 UNSURE_MESSAGE = "I'm not sure. The best candidates, with their sources:"
 
 
-@router.post("/ask", response_model=AskResponse,
-             responses={503: {"description": "busy (Retry-After says when to come back) or still loading"}})
+@router.post(
+    "/ask",
+    response_model=AskResponse,
+    responses={503: {"description": "busy (Retry-After says when to come back) or still loading"}},
+)
 async def ask(body: AskRequest, request: Request, pipeline: PipelineDep, gate: GateDep) -> AskResponse:
     filters = body.filters.to_filters() if body.filters else None
-    result = await gate.run(pipeline.ask, body.question, body.top_k, filters, body.history_turns(),
-                            question=True, client_gone=request.is_disconnected)
+    result = await gate.run(
+        pipeline.ask,
+        body.question,
+        body.top_k,
+        filters,
+        body.history_turns(),
+        question=True,
+        client_gone=request.is_disconnected,
+    )
     period = result.period
     return AskResponse(
         question=result.question,
