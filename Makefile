@@ -15,7 +15,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test,lint]'
 	touch $@
 
-install: $(VENV)/.installed
+# The reader as ONNX, made from the shipped weights (float32: the same answers, read ~1.3x faster
+# on 2 AVX2 cores); QA_READER_BACKEND=auto takes it where it times faster than PyTorch.
+qa/reader_model/model.fp32.onnx: $(VENV)/.installed qa/reader_model/model.safetensors
+	$(VENV)/bin/qa export-reader --recipe fp32
+
+install: $(VENV)/.installed qa/reader_model/model.fp32.onnx
 
 run: install
 	$(VENV)/bin/qa serve --host $(HOST) --port $(PORT)

@@ -12,8 +12,9 @@ import json
 import time
 
 from bench.report import table, write_section
+from qa.config import Settings
 from qa.eval.squad import load_squad
-from qa.models import configure_torch_threads, fast_bf16_available, load_reader
+from qa.models import choose_span_model, configure_torch_threads, load_reader_tokenizer
 from qa.reader.extractive import ExtractiveReader
 from qa.reader.training import hard_negatives, score_reader
 
@@ -26,9 +27,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32, help="questions read per forward batch")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
-    configure_torch_threads(2)
-    tokenizer, model = load_reader(args.reader)
-    reader = ExtractiveReader(tokenizer, model, bf16=fast_bf16_available())
+    settings = Settings()
+    configure_torch_threads(settings.threads)
+    reader = ExtractiveReader(
+        load_reader_tokenizer(args.reader), choose_span_model(settings.reader_backend, args.reader, settings.threads)
+    )
     every_question = load_squad(args.squad_dev)
     questions = every_question[: args.limit]
     t0 = time.perf_counter()

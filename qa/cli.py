@@ -1,4 +1,4 @@
-"""The `qa` command: ingest, index, search, ask, serve, eval, train-reader."""
+"""The `qa` command: ingest, index, search, ask, serve, eval, train-reader, export-reader."""
 
 from __future__ import annotations
 
@@ -236,6 +236,21 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_reader(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from qa.models import BUNDLED_READER_DIR, ModelNotFoundError
+    from qa.reader.export import RECIPES, export_onnx
+
+    folder = Path(args.reader) if args.reader else BUNDLED_READER_DIR
+    if not (folder / "model.safetensors").is_file():
+        raise ModelNotFoundError(f"no reader weights at {folder / 'model.safetensors'}")
+    recipe = RECIPES[args.recipe]
+    out = export_onnx(folder, Path(args.out) if args.out else folder / recipe.file, recipe)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); QA_READER_BACKEND=onnx-{args.recipe} reads with it")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qa", description="Question answering over news articles.")
     p.add_argument("--version", action="version", version=f"qa {__version__}")
@@ -357,6 +372,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eval-every", type=int, default=10000, help="windows between learning-curve points")
     s.add_argument("--eval-questions", type=int, default=300)
     s.set_defaults(func=cmd_train_reader)
+
+    s = sub.add_parser("export-reader", help="write the reader as an ONNX model for ONNX Runtime (QA_READER_BACKEND)")
+    s.add_argument("--reader", help="reader folder (default: the shipped one, qa/reader_model)")
+    s.add_argument(
+        "--recipe",
+        choices=["fp32", "int8"],
+        default="fp32",
+        help="fp32: as accurate as PyTorch; int8: faster, less accurate (default: fp32)",
+    )
+    s.add_argument("--out", help="ONNX file to write (default: the recipe's file in the reader folder)")
+    s.set_defaults(func=cmd_export_reader)
     return p
 
 

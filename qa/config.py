@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from qa.reader.backends import ReaderBackend
 from qa.resources import SEEDS_DIR, default_index_dir
 
 MAX_QUESTION_CHARS = 1000  # documented limit of the API and the CLI
@@ -44,7 +46,12 @@ class Settings(BaseSettings):
     reader_max_length: int = Field(256, ge=64, le=512)
     reader_stride: int = Field(96, ge=0)
     max_answer_tokens: int = Field(30, ge=1, le=100)
-    reader_bf16: bool | None = Field(None, description="bfloat16 reader; default: when the CPU runs bf16 natively")
+    reader_backend: Literal["auto", ReaderBackend] = Field(
+        "auto", description="how the reader runs; auto: the fastest of those as accurate as float32 (qa/models.py)"
+    )
+    # Off: on 2 AVX2 cores, 8 concurrent questions read 0.82x as fast micro-batched as one
+    # pass each (docs/benchmarks.md, bench.reader_batching); for machines where big batches pay.
+    reader_micro_batch: bool = Field(False, description="concurrent questions share the reader's forward passes")
     threads: int = Field(2, ge=1, le=64, description="torch threads for the models")
 
     max_article_chars: int = Field(2_000_000, ge=1000)

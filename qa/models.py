@@ -13,6 +13,8 @@ if TYPE_CHECKING:  # heavy imports stay lazy: the CLI's --help must not load tor
     from sentence_transformers import SentenceTransformer
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+    from qa.reader.backends import SpanModel
+
 log = logging.getLogger(__name__)
 
 BUNDLED_READER_DIR = Path(__file__).parent / "reader_model"
@@ -21,6 +23,10 @@ EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 class ModelNotFoundError(QAError, RuntimeError):
     """A model folder is missing or incomplete; the message says how to get it."""
+
+
+class ReaderBackendError(QAError, ValueError):
+    """QA_READER_BACKEND names no backend this build has."""
 
 
 def embedder_dir() -> Path:
@@ -50,9 +56,7 @@ def fast_bf16_available() -> bool:
     except OSError:
         flags = []
     # torch's own mkldnn check also says yes on AVX512 CPUs that only emulate bf16.
-    supported = "avx512_bf16" in flags or "amx_bf16" in flags
-    log.info("reader precision: %s", "bfloat16 autocast (native on this CPU)" if supported else "float32")
-    return supported
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _check_model_dir(path: Path, what: str) -> None:
@@ -78,17 +82,101 @@ def load_embedder(path: str | None = None) -> SentenceTransformer:
     return SentenceTransformer(str(folder), device="cpu")
 
 
-@lru_cache(maxsize=2)
-def load_reader(path: str | None = None) -> tuple[PreTrainedTokenizerFast, PreTrainedModel]:
-    """The extractive reader (tokenizer, model) in eval mode, float32 for CPU inference."""
+def load_reader_model(path: str | None = None) -> PreTrainedModel:
+    """The extractive reader's PyTorch model in eval mode, float32 for CPU inference."""
     import torch
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    from transformers import AutoModelForQuestionAnswering
 
     _quiet_transformers()
     folder = Path(path) if path else BUNDLED_READER_DIR
     _check_model_dir(folder, "reader model")
-    log.info("loading reader from %s on cpu", folder)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    log.info("loading reader from %s (PyTorch)", folder)
     model = AutoModelForQuestionAnswering.from_pretrained(str(folder), dtype=torch.float32)
     model.eval()
-    return tokenizer, model
+    return model
+
+
+def onnx_reader_file(backend: str, path: str | None = None) -> Path:
+    """The ONNX file of an onnx-* backend beside the reader's weights, exported from those very
+    weights (ModelNotFoundError, with the command that makes it, when it is missing or stale)."""
+    from qa.reader.export import RECIPES, onnx_source_digest, weights_digest
+
+    folder = Path(path) if path else BUNDLED_READER_DIR
+    recipe = backend.removeprefix("onnx-")
+    onnx_file = folder / RECIPES[recipe].file
+    command = f"qa export-reader --recipe {recipe}" + (f" --reader {folder}" if path else "")
+    if not onnx_file.is_file():
+        raise ModelNotFoundError(f"no {backend} reader at {onnx_file}: make it with `{command}`")
+    if onnx_source_digest(onnx_file) != weights_digest(folder):
+        raise ModelNotFoundError(
+            f"{onnx_file} was exported from other weights than {folder / 'model.safetensors'}: "
+            f"export it again with `{command}`"
+        )
+    return onnx_file
+
+
+def load_span_model(backend: str, path: str | None = None, threads: int = 2) -> SpanModel:
+    """The reader's span model on one backend (qa.reader.backends.BACKENDS), loaded anew."""
+    from qa.reader.backends import BACKENDS, OnnxSpanModel, TorchSpanModel, torch_int8
+
+    if backend not in BACKENDS:
+        raise ReaderBackendError(f"unknown reader backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
+    if backend.startswith("onnx-"):
+        onnx_file = onnx_reader_file(backend, path)
+        log.info("loading reader from %s (ONNX Runtime)", onnx_file)
+        return OnnxSpanModel(onnx_file, threads, name=backend)
+    if backend == "torch-bf16" and not fast_bf16_available():
+        log.warning("torch-bf16 asked for on a CPU without native bfloat16: it is emulated there, slower than fp32")
+    model = load_reader_model(path)
+    if backend == "torch-int8":
+        return torch_int8(model)
+    return TorchSpanModel(model, bf16=backend == "torch-bf16")
+
+
+def available_backends(path: str | None = None) -> list[str]:
+    """The backends `auto` may choose from on this machine: those that keep the reader's F1
+    (qa.reader.backends.ACCURATE), bf16 only where the CPU runs it natively, onnx-* only when
+    their file is there, exported from the weights in use."""
+    from qa.reader.backends import ACCURATE
+
+    found = []
+    for backend in ACCURATE:
+        if backend == "torch-bf16" and not fast_bf16_available():
+            continue
+        if backend.startswith("onnx-"):
+            try:
+                onnx_reader_file(backend, path)
+            except ModelNotFoundError as exc:
+                log.info("reader backend %s not available: %s", backend, exc)
+                continue
+        found.append(backend)
+    return found
+
+
+@lru_cache(maxsize=4)
+def choose_span_model(backend: str, path: str | None = None, threads: int = 2) -> SpanModel:
+    """`backend` as set (QA_READER_BACKEND), or for "auto" the fastest of `available_backends`,
+    timed on this machine at start (qa.reader.backends.fastest). Cached: one model per process
+    and setting, whichever pipeline asks (the models not chosen are let go)."""
+    from qa.reader.backends import fastest
+
+    if backend != "auto":
+        chosen = load_span_model(backend, path, threads)
+        log.info("reader backend: %s (as set)", chosen.name)
+        return chosen
+    names = available_backends(path)
+    if len(names) == 1:
+        chosen = load_span_model(names[0], path, threads)
+    else:
+        chosen = fastest([load_span_model(n, path, threads) for n in names])
+    log.info("reader backend: %s (auto, of %s)", chosen.name, ", ".join(names))
+    return chosen
+
+
+@lru_cache(maxsize=2)
+def load_reader_tokenizer(path: str | None = None) -> PreTrainedTokenizerFast:
+    from transformers import AutoTokenizer
+
+    folder = Path(path) if path else BUNDLED_READER_DIR
+    _check_model_dir(folder, "reader model")
+    return AutoTokenizer.from_pretrained(str(folder))

@@ -29,6 +29,7 @@ from qa.index.legacy import read_version
 from qa.index.store import IndexSpec, IndexStore
 from qa.ingest.chunking import Chunker
 from qa.ingest.readers import IngestReport, ingest_paths
+from qa.reader.batching import MicroBatcher
 from qa.reader.extractive import ExtractiveReader, Reader
 from qa.retrieval.followup import retrieval_query
 from qa.retrieval.hybrid import Filters, Retrieved, Retriever
@@ -108,16 +109,16 @@ class QAPipeline:
     @property
     def reader(self) -> Reader:
         if self._reader is None:
-            from qa.models import fast_bf16_available, load_reader
+            from qa.models import choose_span_model, load_reader_tokenizer
 
-            tokenizer, model = load_reader(str(self.settings.reader_path) if self.settings.reader_path else None)
+            path = str(self.settings.reader_path) if self.settings.reader_path else None
+            model = choose_span_model(self.settings.reader_backend, path, self.settings.threads)
             self._reader = ExtractiveReader(
-                tokenizer,
-                model,
+                load_reader_tokenizer(path),
+                MicroBatcher(model) if self.settings.reader_micro_batch else model,
                 max_length=self.settings.reader_max_length,
                 stride=self.settings.reader_stride,
                 max_answer_tokens=self.settings.max_answer_tokens,
-                bf16=fast_bf16_available() if self.settings.reader_bf16 is None else self.settings.reader_bf16,
             )
         return self._reader
 

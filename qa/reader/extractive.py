@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
+
+    from qa.reader.backends import SpanModel
 
 
 @dataclass(frozen=True)
@@ -161,12 +163,11 @@ class ExtractiveReader:
     def __init__(
         self,
         tokenizer: PreTrainedTokenizerFast,
-        model: PreTrainedModel,
+        model: SpanModel,
         max_length: int = 256,
         stride: int = 96,
         max_answer_tokens: int = 30,
         batch_size: int = 32,
-        bf16: bool = False,
     ) -> None:
         if max_length < 32:
             raise ValueError(f"max_length must be at least 32 tokens, got {max_length}")
@@ -180,28 +181,18 @@ class ExtractiveReader:
         self.stride = stride
         self.max_answer_tokens = max_answer_tokens
         self.batch_size = batch_size
-        self.bf16 = bf16  # bfloat16 autocast: only where the CPU has native bf16 (see models.py)
 
     def _logits(self, windows: EncodedWindows) -> list[tuple[np.ndarray, np.ndarray]]:
-        import torch
-
         order = sorted(range(len(windows.input_ids)), key=lambda w: len(windows.input_ids[w]))
         out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(order)
         pad_id = self.tokenizer.pad_token_id or 0
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            for b in range(0, len(order), self.batch_size):
-                chunk = order[b : b + self.batch_size]
-                ids, mask = pad_batch([windows.input_ids[w] for w in chunk], pad_id)
-                types, _ = pad_batch([windows.token_type_ids[w] for w in chunk], 0)
-                result = self.model(
-                    input_ids=torch.from_numpy(ids),
-                    attention_mask=torch.from_numpy(mask),
-                    token_type_ids=torch.from_numpy(types),
-                )
-                starts = result.start_logits.float().numpy()
-                ends = result.end_logits.float().numpy()
-                for row, w in enumerate(chunk):
-                    out[w] = (starts[row], ends[row])
+        for b in range(0, len(order), self.batch_size):
+            chunk = order[b : b + self.batch_size]
+            ids, mask = pad_batch([windows.input_ids[w] for w in chunk], pad_id)
+            types, _ = pad_batch([windows.token_type_ids[w] for w in chunk], 0)
+            starts, ends = self.model(ids, mask, types)
+            for row, w in enumerate(chunk):
+                out[w] = (starts[row], ends[row])
         return out  # type: ignore[return-value]
 
     def read_many(

@@ -38,6 +38,7 @@ from qa.eval.metrics import best_over_golds, exact_match, f1_score
 from qa.eval.squad import PARAGRAPH_SEPARATOR, SquadQuestion, article_paragraphs, load_squad
 from qa.index.lexical import BM25
 from qa.ingest.chunking import Chunker
+from qa.reader.backends import TorchSpanModel
 from qa.reader.extractive import ExtractiveReader, ReaderSpan, encode_windows, pad_batch
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ def evaluate(
     gold one), leaving the model in the mode it was in."""
     was_training = model.training
     model.eval()
-    reader = ExtractiveReader(tokenizer, model, max_length=max_length, stride=stride, bf16=bf16)
+    reader = ExtractiveReader(tokenizer, TorchSpanModel(model, bf16), max_length=max_length, stride=stride)
     scores = score_reader(reader, questions)
     with_distractor = score_reader(reader, questions, distractors=distractors)
     scores["f1_with_distractor"] = with_distractor["f1"]

@@ -1,0 +1,131 @@
+"""How the reader's span model runs: token ids in, (start, end) logits out, as numpy.
+
+The extractive reader only needs this one call, so the same weights can run as PyTorch in
+float32 (every CPU), under bfloat16 autocast (CPUs with native bf16) or in PyTorch's dynamic
+int8, or as an ONNX model exported from them (ONNX Runtime; export.py makes it, float32 or
+int8). `qa.models.choose_span_model` picks one from QA_READER_BACKEND; for "auto" it times
+the accurate ones available on the machine and keeps the fastest (`fastest`).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol, get_args
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+log = logging.getLogger(__name__)
+
+ReaderBackend = Literal["torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8"]
+BACKENDS: tuple[str, ...] = get_args(ReaderBackend)
+
+# The backends that read as float32 PyTorch does, F1 within 0.5 end to end on SQuAD dev
+# (bench.reader_backends; docs/benchmarks.md): the only ones "auto" chooses from. torch-int8
+# and onnx-int8 lose more (1.5 to 14 F1) and are taken only when asked for by name.
+ACCURATE: tuple[str, ...] = ("torch-fp32", "torch-bf16", "onnx-fp32")
+
+
+class SpanModel(Protocol):
+    name: str
+
+    def __call__(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray, /
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """int64 arrays of shape (windows, tokens) -> float32 start and end logits, same shape."""
+        ...
+
+
+class TorchSpanModel:
+    """A transformers question-answering model (float32 weights, or dynamic int8 ones); with
+    `bf16`, run under bfloat16 autocast."""
+
+    def __init__(self, model: PreTrainedModel, bf16: bool = False, name: str | None = None) -> None:
+        self.model = model
+        self.bf16 = bf16
+        self.name = name or ("torch-bf16" if bf16 else "torch-fp32")
+
+    def __call__(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.model(
+                input_ids=torch.from_numpy(input_ids),
+                attention_mask=torch.from_numpy(attention_mask),
+                token_type_ids=torch.from_numpy(token_type_ids),
+            )
+        return out.start_logits.float().numpy(), out.end_logits.float().numpy()
+
+
+def torch_int8(model: PreTrainedModel) -> TorchSpanModel:
+    """PyTorch dynamic quantisation: the Linear layers' weights in int8, activations quantised
+    per batch at run time (quantised in memory at load, nothing to ship)."""
+    import torch
+
+    quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return TorchSpanModel(quantized, name="torch-int8")
+
+
+class OnnxSpanModel:
+    """An ONNX span model under ONNX Runtime on the CPU, with `threads` intra-op threads."""
+
+    def __init__(self, path: Path, threads: int, name: str) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle pool threads would otherwise spin for work, taking the cores that retrieval and
+        # tokenising for other questions need (2 shared cores; no speed lost measured here).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.name = name
+
+    def __call__(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        start, end = self.session.run(
+            ["start_logits", "end_logits"],
+            {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids},
+        )
+        return np.asarray(start), np.asarray(end)
+
+
+def probe_batch(windows: int = 4, tokens: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What `fastest` times: full-length windows, a third of one question's reading (10 passages
+    are about 12 windows of up to 256 tokens), so that timing at start costs about a second.
+    Timing depends on shapes, not on which tokens."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1000, 20000, size=(windows, tokens), dtype=np.int64)
+    ids[:, 0] = 101  # [CLS]
+    types = np.zeros_like(ids)
+    types[:, 24:] = 1  # a question of ~20 tokens, then the passage
+    return ids, np.ones_like(ids), types
+
+
+def fastest(models: Sequence[SpanModel], rounds: int = 3) -> SpanModel:
+    """The model that reads `probe_batch` fastest here: each warmed up once, then timed in
+    `rounds` interleaved rounds (so that load from other processes falls on all alike), median."""
+    if not models:
+        raise ValueError("no span model to choose from")
+    batch = probe_batch()
+    seconds: dict[int, list[float]] = {i: [] for i in range(len(models))}
+    for m in models:
+        m(*batch)
+    for _ in range(rounds):
+        for i, m in enumerate(models):
+            t0 = time.perf_counter()
+            m(*batch)
+            seconds[i].append(time.perf_counter() - t0)
+    medians = {i: statistics.median(s) for i, s in seconds.items()}
+    log.info("reader backends timed: %s", ", ".join(f"{models[i].name} {1000 * t:.0f} ms" for i, t in medians.items()))
+    return models[min(medians, key=lambda i: medians[i])]

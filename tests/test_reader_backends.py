@@ -1,0 +1,137 @@
+"""The reader's backends on the shipped weights: ONNX models exported from them read the answers
+float32 PyTorch reads; "auto" chooses among the accurate backends present; a missing, stale or
+unknown backend is a clear error."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qa.config import Settings
+from qa.models import (
+    BUNDLED_READER_DIR,
+    ModelNotFoundError,
+    ReaderBackendError,
+    available_backends,
+    choose_span_model,
+    fast_bf16_available,
+    load_reader_tokenizer,
+    load_span_model,
+)
+from qa.pipeline import QAPipeline
+from qa.reader.export import RECIPES, onnx_source_digest, weights_digest
+from qa.reader.extractive import ExtractiveReader
+from tests.fakes import FakeEmbedder
+
+pytestmark = pytest.mark.real_models
+
+PASSAGES = [
+    "The New START treaty limits deployed strategic warheads to 1,550 and is set to expire in 2021 "
+    "unless both sides agree to extend it for five more years.",
+    "Sergey V. Lavrov, the Russian foreign minister, met Mike Pompeo in Sochi on Tuesday.",
+    "The weather in Sochi was warm for May, and the talks ran late into the evening.",
+]
+QUESTIONS = {
+    "When does New START expire?": "2021",
+    "Who is the Russian foreign minister?": "Sergey V. Lavrov",
+    "How many warheads does the treaty allow?": "1,550",
+    "Where did Lavrov meet Pompeo?": "Sochi",
+}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the shipped reader folder with both ONNX recipes exported by `qa export-reader`."""
+    from qa.cli import main
+
+    folder = tmp_path_factory.mktemp("exported") / "reader"
+    shutil.copytree(BUNDLED_READER_DIR, folder, ignore=shutil.ignore_patterns("*.onnx"))
+    for recipe in RECIPES:
+        assert main(["export-reader", "--reader", str(folder), "--recipe", recipe]) == 0
+    return folder
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    """A copy of the shipped reader folder without any ONNX file."""
+    folder = tmp_path / "reader"
+    shutil.copytree(BUNDLED_READER_DIR, folder, ignore=shutil.ignore_patterns("*.onnx"))
+    return folder
+
+
+def reader(backend: str, path: Path) -> ExtractiveReader:
+    return ExtractiveReader(load_reader_tokenizer(str(path)), load_span_model(backend, str(path)))
+
+
+def test_export_writes_each_recipe_from_the_weights_beside_it(exported):
+    for recipe in RECIPES.values():
+        assert onnx_source_digest(exported / recipe.file) == weights_digest(exported)
+    # int8 weights: a quarter of float32's bytes (the file must stay small enough to ship).
+    assert (exported / RECIPES["int8"].file).stat().st_size < 0.3 * (exported / RECIPES["fp32"].file).stat().st_size
+
+
+@pytest.mark.parametrize(
+    ("backend", "score_tolerance"),
+    [
+        ("onnx-fp32", 1e-3),  # the same arithmetic, other kernels
+        ("torch-bf16", 0.05),  # 8 bits of mantissa
+        ("onnx-int8", 0.1),  # int8 rounding moves scores a little
+        ("torch-int8", 0.15),
+    ],
+)
+def test_backends_read_what_float32_pytorch_reads(exported, backend, score_tolerance):
+    fp32, other = reader("torch-fp32", exported), reader(backend, exported)
+    for question, answer in QUESTIONS.items():
+        a, b = fp32.read(question, PASSAGES, n_best=3), other.read(question, PASSAGES, n_best=3)
+        assert a[0].text == b[0].text == answer
+        assert (a[0].passage, a[0].start, a[0].end) == (b[0].passage, b[0].start, b[0].end)
+        assert b[0].score == pytest.approx(a[0].score, abs=score_tolerance)
+        if backend == "onnx-fp32":
+            assert [(s.passage, s.start, s.end) for s in a] == [(s.passage, s.start, s.end) for s in b]
+
+
+def test_auto_chooses_among_the_accurate_backends_present_and_logs_it(exported, bare, caplog):
+    plain = "torch-bf16" if fast_bf16_available() else "torch-fp32"
+    assert available_backends(str(bare)) == (["torch-fp32", "torch-bf16"] if fast_bf16_available() else ["torch-fp32"])
+    assert available_backends(str(exported)) == [*available_backends(str(bare)), "onnx-fp32"]
+    with caplog.at_level(logging.INFO, logger="qa"):
+        chosen = choose_span_model("auto", str(exported))
+    # Timed here, so either may win; int8 is never chosen: it loses more F1 than allowed.
+    assert chosen.name in {"torch-fp32", plain, "onnx-fp32"}
+    assert f"reader backend: {chosen.name} (auto, of {', '.join(available_backends(str(exported)))})" in caplog.text
+    assert "reader backends timed: torch-fp32" in caplog.text
+    assert choose_span_model("auto", str(bare)).name in {"torch-fp32", plain}
+
+
+def test_the_pipeline_reads_with_the_backend_set(exported, tmp_path):
+    settings = Settings(index_dir=tmp_path / "index", reader_path=exported, reader_backend="onnx-int8")
+    pipeline = QAPipeline(settings, embedder=FakeEmbedder())
+    assert isinstance(pipeline.reader, ExtractiveReader) and pipeline.reader.model.name == "onnx-int8"
+    assert pipeline.reader.read("When does New START expire?", PASSAGES)[0].text == "2021"
+
+
+def test_without_its_onnx_file_a_backend_says_how_to_make_it(bare):
+    with pytest.raises(ModelNotFoundError, match=f"qa export-reader --recipe int8 --reader {bare}"):
+        load_span_model("onnx-int8", str(bare))
+
+
+def test_an_onnx_file_from_other_weights_is_refused(exported, bare):
+    from safetensors.torch import load_file, save_file
+
+    shutil.copy(exported / RECIPES["fp32"].file, bare / RECIPES["fp32"].file)
+    assert available_backends(str(bare))[-1] == "onnx-fp32"
+    weights = load_file(str(bare / "model.safetensors"))
+    name = next(k for k in weights if k.endswith("qa_outputs.bias"))
+    weights[name] = weights[name] + 1  # as if retrained
+    save_file(weights, str(bare / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ModelNotFoundError, match="exported from other weights"):
+        load_span_model("onnx-fp32", str(bare))
+    assert "onnx-fp32" not in available_backends(str(bare))  # auto falls back to PyTorch
+
+
+def test_an_unknown_backend_is_refused_by_name():
+    with pytest.raises(ReaderBackendError, match="unknown reader backend 'tpu'; choose one of auto, torch-fp32"):
+        load_span_model("tpu")
