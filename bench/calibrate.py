@@ -1,6 +1,11 @@
 """Tune how answers are scored and cut, on data, and save it beside the reader.
 
-    python -m bench.calibrate --squad-dev ../shared/data/squad/dev-v1.1.json [--questions 1000]
+    python -m bench.calibrate --squad-dev ../shared/data/squad/dev-v1.1.json [--questions 1000] \\
+        [--backend torch-fp32]
+
+The float backends (PyTorch float32 or bfloat16, ONNX float32) read alike and share the top
+level of the file; an int8 backend scores answers a little lower and is calibrated on its own
+(`--backend onnx-int8`), saved under "backends" (qa/answer/calibration.py).
 
 Answerable case: a dev question asked over the 48 dev articles, as deployed (the hybrid top
 `read_k` passages, then the reader). Unanswerable case: the same question with its own article
@@ -39,6 +44,7 @@ from qa.eval.gold import load_gold
 from qa.eval.metrics import best_over_golds, f1_score
 from qa.models import BUNDLED_READER_DIR, configure_torch_threads
 from qa.pipeline import QAPipeline
+from qa.reader.backends import BACKENDS, FLOAT_BACKENDS
 
 DISCOUNTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 UNSURE_METHOD = (
@@ -54,6 +60,7 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=1000)
     ap.add_argument("--reader", help="reader folder (default: the shipped one); the threshold is saved there")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--backend", default="torch-fp32", choices=BACKENDS, help="the reader backend calibrated for")
     args = ap.parse_args()
     configure_torch_threads(2)
     gold = load_gold(args.squad_dev)
@@ -61,7 +68,13 @@ def main() -> None:
     sample = random.Random(args.seed).sample(odd_positions, min(args.questions, len(odd_positions)))
     with tempfile.TemporaryDirectory() as tmp:
         pipeline = QAPipeline(
-            Settings(index_dir=tmp, reader_path=args.reader, no_answer_threshold=0.0, rank_discount=0.0)
+            Settings(
+                index_dir=tmp,
+                reader_path=args.reader,
+                reader_backend=args.backend,
+                no_answer_threshold=0.0,
+                rank_discount=0.0,
+            )
         )
         pipeline.build_from_articles(gold.articles, progress=True)
         retriever = pipeline.retriever
@@ -114,7 +127,8 @@ def main() -> None:
         "method": "rank discount with the most right answers (F1>=0.5) first when the question's article is "
         "indexed; then the lowest threshold within 1 point of the best balanced accuracy: right answer "
         f"when the article is indexed, abstain when it is removed; hybrid top-{read_k} passages",
-        "data": f"{len(sample)} SQuAD v1.1 dev questions from the odd positions of the file (seed {args.seed})",
+        "data": f"{len(sample)} SQuAD v1.1 dev questions from the odd positions of the file (seed {args.seed}), "
+        f"reader backend {args.backend}",
         "answered_right_at_threshold": round(best[1], 4),
         "abstained_when_unanswerable": round(best[2], 4),
         "answered_right_without_threshold": round(float(ok.mean()), 4),
@@ -125,7 +139,13 @@ def main() -> None:
         "unsure_below_confidence": DEFAULT_UNSURE_BELOW,
         "unsure_method": UNSURE_METHOD,
     }
-    (folder / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=1) + "\n")
+    file = folder / CALIBRATION_FILE
+    saved = json.loads(file.read_text()) if file.exists() else {}
+    if args.backend in FLOAT_BACKENDS:
+        saved = {**calibration, "backends": saved.get("backends", {})}  # the int8 ones' stay
+    else:
+        saved.setdefault("backends", {})[args.backend] = calibration
+    file.write_text(json.dumps(saved, indent=1) + "\n")
     print(json.dumps(calibration, indent=1))
     shown = sorted(set(rows[::10]) | {r for r in rows if r[0] == threshold or r[3] == top})
     body = (
@@ -139,13 +159,20 @@ def main() -> None:
             [(f"{t:.3f}", f"{100 * a:.1f}", f"{100 * b:.1f}", f"{100 * c:.1f}") for t, a, b, c in shown],
             ("threshold", "answerable: right answer given %", "unanswerable: abstained %", "balanced %"),
         )
-        + f"\n\nChosen threshold: **{threshold:.3f}** (saved to `{folder.name}/{CALIBRATION_FILE}`). "
+        + f"\n\nChosen threshold: **{threshold:.3f}** (saved to `{folder.name}/{CALIBRATION_FILE}` for the "
+        f"{'float backends' if args.backend in FLOAT_BACKENDS else args.backend + ' backend'}). "
         f"Without a threshold the reader answers every unanswerable question.\n\n"
         f"Confidence shown to users (share of answers with this score that were right, both cases together; "
         f"{calibration['confidence_method']}):\n\n"
         + table([(f"{score:.4f}", f"{100 * share:.0f}") for score, share in curve], ("score", "right %"))
     )
-    write_section("calibration", "Answer scoring: rank discount and no-answer threshold (tuned on SQuAD dev)", body)
+    float_reader = args.backend in FLOAT_BACKENDS
+    write_section(
+        "calibration" if float_reader else f"calibration-{args.backend}",
+        "Answer scoring: rank discount and no-answer threshold (tuned on SQuAD dev)"
+        + ("" if float_reader else f", {args.backend} reader"),
+        body,
+    )
 
 
 if __name__ == "__main__":

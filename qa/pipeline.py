@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.answer.assemble import assemble
-from qa.answer.calibration import load_calibration
+from qa.answer.calibration import Calibration, load_calibration
 from qa.answer.recency import asks_about_present, newest_first
 from qa.config import MAX_QUESTION_CHARS, Settings
 from qa.errors import QAError
@@ -97,9 +97,18 @@ class QAPipeline:
             lock_timeout_s=settings.write_lock_timeout_s,
         )
         self.retriever = Retriever(self.store, self.embedder, settings.dense_k, settings.bm25_k, settings.rrf_k)
-        self.calibration = load_calibration(settings)
+        self._calibration: Calibration | None = None
         self._questions_in_flight = 0
         self._idle = threading.Condition()
+
+    @property
+    def calibration(self) -> Calibration:
+        """How answers are scored and cut, as calibrated for the reader in use (loads it)."""
+        if self._calibration is None:
+            reader = self.reader
+            backend = reader.model.name if isinstance(reader, ExtractiveReader) else None
+            self._calibration = load_calibration(self.settings, backend)
+        return self._calibration
 
     @property
     def threshold(self) -> float:
@@ -255,14 +264,17 @@ class QAPipeline:
         answers about as surely (qa/answer/recency.py)."""
         top_k = top_k or self.settings.top_k
         hits = retrieved.hits
+        reader = self.reader
+        if isinstance(reader, ExtractiveReader):
+            reader = reader.for_question()  # the passages are read once, whatever reads them again
         # Read more candidates than asked for: merging duplicates removes some.
-        spans = self.reader.read(question, [h.chunk.text for h in hits], n_best=max(10, 2 * top_k)) if hits else []
+        spans = reader.read(question, [h.chunk.text for h in hits], n_best=max(10, 2 * top_k)) if hits else []
         threshold = self.threshold if threshold is None else threshold
         answers, no_answer = assemble(
             spans, hits, retrieved.articles, len(spans), threshold, self.calibration.rank_discount
         )
         if asks_about_present(question) if prefer_recent is None else prefer_recent:
-            answers = newest_first(self.reader, question, hits, answers, self.threshold)
+            answers = newest_first(reader, question, hits, answers, self.threshold)
         return [replace(a, confidence=self.calibration.confidence(a.score)) for a in answers[:top_k]], no_answer
 
     def ask(

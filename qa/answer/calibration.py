@@ -70,11 +70,18 @@ def _confidence_curve(saved: Any) -> tuple[tuple[float, float], ...]:
     return curve
 
 
-def load_calibration(settings: Settings) -> Calibration:
-    """The calibration saved beside the reader, with any override from settings."""
+def load_calibration(settings: Settings, backend: str | None = None) -> Calibration:
+    """The calibration saved beside the reader for `backend` (the reader backend's name), with
+    any override from settings. An int8 reader scores answers a little lower than the float
+    ones, so it has its own threshold and confidence curve, under "backends" in the file
+    (`bench.calibrate --backend`); the float backends read alike and share the top level."""
     folder = Path(settings.reader_path) if settings.reader_path else BUNDLED_READER_DIR
     try:
         saved = json.loads((folder / CALIBRATION_FILE).read_text())
+        own = saved.get("backends", {}).get(backend) if backend else None
+        if own is not None:
+            saved = {**saved, **own}
+            log.info("answer scoring calibrated for the %s reader", backend)
         tuned = Calibration(
             float(saved["no_answer_threshold"]),
             float(saved.get("rank_discount", 0.0)),

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 ReaderBackend = Literal["torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8"]
 BACKENDS: tuple[str, ...] = get_args(ReaderBackend)
+# Those that score answers as float32 PyTorch does (within rounding): one calibration serves
+# them all; an int8 one has its own (qa/answer/calibration.py).
+FLOAT_BACKENDS: tuple[str, ...] = ("torch-fp32", "torch-bf16", "onnx-fp32")
 
 # The backends that read as float32 PyTorch does, F1 within 0.5 end to end on SQuAD dev
 # (bench.reader_backends; docs/benchmarks.md): the only ones "auto" chooses from. torch-int8
