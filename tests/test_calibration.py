@@ -98,3 +98,34 @@ def test_ask_returns_the_calibrated_confidence_beside_the_score(tmp_path):
         best = client.post("/ask", json={"question": "When does it expire?"}).json()["answers"][0]
     assert best["text"] == "2021"
     assert best["confidence"] == round(confidence_of(Calibration(0.5, 0.0, CURVE), best["score"]), 3)
+
+
+def test_an_int8_reader_is_scored_with_its_own_calibration(tmp_path):
+    saved = {
+        "no_answer_threshold": 0.003,
+        "rank_discount": 1.5,
+        "confidence_curve": [[0.001, 0.1], [0.5, 0.9]],
+        "backends": {"onnx-int8": {"no_answer_threshold": 0.002, "confidence_curve": [[0.001, 0.2], [0.4, 0.9]]}},
+    }
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps(saved))
+    settings = Settings(reader_path=tmp_path)
+    int8 = load_calibration(settings, "onnx-int8")
+    assert (int8.no_answer_threshold, int8.rank_discount) == (0.002, 1.5)  # what it does not tune is shared
+    assert int8.confidence_curve == ((0.001, 0.2), (0.4, 0.9))
+    for backend in (None, "torch-fp32", "onnx-fp32", "torch-int8"):  # float readers, and one not calibrated
+        shared = load_calibration(settings, backend)
+        assert (shared.no_answer_threshold, shared.confidence_curve) == (0.003, ((0.001, 0.1), (0.5, 0.9)))
+    # The pipeline takes the calibration of the backend its reader runs on.
+    from qa.reader.extractive import ExtractiveReader
+
+    class Int8Model:
+        name = "onnx-int8"
+
+    pipeline = QAPipeline(
+        Settings(index_dir=tmp_path / "index", reader_path=tmp_path),
+        FakeEmbedder(),
+        ExtractiveReader(None, Int8Model()),  # type: ignore[arg-type]
+    )
+    assert pipeline.threshold == 0.002
+    stand_in = QAPipeline(Settings(index_dir=tmp_path / "i2", reader_path=tmp_path), FakeEmbedder(), FakeReader())
+    assert stand_in.threshold == 0.003

@@ -23,7 +23,7 @@ from qa.models import (
 )
 from qa.pipeline import QAPipeline
 from qa.reader.export import RECIPES, onnx_source_digest, weights_digest
-from qa.reader.extractive import ExtractiveReader
+from qa.reader.extractive import ExtractiveReader, encode_windows
 from tests.fakes import FakeEmbedder
 
 pytestmark = pytest.mark.real_models
@@ -135,3 +135,56 @@ def test_an_onnx_file_from_other_weights_is_refused(exported, bare):
 def test_an_unknown_backend_is_refused_by_name():
     with pytest.raises(ReaderBackendError, match="unknown reader backend 'tpu'; choose one of auto, torch-fp32"):
         load_span_model("tpu")
+
+
+class CountingModel:
+    """The real span model, counting the windows and forward passes it is given."""
+
+    def __init__(self, model) -> None:
+        self.model, self.name = model, model.name
+        self.windows: list[int] = []
+        self.lengths: list[list[int]] = []  # the real tokens of each window, by forward pass
+
+    def __call__(self, input_ids, attention_mask, token_type_ids):
+        self.windows.append(input_ids.shape[0])
+        self.lengths.append(attention_mask.sum(axis=1).tolist())
+        return self.model(input_ids, attention_mask, token_type_ids)
+
+
+def test_windows_are_batched_by_length_and_read_as_one_padded_batch_would(bare):
+    model = CountingModel(load_span_model("torch-fp32", str(bare)))
+    tokenizer = load_reader_tokenizer(str(bare))
+    passages = [*PASSAGES, " ".join(PASSAGES * 4)]  # short passages and several full windows
+    question = "When does New START expire?"
+    by_length = ExtractiveReader(tokenizer, model).read(question, passages)
+    lengths = [len(ids) for ids in encode_windows(tokenizer, [question] * 4, passages, 256, 96).input_ids]
+    assert sum(model.windows) == len(lengths) and len(model.windows) > 1
+    # No window is padded by more than 10% of its length.
+    assert all(max(batch) <= 1.1 * min(batch) for batch in model.lengths)
+    model.windows.clear()
+    one_batch = ExtractiveReader(tokenizer, model, length_slack=float("inf")).read(question, passages)
+    assert model.windows == [len(lengths)]
+    assert [(s.passage, s.start, s.end) for s in one_batch] == [(s.passage, s.start, s.end) for s in by_length]
+    assert [s.score for s in one_batch] == pytest.approx([s.score for s in by_length], abs=1e-5)
+
+
+def test_a_question_reads_each_passage_once_however_often_its_answers_reread_them(bare):
+    model = CountingModel(load_span_model("torch-fp32", str(bare)))
+    reader = ExtractiveReader(load_reader_tokenizer(str(bare)), model)
+    question = "Who is the Russian foreign minister?"
+    one = reader.for_question()
+    first = one.read(question, PASSAGES)
+    read_once = sum(model.windows)
+    # Each passage alone, as qa/answer/recency.py re-reads articles: no forward pass, and the
+    # spans a fresh reader finds.
+    alone = one.read_many([question] * 3, PASSAGES, n_best=1)
+    assert sum(model.windows) == read_once
+    fresh = reader.read_many([question] * 3, PASSAGES, n_best=1)
+    assert [[(s.start, s.end, round(s.score, 5)) for s in g] for g in alone] == [
+        [(s.start, s.end, round(s.score, 5)) for s in g] for g in fresh
+    ]
+    assert first[0].text == "Sergey V. Lavrov"
+    # The reader itself keeps nothing: the same question asked again is read again.
+    model.windows.clear()
+    reader.for_question().read(question, PASSAGES)
+    assert sum(model.windows) == read_once

@@ -197,6 +197,7 @@ class ExtractiveReader:
         stride: int = 96,
         max_answer_tokens: int = 30,
         batch_size: int = 32,
+        length_slack: float = BATCH_LENGTH_SLACK,
     ) -> None:
         if max_length < 32:
             raise ValueError(f"max_length must be at least 32 tokens, got {max_length}")
@@ -210,6 +211,7 @@ class ExtractiveReader:
         self.stride = stride
         self.max_answer_tokens = max_answer_tokens
         self.batch_size = batch_size
+        self.length_slack = length_slack
         self._memo: dict[tuple[str, str], list[_Window]] | None = None
 
     def for_question(self) -> ExtractiveReader:
@@ -224,7 +226,7 @@ class ExtractiveReader:
     def _logits(self, windows: EncodedWindows) -> list[tuple[np.ndarray, np.ndarray]]:
         out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(windows.input_ids)
         pad_id = self.tokenizer.pad_token_id or 0
-        for chunk in length_batches([len(ids) for ids in windows.input_ids], self.batch_size):
+        for chunk in length_batches([len(ids) for ids in windows.input_ids], self.batch_size, self.length_slack):
             ids, mask = pad_batch([windows.input_ids[w] for w in chunk], pad_id)
             types, _ = pad_batch([windows.token_type_ids[w] for w in chunk], 0)
             starts, ends = self.model(ids, mask, types)
