@@ -155,6 +155,40 @@ def test_questions_are_refused_by_expected_wait_with_a_retry_after_from_the_serv
     anyio.run(main)
 
 
+def test_questions_that_waited_longer_than_foretold_make_the_gate_foretell_longer_waits():
+    async def main():
+        gate = ModelGate(concurrent=1, queued=8, max_wait_s=1.0)
+        gate.observe(0.05)  # as measured so far: a question holds the models 50 ms
+        assert gate.wait_factor == 1.0
+
+        async def ask(seconds):
+            return await gate.run(time.sleep, seconds, question=True)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask, 0.4)  # ... but this one holds them 400 ms
+            while gate.inside < 1:
+                await anyio.sleep(0.001)
+            tg.start_soon(ask, 0.0)  # foretold 50 ms of wait; waits about 400
+            while gate.inside < 2:
+                await anyio.sleep(0.001)
+        assert 5 < gate.wait_factor < 12  # waited ~8x what the service time foretold
+        # The next promise is scaled by it: with one question inside, a newcomer is refused
+        # when the work ahead times that factor is over the limit.
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask, 0.3)
+            while gate.inside < 1:
+                await anyio.sleep(0.001)
+            assert gate.expected_wait_s() == pytest.approx(gate.service_s * gate.wait_factor)
+            with pytest.raises(Busy):
+                await ask(0.0)
+        # Waits shorter than foretold never make the promise shorter than the work ahead.
+        for _ in range(20):
+            gate.observe_wait(0.01, 1.0)
+        assert gate.wait_factor == 1.0
+
+    anyio.run(main)
+
+
 def test_writes_are_never_refused_for_the_wait():
     async def main():
         gate = ModelGate(concurrent=1, queued=4, max_wait_s=0.1)
