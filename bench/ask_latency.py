@@ -1,19 +1,27 @@
-"""`POST /ask` latency on a warm server over the bundled articles, beside the reader's forward
-pass alone on the same passages (so the cost of everything else shows as a ratio).
+"""`POST /ask` latency on a warm server over the bundled articles, reader backends side by side,
+each beside its reader's forward pass alone on the same passages (so the cost of everything
+else shows as a ratio).
 
-    python -m bench.ask_latency [--rounds 3]
+    python -m bench.ask_latency [--rounds 3] [--backends torch-fp32,onnx-int8]
+
+One server per backend (QA_READER_BACKEND), all over one index; every question is asked of
+each server in turn, the order rotating, one request at a time, so that load from other
+processes falls on all alike. The first backend is the reference for the speed ratios. An
+onnx-* backend needs its file (`qa export-reader`, which `make install` runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 from bench.report import table, write_section
 from qa.config import Settings
@@ -25,65 +33,99 @@ from qa.serve.process import ServerProcess
 GOLD = Path(__file__).resolve().parent.parent / "seeds" / "gold" / "news_gold.jsonl"
 
 
+def p(values: list[float], q: int) -> float:
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 1)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--backends", default="torch-fp32,onnx-int8", help="the first is the reference")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+    backends = args.backends.split(",")
     questions = [q.question for q in load_gold(GOLD).questions]
-    with (
-        tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp,
-        ServerProcess(tmp, Path(tmp) / "server.log", timeout_s=600) as server,
-    ):
-        with httpx.Client(base_url=server.url, timeout=60) as client:
+    http_ms: dict[str, list[float]] = {b: [] for b in backends}
+    server_ms: dict[str, list[float]] = {b: [] for b in backends}
+    reader_ms: dict[str, list[float]] = {b: [] for b in backends}
+    with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp, ExitStack() as stack:
+        # The first server builds the index from the bundled articles; the others open it.
+        servers = {
+            b: stack.enter_context(
+                ServerProcess(tmp, Path(tmp) / f"server-{b}.log", timeout_s=600, env={"QA_READER_BACKEND": b})
+            )
+            for b in backends
+        }
+        clients = {b: stack.enter_context(httpx.Client(base_url=s.url, timeout=60)) for b, s in servers.items()}
+        for client in clients.values():
             for q in questions[:5]:
-                client.post("/ask", json={"question": q})  # warm-up
-            http_ms, server_ms = [], []
-            for _ in range(args.rounds):
-                for q in questions:
-                    t = time.perf_counter()
-                    r = client.post("/ask", json={"question": q})
-                    http_ms.append(1000 * (time.perf_counter() - t))
-                    r.raise_for_status()
-                    server_ms.append(r.json()["timing_ms"]["total"])
-    # The reader's forward pass alone, in this process, on the passages /ask reads.
-    configure_torch_threads(2)
-    with tempfile.TemporaryDirectory() as tmp:
-        pipeline = QAPipeline(Settings(index_dir=tmp))
-        pipeline.build([pipeline.settings.seeds_dir])
-        pipeline.warm_up()
-        passages = {q: [h.chunk.text for h in pipeline.search(q, pipeline.settings.read_k)] for q in questions}
-        reader_ms = []
-        for _ in range(args.rounds):
-            for q in questions:
+                client.post("/ask", json={"question": q}).raise_for_status()  # warm-up
+        load_before = os.getloadavg()
+        for i, q in enumerate(questions * args.rounds):
+            for b in backends[i % len(backends) :] + backends[: i % len(backends)]:
                 t = time.perf_counter()
-                pipeline.reader.read(q, passages[q])
-                reader_ms.append(1000 * (time.perf_counter() - t))
+                r = clients[b].post("/ask", json={"question": q})
+                http_ms[b].append(1000 * (time.perf_counter() - t))
+                r.raise_for_status()
+                server_ms[b].append(r.json()["timing_ms"]["total"])
+        for s in servers.values():
+            s.stop()
+        # Each reader's forward pass alone, in this process, on the passages /ask reads.
+        configure_torch_threads(2)
+        pipelines = {b: QAPipeline(Settings(index_dir=tmp, reader_backend=b)) for b in backends}
+        first = pipelines[backends[0]]
+        first.load()
+        passages = {q: [h.chunk.text for h in first.search(q, first.settings.read_k)] for q in questions}
+        for pipeline in pipelines.values():
+            pipeline.reader.read(questions[0], passages[questions[0]])
+        for i, q in enumerate(questions * args.rounds):
+            for b in backends[i % len(backends) :] + backends[: i % len(backends)]:
+                t = time.perf_counter()
+                pipelines[b].reader.read(q, passages[q])
+                reader_ms[b].append(1000 * (time.perf_counter() - t))
+        load_after = os.getloadavg()
+    base = backends[0]
     result = {
-        "requests": len(http_ms),
-        "http_p50_ms": round(float(np.percentile(http_ms, 50)), 1),
-        "http_p95_ms": round(float(np.percentile(http_ms, 95)), 1),
-        "server_total_p50_ms": round(float(np.percentile(server_ms, 50)), 1),
-        "reader_alone_p50_ms": round(float(np.percentile(reader_ms, 50)), 1),
+        b: {
+            "requests": len(http_ms[b]),
+            "http_p50_ms": p(http_ms[b], 50),
+            "http_p95_ms": p(http_ms[b], 95),
+            "server_total_p50_ms": p(server_ms[b], 50),
+            "reader_alone_p50_ms": p(reader_ms[b], 50),
+            "speed_vs_" + base: round(statistics.median(http_ms[base]) / statistics.median(http_ms[b]), 2),
+        }
+        for b in backends
     }
-    result["ratio_http_to_reader"] = round(result["http_p50_ms"] / result["reader_alone_p50_ms"], 2)
-    print(json.dumps(result))
+    loads = " ".join(f"{x:.2f}" for x in load_before), " ".join(f"{x:.2f}" for x in load_after)
+    print(json.dumps({"load_average_before": loads[0], "load_average_after": loads[1], **result}))
     if not args.no_write:
         body = (
-            f"{len(questions)} news gold questions x {args.rounds} rounds, one client, warm server, "
-            f"read_k={pipeline.settings.read_k} passages.\n\n"
+            f"{len(questions)} news gold questions x {args.rounds} rounds, one client, warm servers (one per "
+            f"reader backend, asked in turn), read_k={first.settings.read_k} passages. Load average (1, 5, 15 min) "
+            f"before: {loads[0]}; after: {loads[1]}.\n\n"
             + table(
                 [
-                    ("POST /ask over HTTP", result["http_p50_ms"], result["http_p95_ms"]),
-                    ("pipeline total inside the server", result["server_total_p50_ms"], "-"),
-                    ("reader forward pass alone (same passages)", result["reader_alone_p50_ms"], "-"),
+                    (
+                        b,
+                        r["http_p50_ms"],
+                        r["http_p95_ms"],
+                        r["server_total_p50_ms"],
+                        r["reader_alone_p50_ms"],
+                        f"{r['speed_vs_' + base]:.2f}x",
+                    )
+                    for b, r in result.items()
                 ],
-                ("what", "p50 ms", "p95 ms"),
+                (
+                    "reader backend",
+                    "POST /ask p50 ms",
+                    "POST /ask p95 ms",
+                    "pipeline inside the server p50 ms",
+                    "reader alone p50 ms (same passages)",
+                    f"/ask speed vs {base}",
+                ),
             )
-            + f"\n\nPOST /ask takes {result['ratio_http_to_reader']:.2f}x the reader's own time at p50: everything "
-            f"around the reader (retrieval, HTTP, JSON) adds {result['ratio_http_to_reader'] - 1:.0%}."
         )
-        write_section("ask_latency", "POST /ask latency (bundled articles)", body)
+        write_section("ask_latency", "POST /ask latency (bundled articles), reader backends side by side", body)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,21 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+    return f"{os.cpu_count()} cores ({cpu}; {cpu_paths()}), Python {platform.python_version()}, {load()}"
+
+
+def cpu_paths() -> str:
+    """The CPU features the fast paths depend on (`lscpu` flags): bf16 autocast and int8 dot products."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), [])
+    except OSError:
+        return "CPU flags unknown"
+    has = {name: name in flags for name in ("avx512_bf16", "avx512_vnni", "avx_vnni", "avx2")}
+    return ", ".join(f"{'' if ok else 'no '}{name.upper()}" for name, ok in has.items())
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + " when written"
 
 
 def command() -> str:

@@ -178,6 +178,7 @@ def test_questions_that_waited_longer_than_foretold_make_the_gate_foretell_longe
             tg.start_soon(ask, 0.3)
             while gate.inside < 1:
                 await anyio.sleep(0.001)
+            assert gate.service_s is not None
             assert gate.expected_wait_s() == pytest.approx(gate.service_s * gate.wait_factor)
             with pytest.raises(Busy):
                 await ask(0.0)
