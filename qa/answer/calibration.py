@@ -136,5 +136,7 @@ def fit_confidence_curve(scores: np.ndarray, right: np.ndarray, bins: int = 20) 
     points: list[tuple[float, float]] = []
     for score, share, _ in pooled:
         if not points or score > points[-1][0]:
-            points.append((round(score, 6), round(share, 4)))
+            # Significant digits, not decimals: the lowest scores are under 1e-6, and a score
+            # rounded to 0 would make the saved curve invalid (scores must be positive).
+            points.append((float(f"{score:.4g}"), round(share, 4)))
     return points
