@@ -67,9 +67,9 @@ def test_fitted_curve_rises_and_matches_the_data():
 def test_a_curve_fitted_on_tiny_scores_keeps_them_positive_and_loads(tmp_path):
     # An int8 reader's lowest answers score under 1e-6: rounding them away made a curve the
     # loader rightly refused (a score of 0), so those answers carried no confidence at all.
-    rng = np.random.default_rng(1)
-    scores = 10 ** rng.uniform(-9, 0, 2000)
-    curve = fit_confidence_curve(scores, rng.uniform(size=2000) < scores, bins=20)
+    scores = np.geomspace(1e-9, 1.0, 2000)
+    right = np.concatenate([np.arange(100) < 1 + 5 * g for g in range(20)])  # share right rising with score
+    curve = fit_confidence_curve(scores, right, bins=20)
     assert curve[0][0] < 1e-6 and all(score > 0 for score, _ in curve)
     (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"no_answer_threshold": 0.01, "confidence_curve": curve}))
     assert load_calibration(Settings(reader_path=tmp_path)).confidence_curve == tuple(curve)
