@@ -105,10 +105,14 @@ class QAPipeline:
     def calibration(self) -> Calibration:
         """How answers are scored and cut, as calibrated for the reader in use (loads it)."""
         if self._calibration is None:
-            reader = self.reader
-            backend = reader.model.name if isinstance(reader, ExtractiveReader) else None
-            self._calibration = load_calibration(self.settings, backend)
+            self.reader  # noqa: B018 (loads it: the calibration depends on its backend)
+            self._calibration = load_calibration(self.settings, self.reader_backend)
         return self._calibration
+
+    @property
+    def reader_backend(self) -> str | None:
+        """What the reader runs on (QA_READER_BACKEND, or auto's choice), once it is loaded."""
+        return self._reader.model.name if isinstance(self._reader, ExtractiveReader) else None
 
     @property
     def threshold(self) -> float:

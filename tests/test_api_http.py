@@ -21,6 +21,10 @@ def auth(live_server):
 def test_health_and_openapi(client):
     health = client.get("/healthz").json()
     assert health["status"] == "ready" and health["articles"] >= 164
+    # The server says what its reader runs on: auto's choice among the backends present here.
+    from qa.models import available_backends
+
+    assert health["reader_backend"] in available_backends()
     spec = client.get("/openapi.json").json()
     assert "/ask" in spec["paths"] and "AskRequest" in spec["components"]["schemas"]
     assert client.get("/docs").status_code == 200

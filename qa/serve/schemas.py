@@ -203,4 +203,5 @@ class Health(BaseModel):
     status: str = Field(..., description="ready, loading or error")
     articles: int = 0
     passages: int = 0
+    reader_backend: str | None = Field(None, description="what the reader runs on (QA_READER_BACKEND or auto's choice)")
     detail: str | None = None

@@ -25,6 +25,12 @@ async def page(request: Request) -> HTMLResponse:
 async def healthz(state: StateDep) -> JSONResponse:
     if state.pipeline is not None:
         counts = state.pipeline.counts()
-        return JSONResponse(Health(status="ready", articles=counts.articles, passages=counts.passages).model_dump())
+        health = Health(
+            status="ready",
+            articles=counts.articles,
+            passages=counts.passages,
+            reader_backend=state.pipeline.reader_backend,
+        )
+        return JSONResponse(health.model_dump())
     status = "error" if state.error else "loading"
     return JSONResponse(Health(status=status, detail=state.error).model_dump(), status_code=503)
