@@ -117,7 +117,7 @@ def onnx_reader_file(backend: str, path: str | None = None) -> Path:
 
 def load_span_model(backend: str, path: str | None = None, threads: int = 2) -> SpanModel:
     """The reader's span model on one backend (qa.reader.backends.BACKENDS), loaded anew."""
-    from qa.reader.backends import BACKENDS, OnnxSpanModel, TorchSpanModel, torch_int8
+    from qa.reader.backends import BACKENDS, OnnxSpanModel, TorchSpanModel
 
     if backend not in BACKENDS:
         raise ReaderBackendError(f"unknown reader backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
@@ -127,20 +127,17 @@ def load_span_model(backend: str, path: str | None = None, threads: int = 2) -> 
         return OnnxSpanModel(onnx_file, threads, name=backend)
     if backend == "torch-bf16" and not fast_bf16_available():
         log.warning("torch-bf16 asked for on a CPU without native bfloat16: it is emulated there, slower than fp32")
-    model = load_reader_model(path)
-    if backend == "torch-int8":
-        return torch_int8(model)
-    return TorchSpanModel(model, bf16=backend == "torch-bf16")
+    return TorchSpanModel(load_reader_model(path), bf16=backend == "torch-bf16")
 
 
 def available_backends(path: str | None = None) -> list[str]:
-    """The backends `auto` may choose from on this machine: those that keep the reader's F1
-    (qa.reader.backends.ACCURATE), bf16 only where the CPU runs it natively, onnx-* only when
-    their file is there, exported from the weights in use."""
-    from qa.reader.backends import ACCURATE
+    """The backends `auto` may choose from on this machine (all keep the reader's F1, see
+    qa.reader.backends): bf16 only where the CPU runs it natively, onnx-* only when their file
+    is there, exported from the weights in use."""
+    from qa.reader.backends import BACKENDS
 
     found = []
-    for backend in ACCURATE:
+    for backend in BACKENDS:
         if backend == "torch-bf16" and not fast_bf16_available():
             continue
         if backend.startswith("onnx-"):

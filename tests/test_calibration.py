@@ -123,7 +123,7 @@ def test_an_int8_reader_is_scored_with_its_own_calibration(tmp_path):
     int8 = load_calibration(settings, "onnx-int8")
     assert (int8.no_answer_threshold, int8.rank_discount) == (0.002, 1.5)  # what it does not tune is shared
     assert int8.confidence_curve == ((0.001, 0.2), (0.4, 0.9))
-    for backend in (None, "torch-fp32", "onnx-fp32", "torch-int8"):  # float readers, and one not calibrated
+    for backend in (None, "torch-fp32", "onnx-fp32", "torch-bf16"):  # the float readers share one
         shared = load_calibration(settings, backend)
         assert (shared.no_answer_threshold, shared.confidence_curve) == (0.003, ((0.001, 0.1), (0.5, 0.9)))
     # The pipeline takes the calibration of the backend its reader runs on.

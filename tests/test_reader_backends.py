@@ -79,7 +79,6 @@ def test_export_writes_each_recipe_from_the_weights_beside_it(exported):
         ("onnx-fp32", 1e-3),  # the same arithmetic, other kernels
         ("torch-bf16", 0.05),  # 8 bits of mantissa
         ("onnx-int8", 0.1),  # int8 rounding moves scores a little
-        ("torch-int8", 0.15),
     ],
 )
 def test_backends_read_what_float32_pytorch_reads(exported, backend, score_tolerance):
@@ -99,7 +98,7 @@ def test_auto_chooses_among_the_accurate_backends_present_and_logs_it(exported, 
     assert available_backends(str(exported)) == [*available_backends(str(bare)), "onnx-fp32", "onnx-int8"]
     with caplog.at_level(logging.INFO, logger="qa"):
         chosen = choose_span_model("auto", str(exported))
-    # Timed here, so any may win; torch-int8 is never chosen: it loses more F1 than allowed.
+    # Timed here, so any may win.
     assert chosen.name in {"torch-fp32", plain, "onnx-fp32", "onnx-int8"}
     assert f"reader backend: {chosen.name} (auto, of {', '.join(available_backends(str(exported)))})" in caplog.text
     assert "reader backends timed: torch-fp32" in caplog.text
