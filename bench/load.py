@@ -7,7 +7,9 @@ Bounded in time and count, loopback only. A 503 with Retry-After is the server r
 question that would wait longer than QA_MAX_QUEUE_WAIT_S (by design); anything else non-200 is
 an error. Reports answers/s, p50/p95 latency of answered questions, the share of 503s, and
 checks that the p95 stays within the configured wait plus one service time (the median
-pipeline time of the answered questions, as the server reports it).
+pipeline time of the answered questions, as the server reports it). Beside the latencies the
+clients measure, the same requests' time inside the server, from its access log: the clients
+share the 2 cores with the server, so the difference is the load generator's own delay.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +32,7 @@ from qa.serve.process import ServerProcess
 
 GOLD = Path(__file__).resolve().parent.parent / "seeds" / "gold" / "news_gold.jsonl"
 MAX_REQUESTS = 100_000
+ACCESS_LINE = re.compile(r'"POST /ask" (\d{3}) (\d+) ms')
 
 
 def rss_mb(pid: int) -> float:
@@ -107,6 +111,16 @@ def main() -> None:
         ServerProcess(tmp, Path(tmp) / "server.log", timeout_s=600) as server,
     ):
         result = asyncio.run(run(server.url, server.pid, args.clients, args.seconds))
+        inside: dict[str, list[float]] = {"200": [], "503": []}
+        for status, ms in ACCESS_LINE.findall(server.log.read_text(errors="replace")):
+            inside.get(status, []).append(float(ms))
+        result["server_p95_ms"] = p(inside["200"], 95)
+        result["server_busy_p95_ms"] = p(inside["503"], 95)
+        result["server_p95_within_wait_plus_service"] = (
+            None
+            if result["server_p95_ms"] is None or result["service_p50_ms"] is None
+            else result["server_p95_ms"] <= result["max_wait_ms"] + result["service_p50_ms"]
+        )
     print(json.dumps(result))
     if not args.no_write:
         r = result
@@ -122,7 +136,9 @@ def main() -> None:
                     r["ok_per_s"],
                     r["p50_ms"],
                     r["p95_ms"],
+                    r["server_p95_ms"],
                     r["busy_p95_ms"],
+                    r["server_busy_p95_ms"],
                     f"{r['rss_mb_before']} -> {r['rss_mb_after']}",
                 )
             ],
@@ -136,7 +152,9 @@ def main() -> None:
                 "answers/s",
                 "p50 ms (200)",
                 "p95 ms (200)",
+                "in the server: p95 ms (200)",
                 "p95 ms (503)",
+                "in the server: p95 ms (503)",
                 "server RSS MB",
             ),
         )
@@ -145,7 +163,8 @@ def main() -> None:
             f"QA_MAX_QUEUE_WAIT_S = {r['max_wait_ms'] / 1000:g} s is answered 503 at once, with a Retry-After "
             f"from the measured service time (p50 {r['service_p50_ms']} ms); clients wait it out. Answered "
             f"questions' p95 is {'within' if r['p95_within_wait_plus_service'] else 'OVER'} the wait plus one "
-            "service time."
+            f"service time as the clients measure it, "
+            f"{'within' if r['server_p95_within_wait_plus_service'] else 'OVER'} it inside the server."
         )
         write_section("load", f"Load: {args.clients} concurrent clients for {args.seconds:.0f} s", body)
 
