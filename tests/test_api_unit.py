@@ -155,11 +155,11 @@ def test_questions_are_refused_by_expected_wait_with_a_retry_after_from_the_serv
     anyio.run(main)
 
 
-def test_questions_that_waited_longer_than_foretold_make_the_gate_foretell_longer_waits():
+def test_answers_later_than_forecast_make_the_gate_forecast_later():
     async def main():
         gate = ModelGate(concurrent=1, queued=8, max_wait_s=1.0)
         gate.observe(0.05)  # as measured so far: a question holds the models 50 ms
-        assert gate.wait_factor == 1.0
+        assert gate.lateness == 1.0
 
         async def ask(seconds):
             return await gate.run(time.sleep, seconds, question=True)
@@ -168,24 +168,26 @@ def test_questions_that_waited_longer_than_foretold_make_the_gate_foretell_longe
             tg.start_soon(ask, 0.4)  # ... but this one holds them 400 ms
             while gate.inside < 1:
                 await anyio.sleep(0.001)
-            tg.start_soon(ask, 0.0)  # foretold 50 ms of wait; waits about 400
+            tg.start_soon(ask, 0.0)  # forecast: answered after 100 ms; answered after about 400
             while gate.inside < 2:
                 await anyio.sleep(0.001)
-        assert 5 < gate.wait_factor < 12  # waited ~8x what the service time foretold
-        # The next promise is scaled by it: with one question inside, a newcomer is refused
-        # when the work ahead times that factor is over the limit.
+        assert 2.5 < gate.lateness < 8
+        # The next forecast is scaled by it: with one question inside, a newcomer is refused,
+        # as its answer would come after (0.4 + 0.4) s x lateness, over the 1 s wait plus the
+        # median service time; it would have been let in on the service times alone.
+        assert gate.service_s == pytest.approx(0.4, abs=0.05) and gate.typical_service_s == 0.05
         async with anyio.create_task_group() as tg:
             tg.start_soon(ask, 0.3)
             while gate.inside < 1:
                 await anyio.sleep(0.001)
-            assert gate.service_s is not None
-            assert gate.expected_wait_s() == pytest.approx(gate.service_s * gate.wait_factor)
-            with pytest.raises(Busy):
+            assert gate.expected_wait_s() == pytest.approx(gate.service_s * gate.lateness)
+            with pytest.raises(Busy, match="would wait about"):
                 await ask(0.0)
-        # Waits shorter than foretold never make the promise shorter than the work ahead.
-        for _ in range(20):
-            gate.observe_wait(0.01, 1.0)
-        assert gate.wait_factor == 1.0
+            assert 2 * gate.service_s < gate.max_wait_s + gate.typical_service_s
+        # Answers sooner than forecast never make the forecast shorter than the work.
+        for _ in range(40):
+            gate.observe_lateness(0.01, 1.0)
+        assert gate.lateness == 1.0
 
     anyio.run(main)
 
