@@ -192,6 +192,26 @@ def test_answers_later_than_forecast_make_the_gate_forecast_later():
     anyio.run(main)
 
 
+def test_the_forecast_allows_for_one_question_as_slow_as_the_slowest_recent_one():
+    async def main():
+        gate = ModelGate(concurrent=1, queued=8, max_wait_s=0.5)
+        for seconds in [0.05] * 9 + [1.0]:  # one slow question in the last ten
+            gate.observe(seconds)
+        assert gate.service_s == 0.05 and gate.longest_service_s == 1.0
+        release = threading.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: gate.run(release.wait, 10, question=True))
+            while gate.inside < 1:
+                await anyio.sleep(0.001)
+            # One ahead at 50 ms, then its own: 0.1 s at the 90th percentile, well within the
+            # promise (0.5 + 0.05 s); but if either ran as the slow one did, 1.05 s: refused.
+            with pytest.raises(Busy):
+                await gate.run(len, "q", question=True)
+            release.set()
+
+    anyio.run(main)
+
+
 def test_writes_are_never_refused_for_the_wait():
     async def main():
         gate = ModelGate(concurrent=1, queued=4, max_wait_s=0.1)

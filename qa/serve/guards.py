@@ -82,6 +82,7 @@ class ModelGate:
         self._service_times: deque[float] = deque(maxlen=SERVICE_TIMES_KEPT)
         self.service_s: float | None = None  # how long a question holds the models (p90 of the last few)
         self.typical_service_s: float | None = None  # ... their median
+        self.longest_service_s: float | None = None  # ... their longest
         self._lateness: deque[float] = deque(maxlen=LATENESS_KEPT)
         self.lateness = 1.0  # how much later than forecast questions were answered (LATENESS_QUANTILE)
 
@@ -90,6 +91,7 @@ class ModelGate:
         self._service_times.append(seconds)
         self.service_s = _quantile(self._service_times, SERVICE_QUANTILE)
         self.typical_service_s = _quantile(self._service_times, 0.5)
+        self.longest_service_s = max(self._service_times)
 
     def observe_lateness(self, answered_after_s: float, forecast_s: float) -> None:
         """Record when an admitted question was answered, against its forecast."""
@@ -102,10 +104,14 @@ class ModelGate:
 
     def _forecast_s(self) -> float:
         """Model time until a question arriving now would be answered: the work ahead of it,
-        then its own (0 while a slot is free: it runs at once, nothing to forecast)."""
+        then its own (0 while a slot is free: it runs at once, nothing to forecast). One of
+        them may run as long as the longest recent one: a single slow question delays every
+        question queued behind it, so its excess alone put a dozen answers past the promise
+        (measured: 16 answers in a row 0.5-0.8 s late, the answered p95 3% over)."""
         if not self._ahead() or self.service_s is None:
             return 0.0
-        return (self._ahead() / self._concurrent + 1) * self.service_s
+        slowest_excess = (self.longest_service_s or self.service_s) - self.service_s
+        return (self._ahead() / self._concurrent + 1) * self.service_s + slowest_excess
 
     def expected_wait_s(self) -> float:
         """How long a request arriving now would wait for a slot (0 while one is free)."""
