@@ -37,9 +37,11 @@ SERVICE_QUANTILE = 0.9
 # refusals on 2 shared cores, hands over late (one answer every 613 ms while a question held
 # the models 552 ms), and a question's own service runs past the median. So the forecast is
 # scaled by how late the last LATENESS_KEPT admitted questions were against theirs: the
-# LATENESS_QUANTILE of that ratio, never below 1 (the promise is about the p95 of answers).
+# largest of those ratios, never below 1. Not their 95th percentile: under load nearly every
+# admitted question is forecast right at the promise, so scaling by the p95 of the lateness
+# puts the p95 of answers right on it, over as often as under (measured: 5,258 ms against
+# 5,233); the largest of 40 is about the 97.5th percentile.
 LATENESS_KEPT = 40
-LATENESS_QUANTILE = 0.95
 
 
 def _quantile(values: deque[float], q: float) -> float:
@@ -84,7 +86,7 @@ class ModelGate:
         self.typical_service_s: float | None = None  # ... their median
         self.longest_service_s: float | None = None  # ... their longest
         self._lateness: deque[float] = deque(maxlen=LATENESS_KEPT)
-        self.lateness = 1.0  # how much later than forecast questions were answered (LATENESS_QUANTILE)
+        self.lateness = 1.0  # how much later than forecast recent questions were answered, at most
 
     def observe(self, seconds: float) -> None:
         """Record how long one question held the models."""
@@ -96,7 +98,7 @@ class ModelGate:
     def observe_lateness(self, answered_after_s: float, forecast_s: float) -> None:
         """Record when an admitted question was answered, against its forecast."""
         self._lateness.append(answered_after_s / forecast_s)
-        self.lateness = max(1.0, _quantile(self._lateness, LATENESS_QUANTILE))
+        self.lateness = max(1.0, *self._lateness)
 
     def _ahead(self) -> int:
         """Requests that a request arriving now would wait for (0 while a slot is free)."""
