@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from qa.config import Settings
 from qa.pipeline import QAPipeline
 from qa.serve.app import create_app
-from qa.serve.guards import Busy, FailureThrottle, ModelGate
+from qa.serve.guards import STARTUP_ANSWERS, STARTUP_LATENESS, Busy, FailureThrottle, ModelGate
 from qa.types import Article
 from tests.fakes import FakeEmbedder, FakeReader
 
@@ -132,6 +132,8 @@ def test_questions_are_refused_by_expected_wait_with_a_retry_after_from_the_serv
     async def main():
         gate = ModelGate(concurrent=1, queued=64, max_wait_s=3.0)
         gate.observe(2.0)  # a question holds the models 2 s
+        for _ in range(STARTUP_ANSWERS):
+            gate.observe_lateness(1.0, 1.0)  # and answers came when forecast
         release = threading.Event()
 
         async def blocked(name):
@@ -159,7 +161,7 @@ def test_answers_later_than_forecast_make_the_gate_forecast_later():
     async def main():
         gate = ModelGate(concurrent=1, queued=8, max_wait_s=1.0)
         gate.observe(0.05)  # as measured so far: a question holds the models 50 ms
-        assert gate.lateness == 1.0
+        assert gate.lateness == STARTUP_LATENESS  # no answers seen yet: assumed late
 
         async def ask(seconds):
             return await gate.run(time.sleep, seconds, question=True)
@@ -180,6 +182,7 @@ def test_answers_later_than_forecast_make_the_gate_forecast_later():
             tg.start_soon(ask, 0.3)
             while gate.inside < 1:
                 await anyio.sleep(0.001)
+            assert gate.service_s is not None and gate.typical_service_s is not None
             assert gate.expected_wait_s() == pytest.approx(gate.service_s * gate.lateness)
             with pytest.raises(Busy, match="would wait about"):
                 await ask(0.0)
@@ -188,6 +191,12 @@ def test_answers_later_than_forecast_make_the_gate_forecast_later():
         for _ in range(40):
             gate.observe_lateness(0.01, 1.0)
         assert gate.lateness == 1.0
+        # A fresh gate assumes answers late until it has seen enough of them.
+        fresh = ModelGate(concurrent=1, queued=8, max_wait_s=1.0)
+        for _ in range(STARTUP_ANSWERS):
+            assert fresh.lateness == STARTUP_LATENESS
+            fresh.observe_lateness(0.5, 1.0)
+        assert fresh.lateness == 1.0
 
     anyio.run(main)
 
