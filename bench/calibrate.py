@@ -164,7 +164,7 @@ def main() -> None:
         f"Without a threshold the reader answers every unanswerable question.\n\n"
         f"Confidence shown to users (share of answers with this score that were right, both cases together; "
         f"{calibration['confidence_method']}):\n\n"
-        + table([(f"{score:.4f}", f"{100 * share:.0f}") for score, share in curve], ("score", "right %"))
+        + table([(f"{score:.3g}", f"{100 * share:.0f}") for score, share in curve], ("score", "right %"))
     )
     float_reader = args.backend in FLOAT_BACKENDS
     write_section(
