@@ -18,6 +18,7 @@ def main() -> None:
         ["bench.reader_squad", "--squad-dev", args.squad_dev],
         ["bench.retrieval_squad", "--squad-dev", args.squad_dev],
         ["bench.e2e_squad", "--squad-dev", args.squad_dev],
+        ["bench.reader_backends", "--squad-dev", args.squad_dev],
         ["bench.news_gold"],
         ["bench.followup"],
         ["bench.ask_latency"],
