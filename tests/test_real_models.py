@@ -143,8 +143,13 @@ def test_lavrov_is_among_the_answers(seed_pipeline):
     assert any("Lavrov" in a.text for a in result.answers)
 
 
-def test_passages_read_for_one_question_share_one_softmax(seed_pipeline):
-    reader = seed_pipeline.reader
+def test_passages_read_for_one_question_share_one_softmax():
+    # Float32: with an int8 reader the scores also depend a little on which windows share a
+    # forward pass (one activation scale per batch), which is not what this test is about.
+    from qa.models import load_reader_tokenizer, load_span_model
+    from qa.reader.extractive import ExtractiveReader
+
+    reader = ExtractiveReader(load_reader_tokenizer(), load_span_model("torch-fp32"))
     question = "When was Tiger released?"
     passage = "Apple released Mac OS X Tiger in April 2005. Reviewers praised its Spotlight search."
     rival = "Apple released Mac OS X Leopard in October 2007, two years after its predecessor."
