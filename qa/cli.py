@@ -379,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--recipe",
         choices=["fp32", "int8"],
         default="fp32",
-        help="fp32: as accurate as PyTorch; int8: faster, less accurate (default: fp32)",
+        help="fp32: PyTorch's answers; int8: ~1.6x faster on AVX2, F1 within 0.5, own calibration (default: fp32)",
     )
     s.add_argument("--out", help="ONNX file to write (default: the recipe's file in the reader folder)")
     s.set_defaults(func=cmd_export_reader)
