@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The reader as ONNX, made from the shipped weights: float32 (the same answers as PyTorch) and
-# int8 (F1 within 0.5 end to end, read ~1.7x faster on 2 AVX2 cores); QA_READER_BACKEND=auto
+# int8 (F1 within 0.5 end to end, read ~1.6x faster on 2 AVX2 cores); QA_READER_BACKEND=auto
 # times them against PyTorch at start and reads with the fastest.
 qa/reader_model/model.%.onnx: $(VENV)/.installed qa/reader_model/model.safetensors
 	$(VENV)/bin/qa export-reader --recipe $*
