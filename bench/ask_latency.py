@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.report import table, write_section
+from bench.report import load_average, percentile, table, write_section
 from qa.config import Settings
 from qa.eval.gold import load_gold
 from qa.models import configure_torch_threads
@@ -31,10 +30,6 @@ from qa.pipeline import QAPipeline
 from qa.serve.process import ServerProcess
 
 GOLD = Path(__file__).resolve().parent.parent / "seeds" / "gold" / "news_gold.jsonl"
-
-
-def p(values: list[float], q: int) -> float:
-    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 1)
 
 
 def main() -> None:
@@ -60,7 +55,7 @@ def main() -> None:
         for client in clients.values():
             for q in questions[:5]:
                 client.post("/ask", json={"question": q}).raise_for_status()  # warm-up
-        load_before = os.getloadavg()
+        load_before = load_average()
         for i, q in enumerate(questions * args.rounds):
             for b in backends[i % len(backends) :] + backends[: i % len(backends)]:
                 t = time.perf_counter()
@@ -83,26 +78,25 @@ def main() -> None:
                 t = time.perf_counter()
                 pipelines[b].reader.read(q, passages[q])
                 reader_ms[b].append(1000 * (time.perf_counter() - t))
-        load_after = os.getloadavg()
+        load_after = load_average()
     base = backends[0]
     result = {
         b: {
             "requests": len(http_ms[b]),
-            "http_p50_ms": p(http_ms[b], 50),
-            "http_p95_ms": p(http_ms[b], 95),
-            "server_total_p50_ms": p(server_ms[b], 50),
-            "reader_alone_p50_ms": p(reader_ms[b], 50),
+            "http_p50_ms": percentile(http_ms[b], 50),
+            "http_p95_ms": percentile(http_ms[b], 95),
+            "server_total_p50_ms": percentile(server_ms[b], 50),
+            "reader_alone_p50_ms": percentile(reader_ms[b], 50),
             "speed_vs_" + base: round(statistics.median(http_ms[base]) / statistics.median(http_ms[b]), 2),
         }
         for b in backends
     }
-    loads = " ".join(f"{x:.2f}" for x in load_before), " ".join(f"{x:.2f}" for x in load_after)
-    print(json.dumps({"load_average_before": loads[0], "load_average_after": loads[1], **result}))
+    print(json.dumps({"load_average_before": load_before, "load_average_after": load_after, **result}))
     if not args.no_write:
         body = (
             f"{len(questions)} news gold questions x {args.rounds} rounds, one client, warm servers (one per "
             f"reader backend, asked in turn), read_k={first.settings.read_k} passages. Load average (1, 5, 15 min) "
-            f"before: {loads[0]}; after: {loads[1]}.\n\n"
+            f"before: {load_before}; after: {load_after}.\n\n"
             + table(
                 [
                     (

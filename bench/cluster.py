@@ -29,7 +29,7 @@ import numpy as np
 import ray
 
 from bench.load import run as ask_load
-from bench.report import machine
+from bench.report import load_average, machine
 from qa.cluster.embed_job import embed_on_cluster
 from qa.cluster.serve_app import REPLICA_HEADER
 from qa.config import Settings
@@ -40,10 +40,6 @@ from qa.serve.process import ROOT, ServerProcess, health
 
 ARTICLES_PER_HOUR = 1_000_000
 TARGET_QUESTIONS_PER_S = 100
-
-
-def load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def cpu_seconds(pids: list[int]) -> float:

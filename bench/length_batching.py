@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.report import load_average
 from qa.models import configure_torch_threads, load_reader_tokenizer, load_span_model
 from qa.reader.extractive import ExtractiveReader
 
@@ -42,7 +43,7 @@ def main() -> None:
         for r in itertools.islice(retrieved.values(), args.questions)
     ]
     tokenizer = load_reader_tokenizer()
-    print(f"load average before: {os.getloadavg()}")
+    print(f"load average before: {load_average()}")
     for backend in args.backends.split(","):
         model = load_span_model(backend)
         readers = {name: ExtractiveReader(tokenizer, model, length_slack=slack) for name, slack in SLACKS.items()}
@@ -56,7 +57,7 @@ def main() -> None:
         p50 = {name: statistics.median(v) for name, v in ms.items()}
         base = p50["one padded batch"]
         print(backend, {name: f"{t:.0f} ms ({base / t:.2f}x)" for name, t in p50.items()})
-    print(f"load average after: {os.getloadavg()}")
+    print(f"load average after: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 
-from bench.report import table, write_section
+from bench.report import percentile, table, write_section
 from qa.config import Settings
 from qa.eval.gold import load_gold
 from qa.serve.process import ServerProcess
@@ -66,10 +65,6 @@ async def client_loop(url: str, questions: list[str], stop_at: float, stats: dic
             i += 1
 
 
-def p(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 1) if values else None
-
-
 async def run(url: str, pid: int, clients: int, seconds: float) -> dict:
     questions = [q.question for q in load_gold(GOLD).questions]
     stats: dict = {"sent": 0, "ok": [], "service": [], "busy": 0, "busy_ms": [], "errors": 0}
@@ -78,8 +73,8 @@ async def run(url: str, pid: int, clients: int, seconds: float) -> dict:
     await asyncio.gather(*(client_loop(url, questions, start + seconds, stats, n) for n in range(clients)))
     elapsed = time.monotonic() - start
     wait_ms = 1000 * Settings().max_queue_wait_s
-    service_ms = p(stats["service"], 50)
-    p95 = p(stats["ok"], 95)
+    service_ms = percentile(stats["service"], 50)
+    p95 = percentile(stats["ok"], 95)
     return {
         "clients": clients,
         "seconds": round(elapsed, 1),
@@ -89,14 +84,16 @@ async def run(url: str, pid: int, clients: int, seconds: float) -> dict:
         "busy_share": round(stats["busy"] / max(1, stats["sent"]), 3),
         "errors": stats["errors"],
         "ok_per_s": round(len(stats["ok"]) / elapsed, 2),
-        "p50_ms": p(stats["ok"], 50),
+        "p50_ms": percentile(stats["ok"], 50),
         "p95_ms": p95,
-        "busy_p95_ms": p(stats["busy_ms"], 95),
+        "busy_p95_ms": percentile(stats["busy_ms"], 95),
         "max_wait_ms": wait_ms,
         "service_p50_ms": service_ms,
-        "service_p95_ms": p(stats["service"], 95),
+        "service_p95_ms": percentile(stats["service"], 95),
         # What the gate promises: an answered question's time less its own pipeline time.
-        "wait_p95_ms": p([ok - service for ok, service in zip(stats["ok"], stats["service"], strict=True)], 95),
+        "wait_p95_ms": percentile(
+            [ok - service for ok, service in zip(stats["ok"], stats["service"], strict=True)], 95
+        ),
         "p95_within_wait_plus_service": None if p95 is None or service_ms is None else p95 <= wait_ms + service_ms,
         "rss_mb_before": round(rss_before, 1),
         "rss_mb_after": round(rss_mb(pid), 1),
@@ -117,8 +114,8 @@ def main() -> None:
         inside: dict[str, list[float]] = {"200": [], "503": []}
         for status, ms in ACCESS_LINE.findall(server.log.read_text(errors="replace")):
             inside.get(status, []).append(float(ms))
-        result["server_p95_ms"] = p(inside["200"], 95)
-        result["server_busy_p95_ms"] = p(inside["503"], 95)
+        result["server_p95_ms"] = percentile(inside["200"], 95)
+        result["server_busy_p95_ms"] = percentile(inside["503"], 95)
         result["server_p95_within_wait_plus_service"] = (
             None
             if result["server_p95_ms"] is None or result["service_p50_ms"] is None

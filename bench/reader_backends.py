@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bench.report import table, write_section
+from bench.report import load_average, table, write_section
 from qa.config import Settings
 from qa.eval.gold import GoldQuestion, load_gold
 from qa.eval.metrics import best_over_golds, exact_match, f1_score
@@ -75,10 +75,6 @@ VARIANTS: dict[str, Recipe] = {
         replace(INT8, op_types=("MatMul", "Attention"), outlier_ratio=3.0, outlier_limit=8),
     ),
 }
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def span_model(name: str, work: Path, threads: int) -> tuple[SpanModel, float | None, str]:

@@ -11,6 +11,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 HEADER = """# Benchmarks
 
@@ -43,7 +45,17 @@ def cpu_paths() -> str:
 
 
 def load() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + " when written"
+    return f"load average {load_average()} when written"
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile, to 0.1 (None for no values)."""
+    return round(float(np.percentile(values, q)), 1) if len(values) else None
 
 
 def command() -> str:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import table, write_section
+from bench.report import percentile, table, write_section
 
 DIM = 384
 
@@ -114,10 +114,6 @@ def rss_mb() -> float:
 
 def disk_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
-
-
-def pct(xs, q):
-    return round(float(np.percentile(xs, q)), 1) if len(xs) else None
 
 
 # ---- one size, in a fresh process so that RSS and cold start are its own ---------------------
@@ -220,7 +216,7 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
                     _, found = db.vectors(view.conn, [pid for pid, _ in dense], DIM)
                 got = found @ v
                 hits.append(float((got >= exact[-1] - 1e-5).sum()) / 10)
-            by_nprobe[nprobe] = (round(float(np.mean(hits)), 4), pct(ms, 50))
+            by_nprobe[nprobe] = (round(float(np.mean(hits)), 4), percentile(ms, 50))
         ivf.nprobe = default_nprobe
         recall = {"nlist": ivf.nlist, "default_nprobe": default_nprobe, "by_nprobe": by_nprobe}
     # Writes: add 1 (p50 of 5), add 100 (once), delete 1 (p50 of 5).
@@ -243,8 +239,8 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
             {
                 "cold_start_s": round(cold_s, 2),
                 "dense_kind": gen.dense.kind,
-                "retrieval_p50_ms": pct(times, 50),
-                "retrieval_p95_ms": pct(times, 95),
+                "retrieval_p50_ms": percentile(times, 50),
+                "retrieval_p95_ms": percentile(times, 95),
                 "recall_at_10": recall,
                 "add1_ms": round(statistics.median(add1), 1),
                 "add100_s": round(add100_s, 2),
@@ -345,10 +341,10 @@ def ask_during_ingest(squad_train: str, n_articles: int) -> dict:
         writer.join()
     shutil.rmtree(tmp, ignore_errors=True)
     return {
-        "idle_p50": pct(idle, 50),
-        "idle_p95": pct(idle, 95),
-        "busy_p50": pct(busy, 50),
-        "busy_p95": pct(busy, 95),
+        "idle_p50": percentile(idle, 50),
+        "idle_p95": percentile(idle, 95),
+        "busy_p50": percentile(busy, 50),
+        "busy_p95": percentile(busy, 95),
         "busy_n": len(busy),
         "ingested": added["n"],
         "ingest_s": round(added["s"], 1),
