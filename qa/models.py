@@ -117,12 +117,19 @@ def onnx_reader_file(backend: str, path: str | None = None) -> Path:
 
 def load_span_model(backend: str, path: str | None = None, threads: int = 2) -> SpanModel:
     """The reader's span model on one backend (qa.reader.backends.BACKENDS), loaded anew."""
-    from qa.reader.backends import BACKENDS, OnnxSpanModel, TorchSpanModel
+    from qa.reader.backends import BACKENDS
 
     if backend not in BACKENDS:
         raise ReaderBackendError(f"unknown reader backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
-    if backend.startswith("onnx-"):
-        onnx_file = onnx_reader_file(backend, path)
+    onnx_file = onnx_reader_file(backend, path) if backend.startswith("onnx-") else None
+    return _span_model(backend, path, threads, onnx_file)
+
+
+def _span_model(backend: str, path: str | None, threads: int, onnx_file: Path | None) -> SpanModel:
+    """Load a backend already checked: an onnx-* one with its file (from `onnx_reader_file`)."""
+    from qa.reader.backends import OnnxSpanModel, TorchSpanModel
+
+    if onnx_file is not None:
         log.info("loading reader from %s (ONNX Runtime)", onnx_file)
         return OnnxSpanModel(onnx_file, threads, name=backend)
     if backend == "torch-bf16" and not fast_bf16_available():
@@ -130,24 +137,29 @@ def load_span_model(backend: str, path: str | None = None, threads: int = 2) -> 
     return TorchSpanModel(load_reader_model(path), bf16=backend == "torch-bf16")
 
 
-def available_backends(path: str | None = None) -> list[str]:
-    """The backends `auto` may choose from on this machine (all keep the reader's F1, see
-    qa.reader.backends): bf16 only where the CPU runs it natively, onnx-* only when their file
-    is there, exported from the weights in use."""
+def _available(path: str | None) -> dict[str, Path | None]:
+    """`available_backends`, each with its ONNX file (None for PyTorch), checked once."""
     from qa.reader.backends import BACKENDS
 
-    found = []
+    found: dict[str, Path | None] = {}
     for backend in BACKENDS:
         if backend == "torch-bf16" and not fast_bf16_available():
             continue
         if backend.startswith("onnx-"):
             try:
-                onnx_reader_file(backend, path)
+                found[backend] = onnx_reader_file(backend, path)
             except ModelNotFoundError as exc:
                 log.info("reader backend %s not available: %s", backend, exc)
-                continue
-        found.append(backend)
+            continue
+        found[backend] = None
     return found
+
+
+def available_backends(path: str | None = None) -> list[str]:
+    """The backends `auto` may choose from on this machine (all keep the reader's F1, see
+    qa.reader.backends): bf16 only where the CPU runs it natively, onnx-* only when their file
+    is there, exported from the weights in use."""
+    return list(_available(path))
 
 
 @lru_cache(maxsize=4)
@@ -161,12 +173,12 @@ def choose_span_model(backend: str, path: str | None = None, threads: int = 2) -
         chosen = load_span_model(backend, path, threads)
         log.info("reader backend: %s (as set)", chosen.name)
         return chosen
-    names = available_backends(path)
-    if len(names) == 1:
-        chosen = load_span_model(names[0], path, threads)
-    else:
-        chosen = fastest([load_span_model(n, path, threads) for n in names])
-    log.info("reader backend: %s (auto, of %s)", chosen.name, ", ".join(names))
+    # Each ONNX file was checked against the weights once, here (reading its digest costs
+    # about as much as loading it).
+    found = _available(path)
+    models = [_span_model(name, path, threads, onnx_file) for name, onnx_file in found.items()]
+    chosen = models[0] if len(models) == 1 else fastest(models)
+    log.info("reader backend: %s (auto, of %s)", chosen.name, ", ".join(found))
     return chosen
 
 
