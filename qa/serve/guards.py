@@ -130,8 +130,7 @@ class ModelGate:
 
     def _too_late(self) -> bool:
         """Whether a question arriving now would be answered later than promised."""
-        forecast = self._forecast_s() * self.lateness
-        return forecast > 0 and forecast > self.max_wait_s + (self.typical_service_s or 0.0)
+        return self._forecast_s() * self.lateness > self.max_wait_s + (self.typical_service_s or 0.0)
 
     def _refuse(self, why: str) -> Busy:
         # Retry-After: about when the work ahead now will be done.
