@@ -46,13 +46,13 @@ class SpanModel(Protocol):
 
 
 class TorchSpanModel:
-    """A transformers question-answering model (float32 weights, or dynamic int8 ones); with
-    `bf16`, run under bfloat16 autocast."""
+    """A transformers question-answering model in float32; with `bf16`, run under bfloat16
+    autocast."""
 
-    def __init__(self, model: PreTrainedModel, bf16: bool = False, name: str | None = None) -> None:
+    def __init__(self, model: PreTrainedModel, bf16: bool = False) -> None:
         self.model = model
         self.bf16 = bf16
-        self.name = name or ("torch-bf16" if bf16 else "torch-fp32")
+        self.name = "torch-bf16" if bf16 else "torch-fp32"
 
     def __call__(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
