@@ -141,7 +141,8 @@ def main() -> None:
     }
     file = folder / CALIBRATION_FILE
     saved = json.loads(file.read_text()) if file.exists() else {}
-    if args.backend in FLOAT_BACKENDS:
+    float_reader = args.backend in FLOAT_BACKENDS  # the float backends share the top level
+    if float_reader:
         saved = {**calibration, "backends": saved.get("backends", {})}  # the int8 ones' stay
     else:
         saved.setdefault("backends", {})[args.backend] = calibration
@@ -160,13 +161,12 @@ def main() -> None:
             ("threshold", "answerable: right answer given %", "unanswerable: abstained %", "balanced %"),
         )
         + f"\n\nChosen threshold: **{threshold:.3f}** (saved to `{folder.name}/{CALIBRATION_FILE}` for the "
-        f"{'float backends' if args.backend in FLOAT_BACKENDS else args.backend + ' backend'}). "
+        f"{'float backends' if float_reader else args.backend + ' backend'}). "
         f"Without a threshold the reader answers every unanswerable question.\n\n"
         f"Confidence shown to users (share of answers with this score that were right, both cases together; "
         f"{calibration['confidence_method']}):\n\n"
         + table([(f"{score:.3g}", f"{100 * share:.0f}") for score, share in curve], ("score", "right %"))
     )
-    float_reader = args.backend in FLOAT_BACKENDS
     write_section(
         "calibration" if float_reader else f"calibration-{args.backend}",
         "Answer scoring: rank discount and no-answer threshold (tuned on SQuAD dev)"
