@@ -41,9 +41,10 @@ from qa.eval.gold import GoldQuestion, load_gold
 from qa.eval.metrics import best_over_golds, exact_match, f1_score
 from qa.index.embedding import SentenceTransformerEmbedder
 from qa.models import BUNDLED_READER_DIR, configure_torch_threads, load_reader_tokenizer, load_span_model
+from qa.onnx_export import onnx_source_digest, weights_digest
 from qa.pipeline import QAPipeline
 from qa.reader.backends import BACKENDS, FLOAT_BACKENDS, OnnxSpanModel, SpanModel
-from qa.reader.export import RECIPES, Quantisation, Recipe, export_onnx, onnx_source_digest, weights_digest
+from qa.reader.export import RECIPES, Quantisation, Recipe, export_onnx
 from qa.reader.extractive import BATCH_LENGTH_SLACK, ExtractiveReader
 from qa.retrieval.hybrid import Retrieved
 from qa.types import Article

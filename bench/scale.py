@@ -63,6 +63,9 @@ class StandInEmbedder:
         out /= np.linalg.norm(out, axis=1, keepdims=True)
         return out
 
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
 
 def real_basis(squad_train: str, work: Path, n: int = 2000) -> np.ndarray:
     """Real MiniLM embeddings of n SQuAD-train passages (cached in `work`)."""

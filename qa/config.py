@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from qa.index.embedding import QueryEncoderName
 from qa.reader.backends import ReaderBackend
 from qa.resources import SEEDS_DIR, default_index_dir
 
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
     reader_max_length: int = Field(256, ge=64, le=512)
     reader_stride: int = Field(96, ge=0)
     max_answer_tokens: int = Field(30, ge=1, le=100)
+    query_encoder: Literal["auto", QueryEncoderName] = Field(
+        "auto",
+        description="what embeds questions; auto: the ONNX copy of the embedder when `qa export-embedder` made it",
+    )
     reader_backend: Literal["auto", ReaderBackend] = Field(
         "auto", description="how the reader runs; auto: the fastest of those as accurate as float32 (qa/models.py)"
     )

@@ -10,14 +10,19 @@ from typing import TYPE_CHECKING
 from qa.errors import QAError
 
 if TYPE_CHECKING:  # heavy imports stay lazy: the CLI's --help must not load torch
+    from onnxruntime import InferenceSession
     from sentence_transformers import SentenceTransformer
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+    from qa.index.embedding import OnnxQueryEncoder
     from qa.reader.backends import SpanModel
 
 log = logging.getLogger(__name__)
 
 BUNDLED_READER_DIR = Path(__file__).parent / "reader_model"
+# ONNX copies of the packaged embedder, made by `qa export-embedder` (the embedder's own folder
+# belongs to another package; a custom embedder's copies go beside its weights).
+BUNDLED_QUERY_ENCODER_DIR = Path(__file__).parent / "query_encoder"
 EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -27,6 +32,10 @@ class ModelNotFoundError(QAError, RuntimeError):
 
 class ReaderBackendError(QAError, ValueError):
     """QA_READER_BACKEND names no backend this build has."""
+
+
+class QueryEncoderError(QAError, ValueError):
+    """QA_QUERY_ENCODER names no encoder this build has."""
 
 
 def embedder_dir() -> Path:
@@ -96,23 +105,44 @@ def load_reader_model(path: str | None = None) -> PreTrainedModel:
     return model
 
 
-def onnx_reader_file(backend: str, path: str | None = None) -> Path:
-    """The ONNX file of an onnx-* backend beside the reader's weights, exported from those very
-    weights (ModelNotFoundError, with the command that makes it, when it is missing or stale)."""
-    from qa.reader.export import RECIPES, onnx_source_digest, weights_digest
+def _checked_onnx_file(onnx_file: Path, weights_dir: Path, what: str, command: str) -> Path:
+    """`onnx_file` if it is there and was exported from the weights in `weights_dir`
+    (ModelNotFoundError, with the command that makes it, when it is missing or stale)."""
+    from qa.onnx_export import WEIGHTS_FILE, onnx_source_digest, weights_digest
 
-    folder = Path(path) if path else BUNDLED_READER_DIR
-    recipe = backend.removeprefix("onnx-")
-    onnx_file = folder / RECIPES[recipe].file
-    command = f"qa export-reader --recipe {recipe}" + (f" --reader {folder}" if path else "")
     if not onnx_file.is_file():
-        raise ModelNotFoundError(f"no {backend} reader at {onnx_file}: make it with `{command}`")
-    if onnx_source_digest(onnx_file) != weights_digest(folder):
+        raise ModelNotFoundError(f"no {what} at {onnx_file}: make it with `{command}`")
+    if onnx_source_digest(onnx_file) != weights_digest(weights_dir):
         raise ModelNotFoundError(
-            f"{onnx_file} was exported from other weights than {folder / 'model.safetensors'}: "
+            f"{onnx_file} was exported from other weights than {weights_dir / WEIGHTS_FILE}: "
             f"export it again with `{command}`"
         )
     return onnx_file
+
+
+def onnx_cpu_session(path: Path, threads: int) -> InferenceSession:
+    """An ONNX Runtime session on the CPU with `threads` intra-op threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle pool threads would otherwise spin for work, taking the cores that retrieval and
+    # tokenising for other questions need (2 shared cores; no speed lost measured here).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_reader_file(backend: str, path: str | None = None) -> Path:
+    """The ONNX file of an onnx-* backend beside the reader's weights, exported from those very
+    weights."""
+    from qa.reader.export import RECIPES
+
+    folder = Path(path) if path else BUNDLED_READER_DIR
+    recipe = backend.removeprefix("onnx-")
+    command = f"qa export-reader --recipe {recipe}" + (f" --reader {folder}" if path else "")
+    return _checked_onnx_file(folder / RECIPES[recipe].file, folder, f"{backend} reader", command)
 
 
 def load_span_model(backend: str, path: str | None = None, threads: int = 2) -> SpanModel:
@@ -182,10 +212,61 @@ def choose_span_model(backend: str, path: str | None = None, threads: int = 2) -
     return chosen
 
 
-@lru_cache(maxsize=2)
 def load_reader_tokenizer(path: str | None = None) -> PreTrainedTokenizerFast:
-    from transformers import AutoTokenizer
-
     folder = Path(path) if path else BUNDLED_READER_DIR
     _check_model_dir(folder, "reader model")
-    return AutoTokenizer.from_pretrained(str(folder))
+    return load_tokenizer(str(folder))
+
+
+@lru_cache(maxsize=4)
+def load_tokenizer(folder: str) -> PreTrainedTokenizerFast:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def query_encoder_file(backend: str, path: str | None = None) -> Path:
+    """The ONNX file of an onnx-* query encoder, exported from the embedder's weights in use:
+    the packaged embedder's in BUNDLED_QUERY_ENCODER_DIR, a custom one's beside its weights."""
+    from qa.index.query_export import RECIPES
+
+    folder = Path(path) if path else BUNDLED_QUERY_ENCODER_DIR
+    weights = Path(path) if path else embedder_dir()
+    recipe = backend.removeprefix("onnx-")
+    command = f"qa export-embedder --recipe {recipe}" + (f" --embedder {weights}" if path else "")
+    return _checked_onnx_file(folder / RECIPES[recipe], weights, f"{backend} query encoder", command)
+
+
+def load_query_encoder(onnx_file: Path, embedder: Path, name: str, threads: int = 2) -> OnnxQueryEncoder:
+    """The ONNX query encoder in `onnx_file`, exported from the embedder in folder `embedder`."""
+    from qa.index.embedding import OnnxQueryEncoder
+    from qa.index.query_export import max_seq_length
+
+    return OnnxQueryEncoder(
+        onnx_cpu_session(onnx_file, threads), load_tokenizer(str(embedder)), max_seq_length(embedder), name
+    )
+
+
+@lru_cache(maxsize=4)
+def choose_query_encoder(backend: str, path: str | None = None, threads: int = 2) -> OnnxQueryEncoder | None:
+    """What embeds questions (QA_QUERY_ENCODER): an ONNX encoder, or None for the embedder's
+    own PyTorch path. "auto" takes onnx-fp32 when its file is there (the same vectors, a third
+    of the time for one question; docs/benchmarks.md) and PyTorch otherwise. Cached: one per
+    process and setting."""
+    from qa.index.embedding import QUERY_ENCODERS
+
+    if backend not in ("auto", *QUERY_ENCODERS):
+        raise QueryEncoderError(f"unknown query encoder {backend!r}; choose one of auto, {', '.join(QUERY_ENCODERS)}")
+    if backend == "torch":
+        log.info("query encoder: torch (as set)")
+        return None
+    name = "onnx-fp32" if backend == "auto" else backend
+    try:
+        onnx_file = query_encoder_file(name, path)
+    except ModelNotFoundError as exc:
+        if backend != "auto":
+            raise
+        log.info("query encoder: torch (auto; %s)", exc)
+        return None
+    log.info("query encoder: %s (%s), from %s", name, "auto" if backend == "auto" else "as set", onnx_file)
+    return load_query_encoder(onnx_file, Path(path) if path else embedder_dir(), name, threads)

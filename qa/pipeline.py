@@ -85,7 +85,7 @@ class QAPipeline:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, reader: Reader | None = None) -> None:
         self.settings = settings
         self.embedder: Embedder = embedder or SentenceTransformerEmbedder(
-            str(settings.embedder_path) if settings.embedder_path else None
+            str(settings.embedder_path) if settings.embedder_path else None, settings.query_encoder, settings.threads
         )
         self._reader = reader
         self.chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
@@ -115,6 +115,11 @@ class QAPipeline:
         return self._reader.model.name if isinstance(self._reader, ExtractiveReader) else None
 
     @property
+    def query_encoder(self) -> str | None:
+        """What embeds questions (QA_QUERY_ENCODER, or auto's choice)."""
+        return self.embedder.query_encoder if isinstance(self.embedder, SentenceTransformerEmbedder) else None
+
+    @property
     def threshold(self) -> float:
         return self.calibration.no_answer_threshold
 
@@ -136,8 +141,9 @@ class QAPipeline:
         return self._reader
 
     def warm_up(self) -> None:
-        """Load both models and run them once, so the first question is not the slow one."""
+        """Load the models and run them once, so the first question is not the slow one."""
         self.embedder.encode(["warm up"])
+        self.embedder.encode_query("warm up")
         self.reader.read("warm up?", ["Warm up text."])
 
     # ---- index --------------------------------------------------------------------------

@@ -29,6 +29,9 @@ class FakeEmbedder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1, norms)
 
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
 
 class FakeReader:
     """Answers with the first number in each passage (score 0.9, less 0.01 a rank), or nothing."""

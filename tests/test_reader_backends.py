@@ -21,8 +21,9 @@ from qa.models import (
     load_reader_tokenizer,
     load_span_model,
 )
+from qa.onnx_export import onnx_source_digest, weights_digest
 from qa.pipeline import QAPipeline
-from qa.reader.export import RECIPES, onnx_source_digest, weights_digest
+from qa.reader.export import RECIPES
 from qa.reader.extractive import ExtractiveReader, encode_windows
 from tests.fakes import FakeEmbedder
 

@@ -72,16 +72,9 @@ class OnnxSpanModel:
     """An ONNX span model under ONNX Runtime on the CPU, with `threads` intra-op threads."""
 
     def __init__(self, path: Path, threads: int, name: str) -> None:
-        import onnxruntime as ort
+        from qa.models import onnx_cpu_session
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle pool threads would otherwise spin for work, taking the cores that retrieval and
-        # tokenising for other questions need (2 shared cores; no speed lost measured here).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = onnx_cpu_session(path, threads)
         self.name = name
 
     def __call__(

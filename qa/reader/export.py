@@ -15,9 +15,7 @@ re-exporting is noticed at load instead of silently reading with the old weights
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import re
 import tempfile
 from dataclasses import dataclass
@@ -25,10 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from qa.onnx_export import fuse_bert, quantise_int8, save_stamped
 
-WEIGHTS_FILE = "model.safetensors"
-SOURCE_KEY = "source_weights_sha256"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUTS = ("start_logits", "end_logits")
 
@@ -45,9 +41,7 @@ class Quantisation:
     op_types: tuple[str, ...] = ("MatMul", "Attention", "EmbedLayerNormalization")
     exclude: tuple[str, ...] = ()
     per_channel: bool = True
-    # 7-bit weights: AVX2 CPUs without VNNI multiply u8 x s8 pairs into int16 (vpmaddubsw),
-    # which saturates with 8-bit weights.
-    reduce_range: bool = True
+    reduce_range: bool = True  # 7-bit weights (qa.onnx_export.quantise_int8 says why)
     # Input channels over this many times the median channel kept in float32 (outliers.py), in
     # the MatMuls whose names match `outlier_nodes`, at most `outlier_limit` per MatMul.
     outlier_ratio: float | None = None
@@ -68,22 +62,6 @@ RECIPES: dict[str, Recipe] = {
     # than plain int8 end to end, 0.07x slower (docs/benchmarks.md, bench.reader_backends).
     "int8": Recipe("model.int8.onnx", Quantisation(outlier_ratio=3.0, outlier_limit=8)),
 }
-
-
-def weights_digest(reader_dir: Path) -> str:
-    h = hashlib.sha256()
-    with open(reader_dir / WEIGHTS_FILE, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def onnx_source_digest(path: Path) -> str | None:
-    """The weights digest recorded in an exported ONNX file (None if it has none)."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return next((p.value for p in model.metadata_props if p.key == SOURCE_KEY), None)
 
 
 def _export_fp32(reader_dir: Path, out: Path) -> None:
@@ -110,18 +88,6 @@ def _export_fp32(reader_dir: Path, out: Path) -> None:
         opset_version=17,
         dynamo=False,
     )
-
-
-def _fuse(path: Path, reader_dir: Path) -> None:
-    from onnxruntime.transformers import optimizer
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(str(reader_dir))
-    fused = optimizer.optimize_model(
-        str(path), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size, opt_level=1
-    )
-    log.info("fused operators: %s", {k: v for k, v in fused.get_fused_operator_statistics().items() if v})
-    fused.save_model_to_file(str(path))
 
 
 def calibration_feeds(reader_dir: Path, windows: int = 32, batch: int = 8) -> list[dict[str, np.ndarray]]:
@@ -151,7 +117,6 @@ def calibration_feeds(reader_dir: Path, windows: int = 32, batch: int = 8) -> li
 
 def _quantise(src: Path, out: Path, q: Quantisation, reader_dir: Path) -> None:
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from qa.reader.outliers import OUTLIER_SUFFIX, calibrate_and_split
 
@@ -162,39 +127,18 @@ def _quantise(src: Path, out: Path, q: Quantisation, reader_dir: Path) -> None:
     graph = onnx.load(str(src), load_external_data=False).graph
     patterns = (*q.exclude, re.escape(OUTLIER_SUFFIX))
     excluded = [n.name for n in graph.node if any(re.search(pattern, n.name) for pattern in patterns)]
-    log.info("quantising %s; kept in float32: %s", ", ".join(q.op_types), excluded or "nothing")
-    quantize_dynamic(
-        str(src),
-        str(out),
-        op_types_to_quantize=list(q.op_types),
-        nodes_to_exclude=excluded,
-        weight_type=QuantType.QInt8,
-        per_channel=q.per_channel,
-        reduce_range=q.reduce_range,
-        # Fused ops come from the com.microsoft domain, which ONNX shape inference cannot type:
-        # their outputs are float32.
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    quantise_int8(src, out, q.op_types, excluded, q.per_channel, q.reduce_range)
 
 
 def export_onnx(reader_dir: Path, out: Path, recipe: Recipe) -> Path:
     """Write the reader at `reader_dir` to `out` as an ONNX model made by `recipe`."""
-    import onnx
-
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "fp32.onnx"
         _export_fp32(reader_dir, staged)
         if recipe.fuse:
-            _fuse(staged, reader_dir)
+            fuse_bert(staged, reader_dir)
         if recipe.quantisation is not None:
             quantised = Path(tmp) / "int8.onnx"
             _quantise(staged, quantised, recipe.quantisation, reader_dir)
             staged = quantised
-        model = onnx.load(str(staged))
-        onnx.helper.set_model_props(model, {SOURCE_KEY: weights_digest(reader_dir)})
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(out.name + ".partial")
-        onnx.save(model, str(partial))
-        partial.replace(out)  # never a half-written model where the reader looks for one
-    log.info("wrote %s (%.1f MB)", out, out.stat().st_size / 1e6)
-    return out
+        return save_stamped(staged, out, reader_dir)

@@ -102,7 +102,7 @@ class Retriever:
         f = filters if filters and filters.active else None
         where = (f.source, f.date_from, f.date_to) if f else None
         if mode != "bm25" and vector is None:
-            vector = self.embedder.encode([query])[0]
+            vector = self.embedder.encode_query(query)
         gen = self.store.generation()
         extra = gen.passage_count_of(exclude_article) if exclude_article else 0
         dense_k, lexical_k = max(k, self.dense_k) + extra, max(k, self.bm25_k) + extra

@@ -52,9 +52,10 @@ class AppState:
             self.gate.observe(time.perf_counter() - started)
             self.pipeline = pipeline
             log.info(
-                "ready: %d articles; reader on %s; a question takes about %.0f ms",
+                "ready: %d articles; reader on %s, questions embedded on %s; a question takes about %.0f ms",
                 pipeline.counts().articles,
                 pipeline.reader_backend,
+                pipeline.query_encoder,
                 1000 * (self.gate.service_s or 0),
             )
         except Exception as exc:  # reported on /healthz and /ask; the server stays up to say so

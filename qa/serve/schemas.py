@@ -204,4 +204,5 @@ class Health(BaseModel):
     articles: int = 0
     passages: int = 0
     reader_backend: str | None = Field(None, description="what the reader runs on (QA_READER_BACKEND or auto's choice)")
+    query_encoder: str | None = Field(None, description="what embeds questions (QA_QUERY_ENCODER or auto's choice)")
     detail: str | None = None

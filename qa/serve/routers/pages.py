@@ -30,6 +30,7 @@ async def healthz(state: StateDep) -> JSONResponse:
             articles=counts.articles,
             passages=counts.passages,
             reader_backend=state.pipeline.reader_backend,
+            query_encoder=state.pipeline.query_encoder,
         )
         return JSONResponse(health.model_dump())
     status = "error" if state.error else "loading"

@@ -1,0 +1,109 @@
+"""Export the sentence embedder as an ONNX query encoder: token ids in, the L2-normalised mean
+of the last hidden states out (what sentence-transformers computes for all-MiniLM-L6-v2).
+
+    qa export-embedder [--embedder DIR] [--recipe fp32|int8] [--out FILE]
+
+Why: a question is one short text, and for one short text sentence-transformers' PyTorch path
+is mostly overhead: 17 ms a query against 6 ms under ONNX Runtime with the same vectors (cosine
+0.9999999) on 2 AVX2 cores (docs/benchmarks.md, `python -m bench.query_encoders`). Passages
+are embedded in batches, where the two run at the same speed, so ingest stays on
+sentence-transformers.
+
+Same steps as the reader's export (qa/onnx_export.py): torch.onnx.export with eager attention,
+ONNX Runtime's BERT fusions, and for the int8 recipe its dynamic quantisation.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qa.errors import QAError
+from qa.onnx_export import fuse_bert, quantise_int8, save_stamped
+
+if TYPE_CHECKING:
+    import torch
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT = "embedding"
+RECIPES: dict[str, str] = {"fp32": "query.fp32.onnx", "int8": "query.int8.onnx"}  # recipe -> file name
+
+
+class UnsupportedEmbedderError(QAError, ValueError):
+    """The embedder pools or truncates in a way the query encoder does not reproduce."""
+
+
+def max_seq_length(embedder_dir: Path) -> int:
+    """Tokens sentence-transformers keeps of a text, and a check that it mean-pools: the query
+    encoder reproduces exactly that and nothing else."""
+    pooling_file = embedder_dir / "1_Pooling" / "config.json"
+    pooling = json.loads(pooling_file.read_text()) if pooling_file.is_file() else {}
+    if not pooling.get("pooling_mode_mean_tokens"):
+        raise UnsupportedEmbedderError(f"{embedder_dir} does not mean-pool ({pooling_file}): no ONNX query encoder")
+    config_file = embedder_dir / "sentence_bert_config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    return int(config.get("max_seq_length", 512))
+
+
+def _encoder_module(embedder_dir: Path) -> torch.nn.Module:
+    import torch
+    from transformers import AutoModel
+
+    # Eager attention traces to the MatMul/Softmax pattern the ORT optimizer fuses; SDPA does not.
+    encoder = AutoModel.from_pretrained(str(embedder_dir), dtype=torch.float32, attn_implementation="eager").eval()
+
+    class MeanPooledEncoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+        ) -> torch.Tensor:
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2.0, dim=1)
+
+    return MeanPooledEncoder().eval()
+
+
+def _export_fp32(embedder_dir: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoTokenizer
+
+    max_seq_length(embedder_dir)  # refuses an embedder that does not mean-pool
+    tokenizer = AutoTokenizer.from_pretrained(str(embedder_dir))
+    # Two texts of different lengths, so the traced graph keeps the padding mask.
+    sample = tokenizer(["Who?", "When did the treaty expire?"], return_tensors="pt", padding=True)
+    axes = {name: {0: "texts", 1: "tokens"} for name in INPUTS}
+    torch.onnx.export(
+        _encoder_module(embedder_dir),
+        tuple(sample[name] for name in INPUTS),
+        str(out),
+        input_names=list(INPUTS),
+        output_names=[OUTPUT],
+        dynamic_axes={**axes, OUTPUT: {0: "texts"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def export_query_encoder(embedder_dir: Path, out: Path, recipe: str) -> Path:
+    """Write the embedder at `embedder_dir` to `out` as an ONNX query encoder, float32 or int8
+    (`recipe`, a key of RECIPES)."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / "fp32.onnx"
+        _export_fp32(embedder_dir, staged)
+        fuse_bert(staged, embedder_dir)
+        if recipe == "int8":
+            quantised = Path(tmp) / "int8.onnx"
+            quantise_int8(staged, quantised, ("MatMul", "Attention", "EmbedLayerNormalization"))
+            staged = quantised
+        return save_stamped(staged, out, embedder_dir)
