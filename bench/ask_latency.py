@@ -2,12 +2,13 @@
 each beside its reader's forward pass alone on the same passages (so the cost of everything
 else shows as a ratio).
 
-    python -m bench.ask_latency [--rounds 3] [--backends torch-fp32,onnx-int8]
+    python -m bench.ask_latency [--rounds 3] [--backends torch-fp32,onnx-int8+torch,onnx-int8]
 
-One server per backend (QA_READER_BACKEND), all over one index; every question is asked of
-each server in turn, the order rotating, one request at a time, so that load from other
-processes falls on all alike. The first backend is the reference for the speed ratios. An
-onnx-* backend needs its file (`qa export-reader`, which `make install` runs).
+One server per backend (QA_READER_BACKEND; after a "+", the query encoder, QA_QUERY_ENCODER,
+else auto's), all over one index; every question is asked of each server in turn, the order
+rotating, one request at a time, so that load from other processes falls on all alike. The
+first backend is the reference for the speed ratios. An onnx-* backend needs its file
+(`qa export-reader`, `qa export-embedder`; `make install` runs them).
 """
 
 from __future__ import annotations
@@ -32,10 +33,21 @@ from qa.serve.process import ServerProcess
 GOLD = Path(__file__).resolve().parent.parent / "seeds" / "gold" / "news_gold.jsonl"
 
 
+def reader_of(backend: str) -> str:
+    return backend.partition("+")[0]
+
+
+def server_env(backend: str) -> dict[str, str]:
+    reader, _, query_encoder = backend.partition("+")
+    return {"QA_READER_BACKEND": reader} | ({"QA_QUERY_ENCODER": query_encoder} if query_encoder else {})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--backends", default="torch-fp32,onnx-int8", help="the first is the reference")
+    ap.add_argument(
+        "--backends", default="torch-fp32,onnx-int8", help="READER[+QUERY_ENCODER],...; the first is the reference"
+    )
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     backends = args.backends.split(",")
@@ -46,12 +58,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp, ExitStack() as stack:
         # The first server builds the index from the bundled articles; the others open it.
         servers = {
-            b: stack.enter_context(
-                ServerProcess(tmp, Path(tmp) / f"server-{b}.log", timeout_s=600, env={"QA_READER_BACKEND": b})
-            )
+            b: stack.enter_context(ServerProcess(tmp, Path(tmp) / f"server-{b}.log", timeout_s=600, env=server_env(b)))
             for b in backends
         }
         clients = {b: stack.enter_context(httpx.Client(base_url=s.url, timeout=60)) for b, s in servers.items()}
+        embedded_by = {b: client.get("/healthz").json()["query_encoder"] for b, client in clients.items()}
         for client in clients.values():
             for q in questions[:5]:
                 client.post("/ask", json={"question": q}).raise_for_status()  # warm-up
@@ -67,7 +78,7 @@ def main() -> None:
             s.stop()
         # Each reader's forward pass alone, in this process, on the passages /ask reads.
         configure_torch_threads(2)
-        pipelines = {b: QAPipeline(Settings(index_dir=tmp, reader_backend=b)) for b in backends}
+        pipelines = {b: QAPipeline(Settings(index_dir=tmp, reader_backend=reader_of(b))) for b in backends}
         first = pipelines[backends[0]]
         first.load()
         passages = {q: [h.chunk.text for h in first.search(q, first.settings.read_k)] for q in questions}
@@ -83,6 +94,7 @@ def main() -> None:
     result = {
         b: {
             "requests": len(http_ms[b]),
+            "query_encoder": embedded_by[b],
             "http_p50_ms": percentile(http_ms[b], 50),
             "http_p95_ms": percentile(http_ms[b], 95),
             "server_total_p50_ms": percentile(server_ms[b], 50),
@@ -100,7 +112,8 @@ def main() -> None:
             + table(
                 [
                     (
-                        b,
+                        reader_of(b),
+                        r["query_encoder"],
                         r["http_p50_ms"],
                         r["http_p95_ms"],
                         r["server_total_p50_ms"],
@@ -111,6 +124,7 @@ def main() -> None:
                 ],
                 (
                     "reader backend",
+                    "questions embedded by",
                     "POST /ask p50 ms",
                     "POST /ask p95 ms",
                     "pipeline inside the server p50 ms",

@@ -25,6 +25,17 @@ def test_health_and_openapi(client):
     from qa.models import available_backends
 
     assert health["reader_backend"] in available_backends()
+    # ...and what embeds questions: auto's choice, the first ONNX copy of the embedder that is
+    # there and made from the embedder installed (`make install` makes the int8 one).
+    from qa.models import AUTO_QUERY_ENCODERS, ModelNotFoundError, query_encoder_file
+
+    def current(name: str) -> bool:
+        try:
+            return query_encoder_file(name).is_file()
+        except ModelNotFoundError:
+            return False
+
+    assert health["query_encoder"] == next(filter(current, AUTO_QUERY_ENCODERS), "torch")
     spec = client.get("/openapi.json").json()
     assert "/ask" in spec["paths"] and "AskRequest" in spec["components"]["schemas"]
     assert client.get("/docs").status_code == 200
