@@ -79,6 +79,8 @@ def main() -> None:
             name: np.stack([encode(q.question) for q in tqdm(questions, desc=name, unit="q")])
             for name, encode in encoders.items()
         }
+        read_k = pipeline.settings.read_k
+        read: dict[str, list[list[int]]] = {}  # the passages /ask would read, per question
         rows = []
         for name, v in vectors.items():
             cosine = (v * vectors["torch"]).sum(axis=1)
@@ -90,7 +92,11 @@ def main() -> None:
                     rank = next((i + 1 for i, h in enumerate(hits) if hit_holds_answer(h, q)), None)
                     for k in KS:
                         found[k] += rank is not None and rank <= k
+                    if mode == "hybrid":
+                        read.setdefault(name, []).append([h.chunk.id for h in hits[:read_k]])
                 recall[mode] = [round(100 * found[k] / len(questions), 2) for k in KS]
+            same_set = sum(set(a) == set(b) for a, b in zip(read[name], read["torch"], strict=True))
+            same_order = sum(a == b for a, b in zip(read[name], read["torch"], strict=True))
             rows.append(
                 (
                     name,
@@ -101,6 +107,7 @@ def main() -> None:
                     f"{np.percentile(cosine, 1):.5f}",
                     " / ".join(map(str, recall["dense"])),
                     " / ".join(map(str, recall["hybrid"])),
+                    f"{100 * same_set / len(questions):.1f}% / {100 * same_order / len(questions):.1f}%",
                 )
             )
     header = (
@@ -112,13 +119,15 @@ def main() -> None:
         "cosine, 1st percentile",
         "dense R@1/5/10",
         "hybrid R@1/5/10",
+        "the passages /ask reads as with torch: same set / same order",
     )
     print(json.dumps({"load": [load_before, load_after], "rows": rows}))
     if not args.no_write:
         body = (
             f"{len(timed)} questions timed x {args.rounds} rounds, one question at a time (load average "
             f"{load_before} before, {load_after} after); recall and cosines over {len(questions)} SQuAD dev "
-            f"questions, {len(gold.articles)} articles, passages embedded by PyTorch.\n\n" + table(rows, header)
+            f"questions, {len(gold.articles)} articles, passages embedded by PyTorch; /ask reads the first "
+            f"{read_k} of hybrid retrieval.\n\n" + table(rows, header)
         )
         write_section("query_encoders", "Query encoders side by side (one question at a time)", body)
 

@@ -206,6 +206,14 @@ def choose_span_model(backend: str, path: str | None = None, threads: int = 2) -
     # Each ONNX file was checked against the weights once, here (reading its digest costs
     # about as much as loading it).
     found = _available(path)
+    if not any(found.values()):
+        # A wheel install, say: the ONNX copies are made after installing, not shipped.
+        command = "qa export-reader --recipe int8" + (f" --reader {path}" if path else "")
+        log.warning(
+            "no ONNX copy of the reader, so it runs on PyTorch: `%s` makes the int8 one (1.56x faster "
+            "on 2 AVX2 cores at the same F1 within 0.5; docs/benchmarks.md)",
+            command,
+        )
     models = [_span_model(name, path, threads, onnx_file) for name, onnx_file in found.items()]
     chosen = models[0] if len(models) == 1 else fastest(models)
     log.info("reader backend: %s (auto, of %s)", chosen.name, ", ".join(found))
@@ -280,5 +288,10 @@ def choose_query_encoder(backend: str, path: str | None = None, threads: int = 2
             continue
         log.info("query encoder: %s (auto), from %s", name, onnx_file)
         return load_query_encoder(onnx_file, weights, name, threads)
-    log.info("query encoder: torch (auto; no ONNX copy of the embedder: `qa export-embedder` makes one)")
+    command = "qa export-embedder" + (f" --embedder {path}" if path else "")
+    log.warning(
+        "no ONNX copy of the embedder, so questions are embedded on PyTorch: `%s` makes one (4.9x "
+        "faster a question on 2 AVX2 cores at the same recall; docs/benchmarks.md)",
+        command,
+    )
     return None

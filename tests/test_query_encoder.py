@@ -100,7 +100,10 @@ def test_auto_prefers_int8_then_float32_made_from_the_weights_in_use(exported, t
     bare = linked_copy(tmp_path / "bare")
     with caplog.at_level(logging.INFO, logger="qa"):
         assert auto(bare) == "torch"  # the embedder's own PyTorch path
-    assert "query encoder: torch (auto; no ONNX copy of the embedder: `qa export-embedder` makes one)" in caplog.text
+    assert (
+        f"no ONNX copy of the embedder, so questions are embedded on PyTorch: `qa export-embedder --embedder {bare}`"
+        in caplog.text
+    )
     # An int8 export from other weights (here: the same file stamped with another digest) is
     # stale: auto passes it over for the float32 one that is current.
     import onnx

@@ -103,7 +103,10 @@ def test_auto_chooses_among_the_accurate_backends_present_and_logs_it(exported, 
     assert chosen.name in {"torch-fp32", plain, "onnx-fp32", "onnx-int8"}
     assert f"reader backend: {chosen.name} (auto, of {', '.join(available_backends(str(exported)))})" in caplog.text
     assert "reader backends timed: torch-fp32" in caplog.text
-    assert choose_span_model("auto", str(bare)).name in {"torch-fp32", plain}
+    with caplog.at_level(logging.INFO, logger="qa"):
+        assert choose_span_model("auto", str(bare)).name in {"torch-fp32", plain}
+    # Without an ONNX copy (a wheel install, say) the log says how to make the fast one.
+    assert f"runs on PyTorch: `qa export-reader --recipe int8 --reader {bare}` makes the int8 one" in caplog.text
 
 
 def test_the_pipeline_reads_with_the_backend_set(exported, tmp_path):

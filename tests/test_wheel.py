@@ -139,6 +139,9 @@ def test_the_wheel_answers_and_serves_the_page_from_any_folder(
             )
             assert ask.returncode == 0, ask.stderr[-3000:]
             assert ask.stdout.splitlines()[0].startswith("1. 2021 "), ask.stdout
+            # The wheel carries no ONNX copies (made after installing): `qa` says how to make them.
+            assert "`qa export-reader --recipe int8` makes the int8 one" in ask.stderr, ask.stderr[-3000:]
+            assert "`qa export-embedder` makes one" in ask.stderr, ask.stderr[-3000:]
 
             deadline = time.monotonic() + START_TIMEOUT_S
             while _health(url)[0] != 200:
