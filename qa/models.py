@@ -256,10 +256,12 @@ def load_query_encoder(onnx_file: Path, embedder: Path, name: str, threads: int 
 
 
 # What "auto" embeds questions with, in order of preference, when the file is there. Measured
-# on 10,570 SQuAD dev questions (docs/benchmarks.md, bench.query_encoders): int8 gives the same
-# hybrid recall@1/5/10 within 0.03 points in a fifth of PyTorch's time; float32 the very
-# vectors of PyTorch in a third.
-AUTO_QUERY_ENCODERS = ("onnx-int8", "onnx-fp32")
+# on 10,570 SQuAD dev questions (docs/benchmarks.md, bench.query_encoders): float32 gives the
+# very vectors of PyTorch, so the same passages read, in a third of its time (8 ms a question);
+# int8 takes 5 ms and keeps hybrid recall@1/5/10 within 0.03 points, but a third of questions
+# read a different set of passages (the tenth, mostly), which can change answers: 3 ms, about
+# 1% of a question, is not worth that unmeasured.
+AUTO_QUERY_ENCODERS = ("onnx-fp32", "onnx-int8")
 
 
 @lru_cache(maxsize=4)
@@ -290,8 +292,8 @@ def choose_query_encoder(backend: str, path: str | None = None, threads: int = 2
         return load_query_encoder(onnx_file, weights, name, threads)
     command = "qa export-embedder" + (f" --embedder {path}" if path else "")
     log.warning(
-        "no ONNX copy of the embedder, so questions are embedded on PyTorch: `%s` makes one (4.9x "
-        "faster a question on 2 AVX2 cores at the same recall; docs/benchmarks.md)",
+        "no ONNX copy of the embedder, so questions are embedded on PyTorch: `%s` makes one (the same "
+        "vectors, 2.9x faster a question on 2 AVX2 cores; docs/benchmarks.md)",
         command,
     )
     return None

@@ -88,15 +88,15 @@ def test_retrieval_finds_the_same_passages_with_the_onnx_encoder(exported, tmp_p
     assert hits["torch"][0][0] == "treaty" and hits["torch"][2][0] == "talks"
 
 
-def test_auto_prefers_int8_then_float32_made_from_the_weights_in_use(exported, tmp_path, caplog):
+def test_auto_prefers_float32_then_int8_made_from_the_weights_in_use(exported, tmp_path, caplog):
     def auto(folder: Path) -> str:
         chosen = choose_query_encoder("auto", str(folder))
         return chosen.name if chosen else "torch"
 
-    assert auto(exported) == "onnx-int8"
-    only_fp32 = linked_copy(tmp_path / "only-fp32")
-    (only_fp32 / RECIPES["fp32"]).symlink_to(exported / RECIPES["fp32"])
-    assert auto(only_fp32) == "onnx-fp32"
+    assert auto(exported) == "onnx-fp32"
+    only_int8 = linked_copy(tmp_path / "only-int8")
+    (only_int8 / RECIPES["int8"]).symlink_to(exported / RECIPES["int8"])
+    assert auto(only_int8) == "onnx-int8"
     bare = linked_copy(tmp_path / "bare")
     with caplog.at_level(logging.INFO, logger="qa"):
         assert auto(bare) == "torch"  # the embedder's own PyTorch path
@@ -104,20 +104,20 @@ def test_auto_prefers_int8_then_float32_made_from_the_weights_in_use(exported, t
         f"no ONNX copy of the embedder, so questions are embedded on PyTorch: `qa export-embedder --embedder {bare}`"
         in caplog.text
     )
-    # An int8 export from other weights (here: the same file stamped with another digest) is
-    # stale: auto passes it over for the float32 one that is current.
+    # A float32 export from other weights (here: the same file stamped with another digest) is
+    # stale: auto passes it over for the int8 one that is current.
     import onnx
 
-    stale = linked_copy(tmp_path / "stale-int8")  # a new folder: choices are cached per folder
-    (stale / RECIPES["fp32"]).symlink_to(exported / RECIPES["fp32"])
-    model = onnx.load(str(exported / RECIPES["int8"]))
+    stale = linked_copy(tmp_path / "stale-fp32")  # a new folder: choices are cached per folder
+    (stale / RECIPES["int8"]).symlink_to(exported / RECIPES["int8"])
+    model = onnx.load(str(exported / RECIPES["fp32"]))
     onnx.helper.set_model_props(model, {"source_weights_sha256": "0" * 64})
-    onnx.save(model, str(stale / RECIPES["int8"]))
-    assert auto(stale) == "onnx-fp32"
-    with pytest.raises(ModelNotFoundError, match="export it again with `qa export-embedder --recipe int8 --embedder"):
-        choose_query_encoder("onnx-int8", str(stale))
-    with pytest.raises(ModelNotFoundError, match="make it with `qa export-embedder --recipe fp32 --embedder"):
-        choose_query_encoder("onnx-fp32", str(bare))
+    onnx.save(model, str(stale / RECIPES["fp32"]))
+    assert auto(stale) == "onnx-int8"
+    with pytest.raises(ModelNotFoundError, match="export it again with `qa export-embedder --recipe fp32 --embedder"):
+        choose_query_encoder("onnx-fp32", str(stale))
+    with pytest.raises(ModelNotFoundError, match="make it with `qa export-embedder --recipe int8 --embedder"):
+        choose_query_encoder("onnx-int8", str(bare))
 
 
 def test_an_unknown_query_encoder_is_refused_with_the_choices():

@@ -1,13 +1,13 @@
 """Export the sentence embedder as an ONNX query encoder: token ids in, the L2-normalised mean
 of the last hidden states out (what sentence-transformers computes for all-MiniLM-L6-v2).
 
-    qa export-embedder [--embedder DIR] [--recipe int8|fp32] [--out FILE]
+    qa export-embedder [--embedder DIR] [--recipe fp32|int8] [--out FILE]
 
 Why: a question is one short text, and for one short text sentence-transformers' PyTorch path
-is mostly overhead. On 2 AVX2 cores a question took 22.6 ms there, 8.0 ms under ONNX Runtime
-in float32 (the same vectors) and 4.6 ms in int8, whose vectors (cosine 0.98 or more to
-PyTorch's) retrieve as well: hybrid recall@1/5/10 on 10,570 SQuAD dev questions within 0.03
-points (docs/benchmarks.md, `python -m bench.query_encoders`). Passages are embedded in
+is mostly overhead. On 2 AVX2 cores a question took 23.7 ms there, 8.2 ms under ONNX Runtime
+in float32 (the same vectors) and 4.7 ms in int8 (cosine 0.98 or more to PyTorch's; the same
+recall, other passages read for a third of questions; docs/benchmarks.md,
+`python -m bench.query_encoders`). Passages are embedded in
 batches, where float32 ONNX measured no faster, and always by PyTorch: an index's vectors do
 not depend on which query encoder is installed.
 
