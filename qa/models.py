@@ -293,7 +293,7 @@ def choose_query_encoder(backend: str, path: str | None = None, threads: int = 2
     command = "qa export-embedder" + (f" --embedder {path}" if path else "")
     log.warning(
         "no ONNX copy of the embedder, so questions are embedded on PyTorch: `%s` makes one (the same "
-        "vectors, 2.9x faster a question on 2 AVX2 cores; docs/benchmarks.md)",
+        "vectors, 2.8x faster a question on 2 AVX2 cores; docs/benchmarks.md)",
         command,
     )
     return None
