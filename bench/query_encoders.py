@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from bench.report import load_average, percentile, table, write_section
 from qa.config import Settings
-from qa.eval.gold import load_gold
+from qa.eval.gold import GoldQuestion, load_gold
+from qa.eval.metrics import best_over_golds, f1_score
 from qa.eval.runner import hit_holds_answer
 from qa.index.embedding import OnnxQueryEncoder, SentenceTransformerEmbedder
 from qa.index.query_export import RECIPES, export_query_encoder
@@ -41,11 +42,55 @@ def one_at_a_time(encoder: OnnxQueryEncoder) -> Callable[[str], np.ndarray]:
     return lambda text: encoder([text])[0]
 
 
+def end_to_end(
+    pipeline: QAPipeline, questions: list[GoldQuestion], vectors: dict[str, np.ndarray], every: int
+) -> list[tuple[object, ...]]:
+    """F1 end to end (as deployed, and without abstention) with each encoder's vectors, on one
+    question in `every`: a question is read again only where its passages differ from PyTorch's
+    (the same passages in the same order give the same answers)."""
+    read_k, threshold = pipeline.settings.read_k, pipeline.threshold
+    f1: dict[str, list[float]] = {name: [] for name in vectors}
+    f1_any: dict[str, list[float]] = {name: [] for name in vectors}
+    reread = dict.fromkeys(vectors, 0)
+    for i in tqdm(range(0, len(questions), every), desc="end to end", unit="q"):
+        q = questions[i]
+        first: tuple[list[int], float, float] | None = None
+        for name, v in vectors.items():
+            retrieved = pipeline.retriever.retrieve(q.question, read_k, vector=v[i])
+            ids = [h.chunk.id for h in retrieved.hits]
+            if first is None or ids != first[0]:
+                reread[name] += first is not None
+                answers, _ = pipeline.answer_from_hits(q.question, retrieved, 1, threshold=0.0)
+                text, score = (answers[0].text, answers[0].score) if answers else ("", 0.0)
+                f = best_over_golds(f1_score, text, q.answers)
+                got = (ids, f if score >= threshold else 0.0, f)
+            else:
+                got = first
+            first = first or got
+            f1[name].append(100 * got[1])
+            f1_any[name].append(100 * got[2])
+    base = next(iter(vectors))
+    n = len(f1[base])
+    return [
+        (
+            name,
+            n,
+            reread[name],
+            round(float(np.mean(f1[name])), 2),
+            f"{np.mean(np.subtract(f1[name], f1[base])):+.2f} ± "
+            f"{1.96 * float(np.std(np.subtract(f1[name], f1[base]), ddof=1)) / np.sqrt(n):.2f}",
+            round(float(np.mean(f1_any[name])), 2),
+        )
+        for name in vectors
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--squad-dev", required=True)
     ap.add_argument("--limit", type=int, help="SQuAD questions for recall (default: all 10,570)")
     ap.add_argument("--rounds", type=int, default=3, help="timing rounds over the timed questions")
+    ap.add_argument("--read-every", type=int, default=0, help="also F1 end to end on one question in N (0: no)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     configure_torch_threads(2)
@@ -114,6 +159,8 @@ def main() -> None:
                     f"{100 * same_set / len(questions):.1f}% / {100 * same_order / len(questions):.1f}%",
                 )
             )
+        e2e = end_to_end(pipeline, questions, vectors, args.read_every) if args.read_every else []
+        reader = pipeline.reader_backend
     header = (
         "query encoder",
         "ms p50",
@@ -125,7 +172,7 @@ def main() -> None:
         "hybrid R@1/5/10",
         "the passages /ask reads as with torch: same set / same order",
     )
-    print(json.dumps({"load": [load_before, load_after], "rows": rows}))
+    print(json.dumps({"load": [load_before, load_after], "rows": rows, "end_to_end": e2e}))
     if not args.no_write:
         body = (
             f"{len(timed)} questions timed x {args.rounds} rounds, one question at a time (load average "
@@ -133,6 +180,23 @@ def main() -> None:
             f"questions, {len(gold.articles)} articles, passages embedded by PyTorch; /ask reads "
             f"{read_k} passages of hybrid retrieval.\n\n" + table(rows, header)
         )
+        if e2e:
+            body += (
+                f"\n\nEnd to end, one SQuAD dev question in {args.read_every}, the {reader} reader at its "
+                "calibrated threshold, each encoder's passages (read again only where they differ from "
+                "PyTorch's):\n\n"
+                + table(
+                    e2e,
+                    (
+                        "query encoder",
+                        "questions",
+                        "read again (passages differ)",
+                        "F1",
+                        "F1 vs torch (95% CI)",
+                        "F1 without abstention",
+                    ),
+                )
+            )
         write_section("query_encoders", "Query encoders side by side (one question at a time)", body)
 
 

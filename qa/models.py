@@ -259,8 +259,8 @@ def load_query_encoder(onnx_file: Path, embedder: Path, name: str, threads: int 
 # on 10,570 SQuAD dev questions (docs/benchmarks.md, bench.query_encoders): float32 gives the
 # very vectors of PyTorch, so the same passages read, in a third of its time (8 ms a question);
 # int8 takes 5 ms and keeps hybrid recall@1/5/10 within 0.03 points, but a third of questions
-# read a different set of passages (the tenth, mostly), which can change answers: 3 ms, about
-# 1% of a question, is not worth that unmeasured.
+# read a different set of passages, which can change answers: 3 ms, about 1% of a question, is
+# not worth that while its end-to-end F1 is unmeasured.
 AUTO_QUERY_ENCODERS = ("onnx-fp32", "onnx-int8")
 
 
