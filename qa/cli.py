@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["fp32", "int8"],
         default="fp32",
         help="fp32: the very vectors of PyTorch, ~3x faster a question, what auto prefers; int8: ~5x faster, "
-        "the same recall, but other passages read for a third of questions (default: fp32)",
+        "the same recall and F1, other passages read for a third of questions (default: fp32)",
     )
     s.add_argument("--out", help="ONNX file to write (default: qa/query_encoder/, or beside the weights of --embedder)")
     s.set_defaults(func=cmd_export_embedder)

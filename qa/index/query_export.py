@@ -6,7 +6,7 @@ of the last hidden states out (what sentence-transformers computes for all-MiniL
 Why: a question is one short text, and for one short text sentence-transformers' PyTorch path
 is mostly overhead. On 2 AVX2 cores a question took 22.9 ms there, 8.1 ms under ONNX Runtime
 in float32 (the same vectors) and 4.6 ms in int8 (cosine 0.98 or more to PyTorch's; the same
-recall, other passages read for a third of questions; docs/benchmarks.md,
+recall and F1 end to end, other passages read for a third of questions; docs/benchmarks.md,
 `python -m bench.query_encoders`). Passages are embedded in
 batches, where float32 ONNX measured no faster, and always by PyTorch: an index's vectors do
 not depend on which query encoder is installed.
