@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,17 @@ SOURCE_KEY = "source_weights_sha256"
 
 
 def weights_digest(model_dir: Path) -> str:
+    """SHA-256 of the weights in `model_dir`, read once per file version: at start every ONNX
+    copy beside the same weights (the reader has two) is checked against them."""
+    weights = (model_dir / WEIGHTS_FILE).resolve()
+    stat = weights.stat()
+    return _file_digest(weights, stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
-    with open(model_dir / WEIGHTS_FILE, "rb") as fh:
+    with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
