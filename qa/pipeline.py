@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.answer.assemble import assemble
+from qa.answer.assemble import above_threshold, rank_answers
 from qa.answer.calibration import Calibration, load_calibration
 from qa.answer.recency import asks_about_present, newest_first
 from qa.config import MAX_QUESTION_CHARS, Settings
@@ -272,6 +272,19 @@ class QAPipeline:
         overrides the no-answer threshold (evaluation looks below it). `prefer_recent` (default:
         when the question is in the present tense) puts a newer article's answer first when it
         answers about as surely (qa/answer/recency.py)."""
+        answers, no_answer, _ = self._read(question, retrieved, top_k, threshold, prefer_recent)
+        return answers, no_answer
+
+    def _read(
+        self,
+        question: str,
+        retrieved: Retrieved,
+        top_k: int | None,
+        threshold: float | None,
+        prefer_recent: bool | None,
+    ) -> tuple[list[Answer], bool, Answer | None]:
+        """`answer_from_hits`, plus the best span whatever its score (what evaluation scores
+        as the answer had the reader not abstained)."""
         top_k = top_k or self.settings.top_k
         hits = retrieved.hits
         reader = self.reader
@@ -280,12 +293,12 @@ class QAPipeline:
         # Read more candidates than asked for: merging duplicates removes some.
         spans = reader.read(question, [h.chunk.text for h in hits], n_best=max(10, 2 * top_k)) if hits else []
         threshold = self.threshold if threshold is None else threshold
-        answers, no_answer = assemble(
-            spans, hits, retrieved.articles, len(spans), threshold, self.calibration.rank_discount
-        )
+        ranked = rank_answers(spans, hits, retrieved.articles, len(spans), self.calibration.rank_discount)
+        answers, no_answer = above_threshold(ranked, threshold)
         if asks_about_present(question) if prefer_recent is None else prefer_recent:
-            answers = newest_first(reader, question, hits, answers, self.threshold)
-        return [replace(a, confidence=self.calibration.confidence(a.score)) for a in answers[:top_k]], no_answer
+            answers = newest_first(reader, question, hits, answers, threshold)
+        calibrated = [replace(a, confidence=self.calibration.confidence(a.score)) for a in answers[:top_k]]
+        return calibrated, no_answer, ranked[0] if ranked else None
 
     def ask(
         self,
@@ -313,8 +326,8 @@ class QAPipeline:
             retrieved = self.retriever.retrieve(query, self.settings.read_k, filters)
             t1 = time.perf_counter()
             prefer_recent = True if period and period.as_of else None
-            answers, no_answer = self.answer_from_hits(
-                asked, retrieved, max(top_k, UNSURE_CANDIDATES), prefer_recent=prefer_recent
+            answers, no_answer, best_guess = self._read(
+                asked, retrieved, max(top_k, UNSURE_CANDIDATES), None, prefer_recent
             )
             t2 = time.perf_counter()
         finally:
@@ -338,4 +351,5 @@ class QAPipeline:
             unsure=unsure,
             newest_first=reordered,
             period=period,
+            best_guess=best_guess,
         )

@@ -7,6 +7,7 @@ from qa.config import Settings
 from qa.eval.gold import GoldFormatError, load_gold
 from qa.eval.runner import evaluate, write_report
 from qa.pipeline import QAPipeline
+from qa.types import Article
 from tests.fakes import FakeEmbedder, FakeReader
 
 SQUAD = {
@@ -266,3 +267,59 @@ def test_mrqa_errors_name_the_line(tmp_path):
     path.write_text(json.dumps(lines[0]) + "\n{oops\n")
     with pytest.raises(GoldFormatError, match=r"bad.jsonl:2: not valid JSON"):
         load_gold(path)
+
+
+def test_jsonl_gold_reads_conversations_categories_and_tags(tmp_path):
+    path = tmp_path / "news.jsonl"
+    rows = [
+        {
+            "id": "c1",
+            "question": "When does it expire?",
+            "answers": ["2031"],
+            "history": [{"question": "Where was the treaty signed?", "answer": "Geneva"}],
+            "category": "when",
+            "paraphrased": True,
+            "tags": ["followup"],
+        },
+        {"id": "u1", "question": "Who won?", "answers": [], "tags": ["unanswerable"]},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    first, second = load_gold(path).questions
+    assert [(t.question, t.answer) for t in first.history] == [("Where was the treaty signed?", "Geneva")]
+    assert first.category == "when" and first.tags == ("followup", "paraphrased")
+    assert second.history == () and second.tags == ("unanswerable",)
+    path.write_text(json.dumps({"question": "x", "answers": [], "history": [{"answer": "y"}]}))
+    with pytest.raises(GoldFormatError, match=r"news.jsonl:1: each 'history' turn needs a 'question'"):
+        load_gold(path)
+
+
+CONVERSATION = [
+    Article("treaty", "Orbital treaty", "The Orbital treaty was signed in Geneva. It expires in 2031."),
+    Article("bridge", "Bridge", "When does the bridge licence expire? It expired in 1999; when does it expire now?"),
+]
+
+
+def test_evaluate_asks_follow_ups_with_their_history(tmp_path):
+    """Scored through `ask`, as /ask answers: the history brings the treaty into retrieval;
+    the same question without it is answered from the other story."""
+    turn = {"question": "Where was the Orbital treaty signed?", "answer": "Geneva"}
+    path = tmp_path / "conv.jsonl"
+    rows = [
+        {
+            "id": "with",
+            "question": "When does it expire?",
+            "answers": ["2031"],
+            "history": [turn],
+            "tags": ["followup"],
+        },
+        {"id": "alone", "question": "When does it expire?", "answers": ["2031"]},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    pipeline = QAPipeline(Settings(index_dir=tmp_path / "idx", no_answer_threshold=0.5), FakeEmbedder(), FakeReader())
+    pipeline.build_from_articles(CONVERSATION)
+    results, summary = evaluate(pipeline, load_gold(path), progress=False)
+    by_id = {r.id: r for r in results}
+    assert (by_id["with"].prediction, by_id["with"].answer_article) == ("2031", "treaty")
+    assert (by_id["alone"].prediction, by_id["alone"].answer_article) == ("1999", "bridge")
+    assert summary["groups"]["tag:followup"]["f1"] == 100.0
+    assert summary["intervals"]["f1"] == 50.0

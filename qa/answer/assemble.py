@@ -17,13 +17,31 @@ def assemble(
     threshold: float,
     rank_discount: float = 0.0,
 ) -> tuple[list[Answer], bool]:
+    """`rank_answers`, cut at the no-answer threshold by `above_threshold`."""
+    return above_threshold(rank_answers(spans, hits, articles, top_k, rank_discount), threshold)
+
+
+def above_threshold(ranked: list[Answer], threshold: float) -> tuple[list[Answer], bool]:
+    """The answers that reach the threshold, and whether that leaves none (then: no answer)."""
+    if not ranked or ranked[0].score < threshold:
+        return [], True
+    return [a for a in ranked if a.score >= threshold], False
+
+
+def rank_answers(
+    spans: Sequence[ReaderSpan],
+    hits: Sequence[Hit],
+    articles: dict[str, Article],
+    top_k: int,
+    rank_discount: float = 0.0,
+) -> list[Answer]:
     """Answers best first. An answer's score is the reader's probability for the span times
     (retrieval rank of its passage + 1) ** -rank_discount: where two passages both look
     right to the reader, the one retrieval ranked higher is more often the one that answers
     (BERTserini fuses the two scores for the same reason). The same answer found in
     overlapping chunks, the same words found twice, or words already inside a better answer
-    ("Lavrov" after "Sergey V. Lavrov") are one answer (its best score). If no answer
-    reaches the threshold the result is "no answer": an honest empty list rather than a
+    ("Lavrov" after "Sergey V. Lavrov") are one answer (its best score). Below the no-answer
+    threshold (`above_threshold`) the result is "no answer": an honest empty list rather than a
     confident guess."""
     answers: list[Answer] = []
     seen_words: list[set[str]] = []
@@ -43,6 +61,4 @@ def assemble(
         answers.append(Answer(span.text, score, article, chunk.text, chunk.start, start, end))
         if len(answers) == top_k:
             break
-    if not answers or answers[0].score < threshold:
-        return [], True
-    return [a for a in answers if a.score >= threshold], False
+    return answers

@@ -10,7 +10,7 @@ from pathlib import Path
 from qa.errors import QAError
 from qa.eval.mrqa import MrqaFormatError, is_mrqa, load_mrqa
 from qa.eval.squad import PARAGRAPH_SEPARATOR, SquadFormatError, article_paragraphs, load_squad
-from qa.types import Article
+from qa.types import Article, Turn
 
 
 class GoldFormatError(QAError, ValueError):
@@ -24,6 +24,9 @@ class GoldQuestion:
     answers: tuple[str, ...]  # empty: the articles do not answer it
     article_id: str | None = None  # where the answer is, when known
     answer_spans: tuple[tuple[int, int], ...] = ()  # gold character spans in that article
+    history: tuple[Turn, ...] = ()  # a conversation's earlier turns, oldest first: asked as a follow-up
+    category: str = ""  # who, what, when, where, how_many, ... (reports break figures down by it)
+    tags: tuple[str, ...] = ()  # e.g. paraphrased, shared_name, present, unanswerable, followup
 
 
 @dataclass
@@ -150,8 +153,34 @@ def _load_jsonl_gold(path: Path) -> GoldSet:
                 question,
                 tuple(answers),
                 article_id if isinstance(article_id, str) else None,
+                history=_history(obj.get("history", []), f"{path}:{n}"),
+                category=str(obj.get("category") or ""),
+                tags=_tags(obj, f"{path}:{n}"),
             )
         )
     if not questions:
         raise GoldFormatError(f"{path}: no questions in the file")
     return GoldSet(questions, [])
+
+
+def _history(turns: object, where: str) -> tuple[Turn, ...]:
+    """A conversation's earlier turns: a list of {"question", "answer"?} objects."""
+    if not isinstance(turns, list):
+        raise GoldFormatError(f"{where}: 'history' must be a list of {{question, answer}} objects")
+    history = []
+    for turn in turns:
+        if not isinstance(turn, dict) or not isinstance(turn.get("question"), str):
+            raise GoldFormatError(f"{where}: each 'history' turn needs a 'question' string")
+        answer = turn.get("answer")
+        if answer is not None and not isinstance(answer, str):
+            raise GoldFormatError(f"{where}: a 'history' turn's 'answer' must be a string")
+        history.append(Turn(turn["question"], answer))
+    return tuple(history)
+
+
+def _tags(obj: dict, where: str) -> tuple[str, ...]:
+    """The question's tags; "paraphrased": true counts as the tag "paraphrased"."""
+    tags = obj.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise GoldFormatError(f"{where}: 'tags' must be a list of strings")
+    return tuple(dict.fromkeys(tags + (["paraphrased"] if obj.get("paraphrased") is True else [])))

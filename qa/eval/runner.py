@@ -11,13 +11,14 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from qa.config import Settings
 from qa.eval.gold import GoldQuestion, GoldSet, load_gold
+from qa.eval.intervals import Scored, by_group, figures_with_intervals
 from qa.eval.metrics import best_over_golds, exact_match, f1_score, normalize_answer
 from qa.pipeline import QAPipeline
 from qa.types import Hit
@@ -42,6 +43,14 @@ class QuestionResult:
     gold_rank: int | None  # rank of the first retrieved passage holding a gold answer
     miss: str  # "", "retrieval", "reader", "abstained", "answered-unanswerable"
     latency_ms: float
+    category: str = ""
+    tags: str = ""  # space-separated
+    answer_article: str = ""  # the article of the answer shown first
+
+    @property
+    def groups(self) -> list[str]:
+        """The groups this question's figures are also reported in: its category and tags."""
+        return ([f"category:{self.category}"] if self.category else []) + [f"tag:{t}" for t in self.tags.split()]
 
 
 def hit_holds_answer(hit: Hit, q: GoldQuestion, known_articles: set[str] | None = None) -> bool:
@@ -121,36 +130,46 @@ def summarise(results: list[QuestionResult], k: int) -> dict:
         if r.miss:
             misses[r.miss] = misses.get(r.miss, 0) + 1
     summary["misses"] = misses
+    summary["intervals"] = figures_with_intervals(scored := [_scored(r) for r in results])
+    summary["groups"] = by_group(scored, [r.groups for r in results])
     return summary
+
+
+def _scored(r: QuestionResult) -> Scored:
+    return Scored(r.f1, r.em, r.answerable, r.no_answer)
 
 
 def evaluate(
     pipeline: QAPipeline, gold: GoldSet, k: int = 10, progress: bool = True, limit: int | None = None
 ) -> tuple[list[QuestionResult], dict]:
+    """Ask every question as a user would (`QAPipeline.ask`, the path of `/ask` and the chat
+    page: period filters, follow-ups with their history, recency, the no-answer threshold and
+    the unsure cut) and score the first answer shown. Recall is over the passages read, so `k`
+    is capped at `read_k`."""
     from tqdm import tqdm
 
     questions = gold.questions[:limit] if limit else gold.questions
     read_k = pipeline.settings.read_k
+    k = min(k, read_k)
     results = []
     for q in tqdm(questions, disable=not progress, unit="q", desc="eval"):
         t0 = time.perf_counter()
-        retrieved = pipeline.retrieve(q.question, max(k, read_k))  # ranks beyond k still attribute misses
-        hits = retrieved.hits
-        answers, _ = pipeline.answer_from_hits(q.question, replace(retrieved, hits=hits[:read_k]), 1, threshold=0.0)
+        asked = pipeline.ask(q.question, top_k=1, history=q.history)
         latency = 1000 * (time.perf_counter() - t0)
-        no_answer = not answers or answers[0].score < pipeline.threshold
-        best_span = answers[0].text if answers else ""
-        prediction = "" if no_answer else best_span
+        no_answer = asked.no_answer or not asked.answers
+        prediction = "" if no_answer else asked.answers[0].text
+        best_span = prediction or (asked.best_guess.text if asked.best_guess else "")
         indexed = {q.article_id} if q.article_id and pipeline.article(q.article_id) is not None else set()
-        em, f1, rank, miss = score_question(q, prediction, no_answer, hits, read_k, indexed)
+        em, f1, rank, miss = score_question(q, prediction, no_answer, asked.hits, read_k, indexed)
         f1_if_answered = best_over_golds(f1_score, best_span, q.answers) if q.answers else float(no_answer)
+        shown = asked.answers[0] if asked.answers else None
         results.append(
             QuestionResult(
                 q.id,
                 q.question,
                 prediction,
                 " | ".join(q.answers),
-                round(answers[0].score, 4) if answers else 0.0,
+                round(shown.score, 4) if shown else 0.0,
                 no_answer,
                 bool(q.answers),
                 em,
@@ -159,10 +178,14 @@ def evaluate(
                 rank,
                 miss,
                 round(latency, 1),
+                q.category,
+                " ".join(q.tags),
+                shown.article.id if shown else "",
             )
         )
     summary = summarise(results, k)
     summary.update({"top_k": k, "read_k": read_k, "no_answer_threshold": pipeline.threshold})
+    summary["reader_backend"] = pipeline.reader_backend
     return results, summary
 
 
@@ -182,7 +205,18 @@ def write_report(out: Path, results: list[QuestionResult], summary: dict) -> Non
 
 
 def format_table(summary: dict) -> str:
-    rows = [(key, value) for key, value in summary.items() if key != "misses"]
+    rows = [(key, value) for key, value in summary.items() if key not in ("misses", "intervals", "groups")]
+    rows += [
+        (
+            f"{key} 95% interval",
+            "-" if summary["intervals"][f"{key}_95ci"] is None else summary["intervals"][f"{key}_95ci"],
+        )
+        for key in ("f1", "exact_match", "no_answer_precision", "no_answer_recall")
+        if f"{key}_95ci" in summary.get("intervals", {})
+    ]
+    rows += [
+        (f"F1 {name}", f"{g['f1']} {g['f1_95ci']} n={g['questions']}") for name, g in summary.get("groups", {}).items()
+    ]
     rows += [(f"misses: {key}", value) for key, value in summary.get("misses", {}).items()]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {'-' if v is None else v}" for k, v in rows)
