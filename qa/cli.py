@@ -155,7 +155,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     result = pipeline.ask(args.question, top_k=args.top_k, filters=_filters(args))
     if result.period:
         print(
-            f"searching articles dated {result.period.date_from or '…'} to {result.period.date_to or '…'} "
+            f"{'searching articles dated' if result.period.as_of else 'preferring answers from articles dated'} "
+            f"{result.period.date_from or '…'} to {result.period.date_to or '…'} "
             f'("{result.period.phrase}")'
         )
     if result.no_answer:

@@ -20,7 +20,7 @@ import numpy as np
 
 from qa.answer.assemble import above_threshold, rank_answers
 from qa.answer.calibration import Calibration, load_calibration
-from qa.answer.recency import asks_about_present, newest_first
+from qa.answer.recency import asks_about_present, in_period_first, newest_first
 from qa.config import MAX_QUESTION_CHARS, Settings
 from qa.errors import QAError
 from qa.index.dense import DenseSettings
@@ -33,7 +33,7 @@ from qa.reader.batching import MicroBatcher
 from qa.reader.extractive import ExtractiveReader, Reader
 from qa.retrieval.followup import retrieval_query
 from qa.retrieval.hybrid import Filters, Retrieved, Retriever
-from qa.retrieval.period import period_in
+from qa.retrieval.period import Period, period_in
 from qa.types import Answer, AnswerResult, Article, Chunk, Hit, Turn
 
 log = logging.getLogger(__name__)
@@ -282,6 +282,7 @@ class QAPipeline:
         top_k: int | None,
         threshold: float | None,
         prefer_recent: bool | None,
+        period: Period | None = None,
     ) -> tuple[list[Answer], bool, Answer | None]:
         """`answer_from_hits`, plus the best span whatever its score (what evaluation scores
         as the answer had the reader not abstained)."""
@@ -297,6 +298,8 @@ class QAPipeline:
         answers, no_answer = above_threshold(ranked, threshold)
         if asks_about_present(question) if prefer_recent is None else prefer_recent:
             answers = newest_first(reader, question, hits, answers, threshold)
+        elif period and not period.as_of:
+            answers = in_period_first(reader, question, hits, answers, period)
         calibrated = [replace(a, confidence=self.calibration.confidence(a.score)) for a in answers[:top_k]]
         return calibrated, no_answer, ranked[0] if ranked else None
 
@@ -308,8 +311,9 @@ class QAPipeline:
         history: Sequence[str | Turn] = (),
     ) -> AnswerResult:
         """Answer a question. `history`: the earlier turns, oldest first (follow-ups are
-        retrieved in their context); a period the question names ("in 2015", "as of 2019")
-        becomes a date filter unless `filters` has dates. When the best answer is unsure
+        retrieved in their context). A period the question names ("in 2015", "as of 2019") puts
+        answers from articles dated in it first, or for "as of" filters by date (undated articles
+        stay), unless `filters` has dates (qa/retrieval/period.py). When the best answer is unsure
         (calibrated confidence below the cut), up to UNSURE_CANDIDATES candidates come back."""
         question = self.check_question(question)
         top_k = top_k or self.settings.top_k
@@ -318,16 +322,15 @@ class QAPipeline:
         try:
             t0 = time.perf_counter()
             period = None if filters and (filters.date_from or filters.date_to) else period_in(question)
-            asked = question
-            if period:
-                filters = Filters(filters.source if filters else None, period.date_from, period.date_to)
-                asked = period.remove_from(question)
-            query = retrieval_query(asked, history)
+            asked = period.remove_from(question) if period else question
+            if period and period.as_of:
+                filters = Filters(filters.source if filters else None, None, period.date_to, undated=True)
+            query = retrieval_query(question, history)
             retrieved = self.retriever.retrieve(query, self.settings.read_k, filters)
             t1 = time.perf_counter()
             prefer_recent = True if period and period.as_of else None
             answers, no_answer, best_guess = self._read(
-                asked, retrieved, max(top_k, UNSURE_CANDIDATES), None, prefer_recent
+                asked, retrieved, max(top_k, UNSURE_CANDIDATES), None, prefer_recent, period
             )
             t2 = time.perf_counter()
         finally:
@@ -335,7 +338,8 @@ class QAPipeline:
                 self._questions_in_flight -= 1
                 self._idle.notify_all()
         unsure = bool(answers) and self.calibration.unsure(answers[0].score)
-        reordered = bool(answers) and answers[0].score < max(a.score for a in answers)  # by date, not score
+        # By date, not score: for a question about the present (a period's reorder is told by `period`).
+        reordered = bool(answers) and answers[0].score < max(a.score for a in answers) and not period
         timing = {
             "retrieve": round(1000 * (t1 - t0), 2),
             "read": round(1000 * (t2 - t1), 2),

@@ -72,5 +72,5 @@ class AnswerResult:
     timing_ms: dict[str, float] = field(default_factory=dict)
     unsure: bool = False  # the best answer's calibrated confidence is below the cut: candidates, not an answer
     newest_first: bool = False  # the first answer was put first for its article's date, not its score
-    period: Period | None = None  # the period read from the question and applied as a date filter
+    period: Period | None = None  # the period read from the question: a date filter ("as of") or a preference
     best_guess: Answer | None = None  # the best span whatever its score (for evaluation; never shown)

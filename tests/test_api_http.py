@@ -239,7 +239,12 @@ def test_doubt_periods_and_answers_in_history(client):
     sure = client.post("/ask", json={"question": "When does New START expire?"}).json()
     assert sure["unsure"] is False and sure["message"] is None and sure["answers"][0]["article"]["date"] == "2019-05-14"
     then = client.post("/ask", json={"question": "Who was the US secretary of state in 2015?"}).json()
-    assert then["period"] == {"date_from": "2015-01-01", "date_to": "2015-12-31", "phrase": "in 2015"}
+    assert then["period"] == {
+        "date_from": "2015-01-01",
+        "date_to": "2015-12-31",
+        "phrase": "in 2015",
+        "filtered": False,
+    }
     assert then["answers"][0]["text"] == "John Kerry"
     now = client.post("/ask", json={"question": "Who is the US secretary of state?"}).json()
     assert now["newest_first"] is True and "Pompeo" in now["answers"][0]["text"]

@@ -80,17 +80,23 @@ def test_present_tense_gets_the_newest_article_first(pipeline):
     )
 
 
-def test_a_period_in_the_question_filters_by_date(pipeline):
-    result = pipeline.ask("What was the Acme staff headcount in 2016?")
-    assert [a.text for a in result.answers] == ["2300"]
+def test_a_period_in_the_question_puts_its_articles_first_and_drops_none(pipeline):
+    result = pipeline.ask("What was the Acme staff headcount in 2016?", top_k=4)
+    assert result.answers[0].text == "2300" and not result.newest_first
     assert (result.period.date_from, result.period.date_to) == ("2016-01-01", "2016-12-31")
-    as_of = pipeline.ask("What is the Acme staff headcount as of 2017?", top_k=3)
-    assert as_of.answers[0].text == "2300"  # the newest up to then, not the 2021 figure
-    assert all(a.article.date and a.article.date <= "2017-12-31" for a in as_of.answers)
-    # A filter given by the caller wins over the question's words.
+    assert {a.text for a in result.answers} == {"1200", "2300", "3400", "9999"}  # nothing filtered out
+    # No article dated then: an event's year is not a story's date, so the others still answer.
+    assert not pipeline.ask("What was the Acme staff headcount in 1999?").no_answer
+    # A filter the caller gives wins over the question's words.
     given = pipeline.ask("What was the Acme staff headcount in 2016?", filters=Filters(date_from="2020-01-01"))
     assert given.period is None and [a.text for a in given.answers] == ["3400"]
-    assert pipeline.ask("What was the Acme staff headcount in 1999?").no_answer
+
+
+def test_as_of_filters_by_date_and_keeps_undated_articles(pipeline):
+    as_of = pipeline.ask("What is the Acme staff headcount as of 2017?", top_k=4)
+    assert as_of.answers[0].text == "2300"  # the newest up to then, not the 2021 figure
+    assert as_of.period.as_of and {a.text for a in as_of.answers} == {"1200", "2300", "9999"}
+    assert pipeline.ask("What is the Acme staff headcount as of 1999?", top_k=4).answers[0].text == "9999"
 
 
 class DoubtfulReader(FakeReader):

@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 
 from qa.reader.extractive import Reader
+from qa.retrieval.period import Period
 from qa.types import Answer, Hit
 
 # A newer article counts as answering "about as surely" when its own best span has at least
@@ -43,6 +44,22 @@ def _best_alone(reader: Reader, question: str, hits: Sequence[Hit], article_ids:
         for span in found:
             best[article_ids[group]] = max(best[article_ids[group]], span.score)
     return best
+
+
+def in_period_first(
+    reader: Reader, question: str, hits: Sequence[Hit], answers: list[Answer], period: Period
+) -> list[Answer]:
+    """`answers` with the best one from an article dated in `period` first, when the top one's
+    article is not and, each read alone, its article answers about as surely; else unchanged."""
+    if not answers or period.contains(answers[0].article.date):
+        return answers
+    inside = next((a for a in answers[1:] if period.contains(a.article.date)), None)
+    if inside is None:
+        return answers
+    alone = _best_alone(reader, question, hits, [answers[0].article.id, inside.article.id])
+    if alone[inside.article.id] < SIMILAR_RATIO * alone[answers[0].article.id]:
+        return answers
+    return [inside] + [a for a in answers if a is not inside]
 
 
 def newest_first(

@@ -312,25 +312,32 @@ def changes_since(conn: sqlite3.Connection, seq: int, upto: int) -> tuple[list[i
 
 
 def allowed_passages(
-    conn: sqlite3.Connection, source: str | None, date_from: str | None, date_to: str | None
+    conn: sqlite3.Connection, source: str | None, date_from: str | None, date_to: str | None, undated: bool = False
 ) -> np.ndarray:
-    """Ids of passages whose article matches the filters; O(matching passages)."""
-    where, args = _filter_sql(source, date_from, date_to)
+    """Ids of passages whose article matches the filters (`undated`: articles without a date
+    pass the date bounds); O(matching passages)."""
+    where, args = _filter_sql(source, date_from, date_to, undated)
     rows = conn.execute(f"SELECT p.id FROM passages p JOIN articles a ON a.id = p.article_id WHERE {where}", args)
     return np.fromiter((r[0] for r in rows), np.int64)
 
 
-def _filter_sql(source: str | None, date_from: str | None, date_to: str | None) -> tuple[str, list]:
+def _filter_sql(
+    source: str | None, date_from: str | None, date_to: str | None, undated: bool = False
+) -> tuple[str, list]:
     clauses, args = ["1"], []
     if source:
         clauses.append("instr(lower(coalesce(a.source, '')), ?) > 0")
         args.append(source.lower())
+    dates = []
     if date_from:
-        clauses.append("a.date >= ?")
+        dates.append("a.date >= ?")
         args.append(date_from)
     if date_to:
-        clauses.append("a.date <= ?")
+        dates.append("a.date <= ?")
         args.append(date_to)
+    if dates:
+        within = " AND ".join(dates)
+        clauses.append(f"(a.date IS NULL OR ({within}))" if undated else within)
     return " AND ".join(clauses), args
 
 

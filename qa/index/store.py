@@ -131,8 +131,10 @@ class ReadView:
     def passage_ids_of(self, article_id: str) -> list[int]:
         return db.passage_ids_of(self.conn, article_id)
 
-    def allowed(self, source: str | None, date_from: str | None, date_to: str | None) -> np.ndarray:
-        return db.allowed_passages(self.conn, source, date_from, date_to)
+    def allowed(
+        self, source: str | None, date_from: str | None, date_to: str | None, undated: bool = False
+    ) -> np.ndarray:
+        return db.allowed_passages(self.conn, source, date_from, date_to, undated)
 
 
 class Generation:

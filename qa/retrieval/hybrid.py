@@ -22,6 +22,7 @@ class Filters:
     source: str | None = None  # case-insensitive substring of the article's source
     date_from: str | None = None  # inclusive, yyyy-mm-dd
     date_to: str | None = None
+    undated: bool = False  # articles without a date pass the date bounds too (a period read from a question)
 
     def __post_init__(self) -> None:
         for name in ("date_from", "date_to"):
@@ -100,7 +101,7 @@ class Retriever:
         if k <= 0:
             return Retrieved([], {})
         f = filters if filters and filters.active else None
-        where = (f.source, f.date_from, f.date_to) if f else None
+        where = (f.source, f.date_from, f.date_to, f.undated) if f else None
         if mode != "bm25" and vector is None:
             vector = self.embedder.encode_query(query)
         gen = self.store.generation()

@@ -1,14 +1,19 @@
-"""A period named in the question ("in 2005", "as of May 2019", "before 2010") as a date filter.
+"""A period named in the question ("in 2005", "as of May 2019", "before 2010").
 
-    "Who was the US secretary of state in 2015?"  -> articles dated 2015-01-01 .. 2015-12-31
-    "Who is the US secretary of state as of 2016?" -> articles dated up to 2016-12-31, newest preferred
-    "What did Apple release before 2007?"          -> up to 2006-12-31; "since/after 2010" likewise
+    "Who was the US secretary of state in 2015?"  -> answers from articles dated 2015 first
+    "Who is the US secretary of state as of 2016?" -> articles dated up to 2016-12-31 (and undated
+                                                      ones), newest preferred
+    "What did Apple release before 2007?"          -> dated up to 2006-12-31 first; "since/after 2010" likewise
 
-The year must end the phrase ("in 2016?", "in May 2019,"), so "in 2016 elections" (an
-event's year, not the articles') is left alone. A filter the caller gives wins over the question.
-Once it is a filter, the phrase is taken out of the question that is searched and read: an
-article of 2015 names the secretary of state without saying "in 2015", and a reader asked for
-"in 2015" looks for that year in the passage (John Kerry: 0.75 without it, 0.001 with it).
+The year must end the phrase ("in 2016?", "in May 2019,"), so "in 2016 elections" is left alone.
+A filter the caller gives wins over the question. Only "as of" filters: the state of things at
+a date cannot come from a later article. Any other period is an event's year as often as a
+story's date (a 2007 story gives Apple's 2006 revenue, a 2019 story says New START expires in
+2021), so it never drops an article: it puts an answer from an article dated in the period
+first when that answers about as surely (qa/answer/recency.py). Either way the reader reads the
+question without the phrase: an article of 2015 names the secretary of state without saying "in
+2015", and a reader asked for "in 2015" looks for that year in the passage (John Kerry: 0.75
+without it, 0.001 with it); retrieval keeps it, where it matches the year in the text.
 """
 
 from __future__ import annotations
@@ -32,6 +37,12 @@ class Period:
     date_to: str | None
     as_of: bool = False  # "as of": the state of things then, so the newest article up to it is preferred
     phrase: str = ""
+
+    def contains(self, day: str | None) -> bool:
+        """Whether an article dated `day` (yyyy-mm-dd) is dated within the period."""
+        if not day:
+            return False
+        return (not self.date_from or day >= self.date_from) and (not self.date_to or day <= self.date_to)
 
     def remove_from(self, question: str) -> str:
         """The question without the period's phrase ("Who was X in 2015?" -> "Who was X?")."""

@@ -153,6 +153,11 @@ class PeriodOut(BaseModel):
     date_from: str | None
     date_to: str | None
     phrase: str = Field(..., description="the words of the question that named the period")
+    filtered: bool = Field(
+        False,
+        description='true: only articles dated in the period (or undated) were searched ("as of"); '
+        "false: answers from articles dated in it come first",
+    )
 
 
 class AskResponse(BaseModel):
@@ -169,7 +174,7 @@ class AskResponse(BaseModel):
         description="true when the first answer comes from a newer article than a "
         "higher-scored one: the question asks about the present",
     )
-    period: PeriodOut | None = Field(None, description="the period the question named, applied as a date filter")
+    period: PeriodOut | None = Field(None, description="the period the question named, and how it was applied")
     message: str | None = None
     timing_ms: dict[str, float]
 

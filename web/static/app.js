@@ -298,12 +298,14 @@
       (calibrated ? "confidence " : "score ") + percent(value));
   }
 
-  // What the server read from the question: a period ("in 2015") applied as a date filter.
+  // What the server read from the question: a period ("as of 2015") applied as a date filter,
+  // or ("in 2015") answers from articles dated in it put first.
   function periodNote(period) {
     if (!period) return null;
     const from = formatDate(period.date_from), to = formatDate(period.date_to);
     const range = from && to ? from + " – " + to : from ? "from " + from : "up to " + to;
-    return el("p", { class: "note", text: "Articles dated " + range + " (“" + period.phrase + "”)." });
+    const how = period.filtered ? "Articles dated " + range + " and undated ones" : "Answers from articles dated " + range + " first";
+    return el("p", { class: "note", text: how + " (“" + period.phrase + "”)." });
   }
 
   // Below the confidence cut: no answer in large type, but the best candidates side by side,

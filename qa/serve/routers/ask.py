@@ -36,7 +36,11 @@ async def ask(body: AskRequest, request: Request, pipeline: PipelineDep, gate: G
         no_answer=result.no_answer,
         unsure=result.unsure,
         newest_first=result.newest_first,
-        period=PeriodOut(date_from=period.date_from, date_to=period.date_to, phrase=period.phrase) if period else None,
+        period=PeriodOut(
+            date_from=period.date_from, date_to=period.date_to, phrase=period.phrase, filtered=period.as_of
+        )
+        if period
+        else None,
         message=NO_ANSWER_MESSAGE if result.no_answer else UNSURE_MESSAGE if result.unsure else None,
         timing_ms=result.timing_ms,
     )
