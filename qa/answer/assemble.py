@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from qa.answer.boundaries import trim
 from qa.eval.metrics import normalize_answer
 from qa.reader.extractive import ReaderSpan
 from qa.types import Answer, Article, Hit
@@ -50,15 +51,17 @@ def rank_answers(
     for score, span in sorted(scored, key=lambda pair: -pair[0]):
         chunk = hits[span.passage].chunk
         article = articles[chunk.article_id]
-        start, end = chunk.start + span.start, chunk.start + span.end
-        words = set((normalize_answer(span.text) or span.text.strip()).split())
+        in_passage = trim(chunk.text, span.start, span.end)
+        text = chunk.text[in_passage[0] : in_passage[1]]
+        start, end = chunk.start + in_passage[0], chunk.start + in_passage[1]
+        words = set((normalize_answer(text) or text.strip()).split())
         if not words or any(words <= kept for kept in seen_words):
             continue
         if any(a == article.id and start < e and s < end for a, s, e in seen_places):
             continue  # overlaps a better answer at the same place ("Lavrov" inside "Sergey V. Lavrov")
         seen_words.append(words)
         seen_places.append((article.id, start, end))
-        answers.append(Answer(span.text, score, article, chunk.text, chunk.start, start, end))
+        answers.append(Answer(text, score, article, chunk.text, chunk.start, start, end))
         if len(answers) == top_k:
             break
     return answers

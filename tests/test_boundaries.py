@@ -1,0 +1,30 @@
+import pytest
+
+from qa.answer.boundaries import trim
+
+
+@pytest.mark.parametrize(
+    "span, want",
+    [
+        ("eggshells.", "eggshells"),
+        ("in 2021", "2021"),
+        ("in Sochi,", "Sochi"),
+        ("on March 3", "March 3"),
+        ("by 155,221 bags", "155,221 bags"),
+        ("the U.S.", "the U.S."),
+        ("Texaco Inc.", "Texaco Inc."),
+        ("Sergey V. Lavrov", "Sergey V. Lavrov"),
+        ("(Reuters", "Reuters"),
+        ("Gulf Cooperation Council (GCC)", "Gulf Cooperation Council (GCC)"),
+        ('"Sputnik"', '"Sputnik"'),
+        ('Sputnik"', "Sputnik"),
+        ("in which", "in which"),  # no date or name after the preposition: kept
+        ("?", "?"),  # never empty
+    ],
+)
+def test_trim_keeps_only_the_answer(span, want):
+    text = f"Before it, {span} and after."
+    start = text.index(span)
+    s, e = trim(text, start, start + len(span))
+    assert text[s:e] == want
+    assert start <= s < e <= start + len(span)
