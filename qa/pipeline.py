@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.answer.answer_type import PENALTY as TYPE_PENALTY
+from qa.answer.answer_type import agrees, wanted_type
 from qa.answer.assemble import above_threshold, rank_answers
 from qa.answer.calibration import Calibration, load_calibration
 from qa.answer.recency import asks_about_present, in_period_first, newest_first
@@ -293,6 +295,8 @@ class QAPipeline:
             reader = reader.for_question()  # the passages are read once, whatever reads them again
         # Read more candidates than asked for: merging duplicates removes some.
         spans = reader.read(question, [h.chunk.text for h in hits], n_best=max(10, 2 * top_k)) if hits else []
+        kind = wanted_type(question)
+        spans = [s if agrees(kind, s.text) else replace(s, score=s.score * TYPE_PENALTY) for s in spans]
         threshold = self.threshold if threshold is None else threshold
         ranked = rank_answers(spans, hits, retrieved.articles, len(spans), self.calibration.rank_discount)
         answers, no_answer = above_threshold(ranked, threshold)
