@@ -33,7 +33,7 @@ from qa.ingest.chunking import Chunker
 from qa.ingest.readers import IngestReport, ingest_paths
 from qa.reader.batching import MicroBatcher
 from qa.reader.extractive import ExtractiveReader, Reader
-from qa.retrieval.followup import retrieval_query
+from qa.retrieval.followup import conversation_article, is_follow_up, with_topic
 from qa.retrieval.hybrid import Filters, Retrieved, Retriever
 from qa.retrieval.period import Period, period_in
 from qa.types import Answer, AnswerResult, Article, Chunk, Hit, Turn
@@ -329,8 +329,10 @@ class QAPipeline:
             asked = period.remove_from(question) if period else question
             if period and period.as_of:
                 filters = Filters(filters.source if filters else None, None, period.date_to, undated=True)
-            query = retrieval_query(question, history)
-            retrieved = self.retriever.retrieve(query, self.settings.read_k, filters)
+            follow_up = bool(history) and is_follow_up(question)
+            query = with_topic(question, history) if follow_up else question
+            conversation = conversation_article(self.retriever, history) if follow_up else None
+            retrieved = self.retriever.retrieve(query, self.settings.read_k, filters, keep_article=conversation)
             t1 = time.perf_counter()
             prefer_recent = True if period and period.as_of else None
             answers, no_answer, best_guess = self._read(

@@ -4,9 +4,12 @@ from pathlib import Path
 
 import pytest
 
+from qa.config import Settings
 from qa.eval.followups import load_followups
-from qa.retrieval.followup import is_follow_up, retrieval_query
-from qa.types import Turn
+from qa.pipeline import QAPipeline
+from qa.retrieval.followup import conversation_article, is_follow_up, retrieval_query
+from qa.types import Article, Turn
+from tests.fakes import FakeEmbedder, FakeReader
 
 FOLLOWUPS = Path(__file__).resolve().parent.parent / "seeds" / "gold" / "followups.jsonl"
 
@@ -72,3 +75,30 @@ def test_a_chain_of_follow_ups_keeps_the_topic():
 
 def test_no_history_no_change():
     assert retrieval_query("When was he born?", []) == "When was he born?"
+
+
+TALKS = [
+    Article(
+        "talks",
+        "Pompeo and Lavrov meet",
+        "Pompeo and Lavrov met for talks on Tuesday.\n\nThe treaty known as New START expires in 2021.\n\n"
+        "They spoke at a resort on the coast of the Black Sea, the town of Sochi.",
+    ),
+    Article("other", "Coastal resorts", "Which coast did the talks take place on? Resort talks took place in Nice."),
+]
+
+
+def test_a_follow_up_is_read_in_the_conversations_article_first(tmp_path):
+    pipeline = QAPipeline(
+        Settings(index_dir=tmp_path / "idx", chunk_size=100, chunk_overlap=0), FakeEmbedder(), FakeReader()
+    )
+    pipeline.build_from_articles(TALKS)
+    history = [Turn("When does New START expire?", "2021")]
+    assert conversation_article(pipeline.retriever, history) == "talks"
+    result = pipeline.ask("Where did the talks take place?", history=history)
+    assert [h.chunk.article_id for h in result.hits] == ["talks", "talks", "other"]  # all its passages first
+    assert "Sochi" in result.hits[1].chunk.text
+    # Without the conversation the other story's words win.
+    assert pipeline.ask("Where did the talks take place?").hits[0].chunk.article_id == "other"
+    # A question that names its own topic is not held in the conversation's article.
+    assert conversation_article(pipeline.retriever, [Turn("When does New START expire?")]) is None

@@ -23,10 +23,12 @@ import re
 from collections.abc import Sequence
 
 from qa.index.lexical import STOPWORDS, tokenize
+from qa.retrieval.hybrid import Retriever
 from qa.types import Turn
 
 MIN_CONTENT_WORDS = 4  # fewer, and no name of its own: the question needs the conversation
 MAX_ADDED_WORDS = 16  # a long conversation must not drown the question
+CONVERSATION_HITS = 5  # BM25 hits searched for the article that gave the last answer
 
 _WORD = re.compile(r"[\w’'$%.-]*\w")
 _PRONOUNS = frozenset(
@@ -101,6 +103,18 @@ def _topics(history: Sequence[Turn]) -> list[str]:
         if turn.answer:
             topic = topic + _words(turn.answer)
     return topic
+
+
+def conversation_article(retriever: Retriever, history: Sequence[Turn | str]) -> str | None:
+    """The article the conversation's last answer came from: the best BM25 hit for that turn's
+    question and answer whose passage holds the answer (None without one). A follow-up is
+    read there first: "Where did the talks take place?" after "When does New START expire?"
+    is about the talks of that report, which may not share the follow-up's words."""
+    last = next((t for t in reversed(history) if isinstance(t, Turn) and t.answer), None)
+    if last is None or not last.answer:
+        return None
+    hits = retriever.retrieve(f"{last.question} {last.answer}", CONVERSATION_HITS, mode="bm25").hits
+    return next((h.chunk.article_id for h in hits if last.answer in h.chunk.text), None)
 
 
 def retrieval_query(question: str, history: Sequence[Turn | str]) -> str:

@@ -9,7 +9,8 @@ import numpy as np
 
 from qa.errors import QAError
 from qa.index.embedding import Embedder
-from qa.index.store import IndexStore
+from qa.index.lexical import tokenize
+from qa.index.store import IndexStore, ReadView
 from qa.types import Article, Hit
 
 
@@ -65,6 +66,25 @@ class Retrieved:
     articles: dict[str, Article]
 
 
+KEEP_ARTICLE_PASSAGES = 3  # a conversation's article's passages read first (of read_k)
+
+Ranked = list[tuple[int, float, int | None, int | None]]  # (passage, score, dense rank, BM25 rank)
+
+
+def _article_first(view: ReadView, query: str, article_id: str, ranked: Ranked, k: int) -> Ranked:
+    """`ranked` with up to KEEP_ARTICLE_PASSAGES passages of `article_id` first; O(its passages)."""
+    own = view.passage_ids_of(article_id)
+    if not own:
+        return ranked
+    retrieved = {r[0]: r for r in ranked}
+    words = set(tokenize(query))
+    texts = view.passages(own)
+    by_words = sorted(own, key=lambda pid: -len(words & set(tokenize(texts[pid].text))) if pid in texts else 0)
+    first = list(dict.fromkeys([r[0] for r in ranked if r[0] in texts] + by_words))[:KEEP_ARTICLE_PASSAGES]
+    head = [retrieved.get(pid, (pid, 0.0, None, None)) for pid in first]
+    return (head + [r for r in ranked if r[0] not in first])[:k]
+
+
 class Retriever:
     """Hybrid search over the index store; each search reads the newest committed version.
 
@@ -91,11 +111,14 @@ class Retriever:
         mode: str = "hybrid",
         vector: np.ndarray | None = None,
         exclude_article: str | None = None,
+        keep_article: str | None = None,
     ) -> Retrieved:
         """Top k passages. mode: 'hybrid' (default), 'dense' or 'bm25' (for comparisons).
         `vector` is the query's embedding when the caller has embedded many queries at once.
         `exclude_article` leaves one article out (calibration asks questions whose article is
-        gone): each list is fetched deeper by that article's passage count, so it stays exact."""
+        gone): each list is fetched deeper by that article's passage count, so it stays exact.
+        `keep_article` (a conversation's article) puts up to KEEP_ARTICLE_PASSAGES of its
+        passages first: those retrieved, then those sharing most words with the query."""
         if mode not in ("hybrid", "dense", "bm25"):
             raise ValueError(f"unknown retrieval mode {mode!r}")
         if k <= 0:
@@ -113,13 +136,15 @@ class Retriever:
                 owned = set(view.passage_ids_of(exclude_article))
                 dense = [d for d in dense if d[0] not in owned][: dense_k - extra]
                 lexical = [x for x in lexical if x[0] not in owned][: lexical_k - extra]
-            ranked: list[tuple[int, float, int | None, int | None]]  # (passage, score, dense rank, BM25 rank)
+            ranked: Ranked
             if mode == "dense":
                 ranked = [(pid, s, i + 1, None) for i, (pid, s) in enumerate(dense[:k])]
             elif mode == "bm25":
                 ranked = [(pid, s, None, i + 1) for i, (pid, s) in enumerate(lexical[:k])]
             else:
                 ranked = rrf_fuse([pid for pid, _ in dense], [pid for pid, _ in lexical], self.rrf_k)[:k]
+            if keep_article:
+                ranked = _article_first(view, query, keep_article, ranked, k)
             chunks = view.passages([r[0] for r in ranked])
             hits = [Hit(chunks[pid], s, dense_rank=d, bm25_rank=b) for pid, s, d, b in ranked if pid in chunks]
             articles = view.articles([h.chunk.article_id for h in hits])
