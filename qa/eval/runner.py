@@ -46,6 +46,7 @@ class QuestionResult:
     category: str = ""
     tags: str = ""  # space-separated
     answer_article: str = ""  # the article of the answer shown first
+    best_score: float = 0.0  # the best span's score whatever the threshold (to tune the threshold on)
 
     @property
     def groups(self) -> list[str]:
@@ -181,6 +182,7 @@ def evaluate(
                 q.category,
                 " ".join(q.tags),
                 shown.article.id if shown else "",
+                round(asked.best_guess.score, 6) if asked.best_guess else 0.0,
             )
         )
     summary = summarise(results, k)
