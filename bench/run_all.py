@@ -19,6 +19,8 @@ def main() -> None:
         ["bench.retrieval_squad", "--squad-dev", args.squad_dev],
         ["bench.e2e_squad", "--squad-dev", args.squad_dev],
         ["bench.reader_backends", "--squad-dev", args.squad_dev],
+        ["bench.news_eval", "--split", "dev", "--archive", "whole", "--write-docs"],
+        ["bench.news_eval", "--split", "test", "--archive", "whole", "--write-docs"],
         ["bench.news_gold"],
         ["bench.followup"],
         ["bench.ask_latency"],
