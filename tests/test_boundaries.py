@@ -20,6 +20,7 @@ from qa.answer.boundaries import trim
         ('Sputnik"', "Sputnik"),
         ("in which", "in which"),  # no date or name after the preposition: kept
         ("?", "?"),  # never empty
+        ("Intrepid Museum.\n\nSpace", "Intrepid Museum"),
     ],
 )
 def test_trim_keeps_only_the_answer(span, want):
@@ -28,3 +29,19 @@ def test_trim_keeps_only_the_answer(span, want):
     s, e = trim(text, start, start + len(span))
     assert text[s:e] == want
     assert start <= s < e <= start + len(span)
+
+
+@pytest.mark.parametrize(
+    "text, span, want",
+    [
+        ("sold its 31.7 pct stake", "31.7", "31.7 pct"),
+        ("received 5.2 mln stg in fees", "5.2", "5.2 mln stg"),
+        ("a shortfall of 900,000 bpd last month", "900,000", "900,000 bpd"),
+        ("cut the rate five times since", "five", "five times"),
+        ("bought 120 trucks", "120", "120"),  # not a unit: unchanged
+    ],
+)
+def test_a_bare_amount_takes_its_units(text, span, want):
+    start = text.index(span)
+    s, e = trim(text, start, start + len(span))
+    assert text[s:e] == want

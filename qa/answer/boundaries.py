@@ -37,8 +37,36 @@ def _unbalanced_opener(text: str) -> bool:
     return text.count(opener) > text.count(closer)
 
 
+# Words that finish an amount: a reader trained on Wikipedia stops before newswire units
+# ("31.7" for "31.7 pct", "5.2" for "5.2 mln stg"), and the amount without them is another answer.
+_UNIT = (
+    r"pct|percent|per cent|%|dlrs?|dollars?|cents?|yen|marks?|francs?|stg|sterling|pounds?|lire|pesos?|"
+    r"rupees?|guilders?|crowns?|mln|million|billion|bln|trillion|bpd|barrels?|tonnes?|tons?|ounces?|"
+    r"bushels?|bags|kilos?|points?|shares?|times|hours|days|weeks|months|years|miles|km|kilometres?"
+)
+_UNITS_AFTER_NUMBER = re.compile(rf"(?:\s+(?:{_UNIT})\b){{1,2}}", re.I)
+_ENDS_IN_NUMBER = re.compile(
+    r"(?:\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    r"hundred|thousand|mln|million|billion))$",
+    re.I,
+)
+
+
+def with_units(text: str, start: int, end: int) -> int:
+    """The end of text[start:end] taken past the unit words that follow its number, if any."""
+    if not _ENDS_IN_NUMBER.search(text[start:end]):
+        return end
+    units = _UNITS_AFTER_NUMBER.match(text, end)
+    return units.end() if units else end
+
+
 def trim(text: str, start: int, end: int) -> tuple[int, int]:
-    """The span text[start:end] without the edges that are not the answer's (never empty)."""
+    """The span text[start:end] without the edges that are not the answer's (never empty): cut
+    at a line break (an answer does not run from one paragraph into the next), then loose
+    punctuation and prepositions off its edges, then taken past the units of a bare amount."""
+    line = text.find("\n", start, end)
+    if line > start:
+        end = line
     while end - start > 1:
         span = text[start:end]
         stripped = len(span) - len(span.rstrip())
@@ -62,4 +90,4 @@ def trim(text: str, start: int, end: int) -> tuple[int, int]:
             start += 1
         else:
             break
-    return start, end
+    return start, with_units(text, start, end)
