@@ -45,3 +45,18 @@ def test_a_bare_amount_takes_its_units(text, span, want):
     start = text.index(span)
     s, e = trim(text, start, start + len(span))
     assert text[s:e] == want
+
+
+@pytest.mark.parametrize(
+    "text, span, want",
+    [
+        ("agreed to ship 25,000 tonnes of soybeans", "25", "25,000 tonnes"),
+        ("a 1.5 pct rise", "1.", "1.5 pct"),
+        ("the Belvidere plant", "elvidere", "Belvidere"),
+        ("sold 25, then 30", "25", "25"),  # a comma before a space ends the number
+    ],
+)
+def test_a_span_never_cuts_a_word(text, span, want):
+    start = text.index(span)
+    s, e = trim(text, start, start + len(span))
+    assert text[s:e] == want
