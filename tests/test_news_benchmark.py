@@ -38,7 +38,7 @@ def test_the_benchmark_has_the_size_and_mix_it_promises():
 
 def test_dev_and_test_share_no_article():
     def articles(split: str) -> set[str]:
-        return {r.get("article_id") or r.get("near_article_id") for r in _rows(split)}
+        return {str(r.get("article_id") or r.get("near_article_id")) for r in _rows(split)}
 
     assert not articles("dev") & articles("test")
 

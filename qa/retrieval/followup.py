@@ -1,8 +1,9 @@
 """Follow-up questions: carry the topic of the conversation into retrieval.
 
 "When was he born?" after "Who is the Russian foreign minister?" (answered "Sergey V.
-Lavrov") retrieves with "When was he born? Russian foreign minister Sergey V. Lavrov". Only
-retrieval sees the added words; the reader reads the user's own question.
+Lavrov") retrieves with "When was he born? Russian foreign minister Sergey V. Lavrov", and the
+reader reads that too (the bare question gives it nothing to match), in the article that gave
+the last answer first (`conversation_article`).
 
 A question is a follow-up when it leans on the conversation:
 - a pronoun that points back: it, they, he, she, his, their, ...;
