@@ -296,7 +296,7 @@ class QAPipeline:
         # Read more candidates than asked for: merging duplicates removes some.
         spans = reader.read(question, [h.chunk.text for h in hits], n_best=max(10, 2 * top_k)) if hits else []
         kind = wanted_type(question)
-        spans = [s if agrees(kind, s.text) else replace(s, score=s.score * TYPE_PENALTY) for s in spans]
+        spans = [s if agrees(kind, s.text, question) else replace(s, score=s.score * TYPE_PENALTY) for s in spans]
         threshold = self.threshold if threshold is None else threshold
         ranked = rank_answers(spans, hits, retrieved.articles, len(spans), self.calibration.rank_discount)
         answers, no_answer = above_threshold(ranked, threshold)

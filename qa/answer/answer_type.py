@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-PENALTY = 0.5  # tuned on the news benchmark's dev split (docs/benchmarks.md)
+PENALTY = 0.1  # news dev F1: 70.4 at 0.5, 70.7 at 0.2, 70.9 at 0.05 (docs/benchmarks.md)
 
 _NUMBER_WORDS = (
     r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundreds?|"
@@ -35,9 +35,7 @@ _WANTS = [
 ]
 _HAS = {
     "count": re.compile(rf"\d|\b(?:{_NUMBER_WORDS})\b", re.I),
-    "amount": re.compile(
-        rf"\d|[$£€¥%]|\b(?:{_NUMBER_WORDS}|percent|pct|dlrs?|dollars?|cents?|yen|marks?|pounds?)\b", re.I
-    ),
+    "amount": re.compile(rf"\d|\b(?:{_NUMBER_WORDS})\b", re.I),  # a currency word alone is not an amount
     "time": re.compile(
         rf"\d|\b(?:{_MONTHS})[a-z]*\b|\b(?:{_DAYS})s?\b|\b(?:spring|summer|autumn|fall|winter|ago|last|next|later|earlier)\b",
         re.I,
@@ -51,6 +49,14 @@ def wanted_type(question: str) -> str | None:
     return next((kind for kind, pattern in _WANTS if pattern.search(question)), None)
 
 
-def agrees(kind: str | None, answer: str) -> bool:
+# A count that is a time or a date ("two weeks", "March 24") answers "how many days?", not "how many players?".
+_TIME_COUNT = re.compile(rf"\b(?:{_MONTHS})[a-z]*\.? \d|\b(?:hours?|days?|weeks?|months?|years?)\b", re.I)
+
+
+def agrees(kind: str | None, answer: str, question: str = "") -> bool:
     """Whether the answer shows a sign of the kind the question wants (always, for None)."""
-    return kind is None or bool(_HAS[kind].search(answer))
+    if kind is None:
+        return True
+    if kind == "count" and _TIME_COUNT.search(answer) and not _TIME_COUNT.search(question):
+        return False
+    return bool(_HAS[kind].search(answer))
