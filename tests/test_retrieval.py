@@ -94,10 +94,11 @@ def test_the_persisted_lexical_index_ranks_by_okapi_bm25(tmp_path):
         for i in range(40)
     ]
     p = build(arts, FakeEmbedder(), tmp_path)
-    texts = chunk_texts(arts)
-    for query in ["w1 w2 w3", "the w50 w7", "w100 w101 w17 w90"]:
+    chunker = Chunker(120, 30)
+    texts = [f"{a.title}\n{c.text}" for a in arts for c in chunker.chunk(a)]  # each passage with its title
+    for query in ["w1 w2 w3", "the w50 w7", "w100 w101 w17 w90", "t7 w3"]:
         hits = p.search(query, 8, mode="bm25")
-        expected = sorted(lucene_bm25_reference(texts, query), reverse=True)[:8]
+        expected = sorted((s for s in lucene_bm25_reference(texts, query) if s > 0), reverse=True)[:8]
         np.testing.assert_allclose([h.score for h in hits], expected, rtol=1e-4)
 
 
@@ -185,3 +186,31 @@ def test_filters_restrict_both_retrievers(tmp_path):
 def test_bad_filters_are_refused(kwargs):
     with pytest.raises(FilterError):
         Filters(**kwargs)
+
+
+def test_a_passage_is_found_by_its_articles_title(tmp_path):
+    arts = [
+        Article(
+            "tx", "Texaco settles with Pennzoil", "The settlement ends a long fight.\n\n" + "Lawyers agreed. " * 60
+        ),
+        Article("ot", "Oil prices", "Texaco was mentioned once in a story about crude prices."),
+    ]
+    p = build(arts, FakeEmbedder(), tmp_path)
+    hits = p.search("Texaco Pennzoil settlement", 5, mode="bm25")
+    assert hits[0].chunk.article_id == "tx"
+    # Every passage of the article carries the headline, not only the first.
+    found = p.search("Pennzoil", 20, mode="bm25")
+    assert {h.chunk.article_id for h in found} == {"tx"} and len(found) == len(Chunker(120, 30).chunk(arts[0])) > 1
+
+
+def test_a_lexical_index_without_titles_is_rebuilt_when_opened(tmp_path):
+    import json
+
+    p = build(
+        [Article("tx", "Texaco settles with Pennzoil", "The settlement ends a long fight.")], FakeEmbedder(), tmp_path
+    )
+    state = next(tmp_path.rglob("lexical.json"))
+    state.write_text(json.dumps({"seq": json.loads(state.read_text())["seq"]}))  # as written before titles
+    reopened = QAPipeline(p.settings, FakeEmbedder(), FakeReader())
+    assert [h.chunk.article_id for h in reopened.search("Pennzoil", 5, mode="bm25")] == ["tx"]
+    assert json.loads(state.read_text())["documents"] == "title+passage"

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 FOLDER = "lexical"
 STATE = "lexical.json"
+# What each tantivy document holds (db.lexical_documents); an index of other documents (made
+# before titles were added) is rebuilt from the passages when opened.
+DOCUMENTS = "title+passage"
 
 
 class TextIndex:
@@ -61,8 +64,9 @@ class TextIndex:
     def covered_seq(self) -> int | None:
         """The last change the index holds, or None when it has never been written."""
         try:
-            return int(json.loads((self.folder / STATE).read_text())["seq"])
-        except (OSError, ValueError, KeyError, TypeError):
+            state = json.loads((self.folder / STATE).read_text())
+            return int(state["seq"]) if state.get("documents") == DOCUMENTS else None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def needs_catch_up(self, conn: sqlite3.Connection) -> bool:
@@ -110,7 +114,7 @@ class TextIndex:
         try:
             index = self._opened()
             index.delete_ids([*removed, *added])  # an id added twice (a replay) is deleted first
-            for rows in db.passage_texts(conn, added):
+            for rows in db.lexical_documents(conn, added):
                 index.add(rows)
             index.commit()
         except (LexicalIndexError, ValueError, OSError) as exc:
@@ -128,7 +132,7 @@ class TextIndex:
         shutil.rmtree(tmp, ignore_errors=True)
         fresh = TantivyLexical(tmp)
         n = 0
-        for rows in db.passage_texts(conn):
+        for rows in db.lexical_documents(conn):
             fresh.add(rows)
             n += len(rows)
         fresh.commit()
@@ -155,7 +159,7 @@ class TextIndex:
     def _write_state(self, seq: int) -> None:
         tmp = self.folder / f".{STATE}.{os.getpid()}"
         with open(tmp, "w") as fh:
-            fh.write(json.dumps({"seq": seq}))
+            fh.write(json.dumps({"seq": seq, "documents": DOCUMENTS}))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.folder / STATE)
