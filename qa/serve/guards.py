@@ -171,7 +171,9 @@ class ModelGate:
 
 class BodySizeLimit:
     """Refuse request bodies over max_bytes with 413: at once by Content-Length, or, for a
-    chunked body, once the bytes read pass the limit (the body is buffered up to the limit)."""
+    chunked body, once the bytes read pass the limit (the body is buffered up to the limit).
+    A chunked body whose client leaves (or is cut off) before its last chunk never reaches the
+    app: a cut-off upload must not be stored as if it were whole."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -195,8 +197,9 @@ class BodySizeLimit:
         body = bytearray()
         while True:
             message = await receive()
-            if message["type"] != "http.request":
-                break
+            if message["type"] != "http.request":  # http.disconnect: the body will never be whole
+                scope.setdefault(OUTCOME, (499, "client gone"))
+                return
             body += message.get("body", b"")
             if len(body) > self.max_bytes:
                 await self._reject(scope, receive, send)
