@@ -257,45 +257,61 @@ def _client_address(scope: Scope) -> str:
 class AdminOnly:
     """Changing requests under `prefix` need `Authorization: Bearer <token>`. Checked here,
     before any route reads the body: an unauthenticated client cannot make the server parse
-    megabytes of JSON just to be told 401. Wrong tokens are throttled per client address
-    (429 + Retry-After), so the token cannot be guessed at thousands of tries a second."""
+    megabytes of JSON just to be told 401.
 
-    def __init__(self, app: ASGIApp, token: str | None, prefix: str, failures_per_minute: int) -> None:
+    Wrong tokens are throttled per client address (the connection's peer, or what a trusted
+    proxy says: server.uvicorn_config), so the token cannot be guessed at thousands of tries a
+    second; the right token is never refused, so no one can lock the admin out by sending wrong
+    tokens. An answer to a token is an answer to a guess, so past the limit a wrong token's 429
+    is only sent once the address's window frees (up to a minute): each guess then holds one of
+    the address's connections (QA_MAX_CONNECTIONS_PER_CLIENT) that long, which bounds guesses
+    per address to about that many a minute however fast they are sent."""
+
+    def __init__(
+        self, app: ASGIApp, token: str | None, prefix: str, failures_per_minute: int, window_s: float = 60.0
+    ) -> None:
         self.app = app
         self.token = token
         self.prefix = prefix
-        self.throttle = FailureThrottle(failures_per_minute)
+        self.throttle = FailureThrottle(failures_per_minute, window_s)
 
     def _guarded(self, scope: Scope) -> bool:
         path = scope.get("path", "")
         return scope.get("method") in CHANGING_METHODS and (path == self.prefix or path.startswith(self.prefix + "/"))
 
-    def _refusal(self, scope: Scope) -> JSONResponse | None:
+    def _right_token(self, scope: Scope) -> bool:
+        assert self.token is not None
+        authorization = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        scheme, _, given = authorization.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
+
+    async def _refusal(self, scope: Scope, receive: Receive) -> JSONResponse | None:
         if not self.token:
             return JSONResponse({"detail": "changing articles is disabled: the server has no QA_ADMIN_TOKEN set"}, 403)
+        if self._right_token(scope):
+            return None
         address = _client_address(scope)
         wait = self.throttle.wait_s(address)
+        self.throttle.failed(address)
         if wait > 0:
-            retry_after = math.ceil(wait)
+            with anyio.move_on_after(wait):  # or until the client leaves: nobody to answer then
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+            retry_after = math.ceil(self.throttle.wait_s(address)) or 1
             return JSONResponse(
                 {"detail": f"too many wrong tokens from {address}; retry in {retry_after} s"},
                 429,
                 headers={"Retry-After": str(retry_after)},
             )
-        authorization = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-        scheme, _, given = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
-            self.throttle.failed(address)
-            return JSONResponse(
-                {"detail": "missing or wrong token: send Authorization: Bearer <QA_ADMIN_TOKEN>"},
-                401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return None
+        return JSONResponse(
+            {"detail": "missing or wrong token: send Authorization: Bearer <QA_ADMIN_TOKEN>"},
+            401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self._guarded(scope):
-            refusal = self._refusal(scope)
+            refusal = await self._refusal(scope, receive)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return

@@ -154,8 +154,19 @@ def guarded_protocol(settings: Settings) -> type[GuardedHttpProtocol]:
 
 def uvicorn_config(app: FastAPI, settings: Settings, host: str, port: int) -> uvicorn.Config:
     # access_log off: guards.AccessLog writes one line per request, with its outcome.
+    # X-Forwarded-For is believed only from the proxies named in QA_TRUSTED_PROXIES (uvicorn's
+    # own ProxyHeadersMiddleware); uvicorn's default would trust it from 127.0.0.1, so that any
+    # local client could name itself anyone to the token throttle and the access log.
     return uvicorn.Config(
-        app, host=host, port=port, http=guarded_protocol(settings), ws="none", access_log=False, log_level="info"
+        app,
+        host=host,
+        port=port,
+        http=guarded_protocol(settings),
+        ws="none",
+        access_log=False,
+        log_level="info",
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
 
 
