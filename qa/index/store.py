@@ -39,7 +39,7 @@ from qa.errors import QAError
 from qa.index import db
 from qa.index.db import IndexSpec
 from qa.index.dense import DenseIndex, DenseSettings, fsync_path
-from qa.index.lexical_backends import LexicalIndexError
+from qa.index.lexical_backends import LexicalIndexDamaged, LexicalIndexError
 from qa.index.text import TextIndex
 from qa.types import Article, Chunk
 
@@ -118,6 +118,8 @@ class ReadView:
         allowed = None if self.allowed_ids is None else set(self.allowed_ids.tolist())
         try:
             return self.text.search(query, k, allowed)
+        except LexicalIndexDamaged:
+            return []  # answered from the dense index alone while the lexical one is rebuilt (logged once)
         except (LexicalIndexError, ValueError, OSError) as exc:
             raise IndexCorruptError(
                 f"the lexical index {self.text.path} is unreadable ({exc}); {_restore_hint(self.text.folder)}"
@@ -438,6 +440,8 @@ class IndexStore:
         name = self._current_name()
         gen = self._gen
         if gen is not None and gen.name == name and not gen.dense.stale_epoch():
+            if gen.text.damaged:
+                self._rebuild_text_in_background(gen)
             return gen
         with self._gen_lock:
             gen = self._gen
