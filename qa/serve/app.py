@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -84,8 +83,9 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Load in the background so /healthz can say "loading" while the index is built.
-        threading.Thread(target=state.load, args=(pipeline,), name="qa-load", daemon=True).start()
+        state.start_loading(pipeline)
         yield
+        state.close()  # checkpoint the database: what was acknowledged is in store.sqlite itself
 
     app = FastAPI(
         title="News QA",

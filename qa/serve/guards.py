@@ -81,8 +81,11 @@ class ModelGate:
     Admission is decided on the event loop, so a waiting request holds no thread: /healthz and
     the page keep answering while questions queue."""
 
-    def __init__(self, concurrent: int, queued: int, max_wait_s: float) -> None:
+    def __init__(
+        self, concurrent: int, queued: int, max_wait_s: float, busy_with: str = "answering other questions"
+    ) -> None:
         self._concurrent = concurrent
+        self.busy_with = busy_with  # for the 503's message: what the requests ahead are doing
         self._capacity = concurrent + queued
         self.max_wait_s = max_wait_s
         self._limiter: anyio.CapacityLimiter | None = None  # made in the event loop on first use
@@ -135,7 +138,7 @@ class ModelGate:
     def _refuse(self, why: str) -> Busy:
         # Retry-After: about when the work ahead now will be done.
         retry_after = max(1, math.ceil(self.expected_wait_s()))
-        return Busy(f"the server is busy answering other questions ({why}); retry in {retry_after} s", retry_after)
+        return Busy(f"the server is busy {self.busy_with} ({why}); retry in {retry_after} s", retry_after)
 
     async def run(
         self,

@@ -2,7 +2,9 @@
 
 Adding and deleting go through their own gate, one write at a time in one thread, never the
 questions' queue: questions do not wait behind a write (the pipeline's writer steps aside while
-they are answered). Writes are never refused for the wait or dropped: nothing an admin sends is lost."""
+they are answered). A write is never refused for how long it would wait, nor dropped once
+queued; only when QA_MAX_QUEUED_REQUESTS writes already wait is one refused (503, "busy with
+other writes", Retry-After). An upload is stored only once its whole body has arrived."""
 
 from __future__ import annotations
 
