@@ -31,16 +31,17 @@ SERVICE_TIMES_KEPT = 20  # the service time is taken from the last this many que
 # admitted because that work should end in time must rarely wait longer (measured: with the
 # median, 50 clients' answered p95 overshot the limit by 1.7 s on 2 cores).
 SERVICE_QUANTILE = 0.9
-# The promise: an admitted question is answered within max_wait_s plus a typical (median)
-# service time, its own. Forecast from service times alone, answers still came late: between
-# one question leaving the models and the next entering, the event loop, busy with HTTP and
-# refusals on 2 shared cores, hands over late (one answer every 613 ms while a question held
-# the models 552 ms), and a question's own service runs past the median. So the forecast is
-# scaled by how late the last LATENESS_KEPT admitted questions were against theirs: the
-# largest of those ratios, never below 1. Not their 95th percentile: under load nearly every
-# admitted question is forecast right at the promise, so scaling by the p95 of the lateness
-# puts the p95 of answers right on it, over as often as under (measured: 5,258 ms against
-# 5,233); the largest of 40 is about the 97.5th percentile.
+# The aim: an admitted question is answered within max_wait_s plus a typical (median) service
+# time, its own. It is a forecast, not a deadline (docs/server.md): on a machine whose cores other
+# work takes, answers have come later, and nothing here can make the cores faster. Forecast from
+# service times alone, answers still came late: between one question leaving the models and the
+# next entering, the event loop, busy with HTTP and refusals on 2 shared cores, hands over late
+# (one answer every 613 ms while a question held the models 552 ms), and a question's own service
+# runs past the median. So the forecast is scaled by how late the last LATENESS_KEPT admitted
+# questions were against theirs: the largest of those ratios, never below 1. Not their 95th
+# percentile: under load nearly every admitted question is forecast right at the promise, so
+# scaling by the p95 of the lateness puts the p95 of answers right on it, over as often as under
+# (measured: 5,258 ms against 5,233); the largest of 40 is about the 97.5th percentile.
 LATENESS_KEPT = 40
 # Until that many answers have been seen, the forecast rests on the probe question run alone at
 # start. Under a sudden crowd (50 clients at once) questions ran 20-30% longer than it, and the
