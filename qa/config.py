@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(60.0, gt=0, le=3600, description="time to send a request's body before 408")
     max_connections_per_client: int = Field(64, ge=1, description="open connections from one address")
     max_auth_failures_per_minute: int = Field(10, ge=1, description="wrong admin tokens from one address before 429")
+    max_header_bytes: int = Field(
+        65_536, ge=1024, le=16 << 20, description="a request's line and headers together, in bytes, before 431"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses (or networks) of reverse proxies whose X-Forwarded-For is believed; none by default: "
+        "a client is the address its connection comes from",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -55,10 +55,17 @@ class QuestionError(QAError, ValueError):
     """A question that cannot be asked (empty, too long)."""
 
 
+# Letters and symbols that are drawn as nothing: the Hangul fillers (Unicode's Default_Ignorable
+# letters, which unicodedata cannot list) and the blank braille pattern.
+BLANK_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def has_visible_text(text: str) -> bool:
     """Whether text has a character other than whitespace, controls and format characters
-    (NUL, zero-width space or joiner, BOM): a question of only those is an empty question."""
-    return any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
+    (NUL, zero-width space or joiner, BOM), combining marks (nothing to mark without a base
+    character) and blank letters (Hangul fillers, the blank braille pattern): a question of
+    only those is an empty question."""
+    return any(unicodedata.category(ch)[0] not in "CZM" and ch not in BLANK_CHARACTERS for ch in text)
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,10 @@ def start_server_process(
 
 class InProcessServer:
     """The app over fake models, served by the same uvicorn set-up as `qa serve`
-    (qa.serve.server.uvicorn_config) in a thread of the test process: real sockets, fast."""
+    (qa.serve.server.uvicorn_config) in a thread of the test process: real sockets, fast.
+    Ready when /healthz answers 200 (or, without `wait_ready`, answers at all: 503)."""
 
-    def __init__(self, settings, pipeline) -> None:
+    def __init__(self, settings, pipeline, wait_ready: bool = True) -> None:
         import uvicorn
 
         from qa.serve.app import create_app
@@ -64,7 +65,7 @@ class InProcessServer:
         self.thread = threading.Thread(target=self.server.run, name="test-uvicorn", daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 60
-        while health(self.url)[0] != 200:
+        while health(self.url)[0] != (200 if wait_ready else 503):
             if time.monotonic() > deadline or not self.thread.is_alive():
                 self.stop()
                 pytest.fail(f"in-process server not ready: {health(self.url)}")

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from qa.config import Settings
 from qa.pipeline import QAPipeline
 from qa.serve.app import create_app
-from qa.serve.guards import STARTUP_ANSWERS, STARTUP_LATENESS, Busy, FailureThrottle, ModelGate
+from qa.serve.guards import STARTUP_ANSWERS, STARTUP_LATENESS, AdminOnly, Busy, FailureThrottle, ModelGate
 from qa.types import Article
 from tests.fakes import FakeEmbedder, FakeReader
 
@@ -290,7 +290,7 @@ def test_stored_script_urls_are_not_served(tmp_path):
         assert all(a["url"] is None for a in client.get("/articles").json()["articles"])
 
 
-def test_wrong_tokens_are_throttled_per_client_address(tmp_path):
+def test_wrong_tokens_are_throttled_per_client_address_and_the_right_token_is_never_refused(tmp_path):
     s = Settings(
         index_dir=tmp_path / "index",
         seeds_dir=seeds(tmp_path),
@@ -299,6 +299,9 @@ def test_wrong_tokens_are_throttled_per_client_address(tmp_path):
         max_auth_failures_per_minute=3,
     )
     app = create_app(s, QAPipeline(s, FakeEmbedder(), FakeReader()))
+    for middleware in app.user_middleware:  # a 3 s window, so that a held 429 comes in the test's time
+        if middleware.cls is AdminOnly:
+            middleware.kwargs["window_s"] = 3.0
     add = {"articles": [{"text": "Launch in 2031."}]}
     with TestClient(app, client=("10.0.0.1", 5000)) as attacker, TestClient(app, client=("10.0.0.2", 5000)) as admin:
         wait_ready(attacker)
@@ -306,11 +309,12 @@ def test_wrong_tokens_are_throttled_per_client_address(tmp_path):
             assert (
                 attacker.post("/articles", json=add, headers={"Authorization": f"Bearer guess{n}"}).status_code == 401
             )
+        started = time.monotonic()
         throttled = attacker.post("/articles", json=add, headers={"Authorization": "Bearer guess3"})
-        assert throttled.status_code == 429 and 1 <= int(throttled.headers["retry-after"]) <= 60
-        # While throttled even the right token is refused from that address (no oracle) ...
-        assert attacker.post("/articles", json=add, headers=ADMIN).status_code == 429
-        assert attacker.delete("/articles/x", headers=ADMIN).status_code == 429
+        assert throttled.status_code == 429 and 1 <= int(throttled.headers["retry-after"]) <= 3
+        assert time.monotonic() - started > 1, "a throttled guess is answered only when the window frees"
+        # The right token is accepted even from the throttled address: nobody can lock the admin out ...
+        assert attacker.post("/articles", json=add, headers=ADMIN).status_code == 201
         # ... and other addresses are not affected; reading needs no token at all.
         assert admin.post("/articles", json=add, headers=ADMIN).status_code == 201
         assert attacker.get("/articles").status_code == 200

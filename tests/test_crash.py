@@ -185,7 +185,10 @@ def test_a_thousand_writes_with_crashes_between_and_inside_them_end_as_a_fresh_b
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.01, 0.25))
         child.kill()
-        out = child.communicate(timeout=60)[0].split()
+        # Read on through the buffered reader that read "ready": it may already hold the next
+        # lines, which communicate() (reading the pipe itself) would never see.
+        out = child.stdout.read().split()
+        child.wait(60)
         finished = int(out[-1]) + 1 if out else done
         for i in range(done, finished):
             model = _apply(model, ops[i])

@@ -9,10 +9,12 @@ Tables
     changes   the log of passage ids added (+1) and removed (-1), numbered by seq; the derived
               indexes (FAISS: dense.py, tantivy: text.py) follow the archive by replaying it
 
-Every write is one SQLite transaction (WAL, synchronous=FULL), so a crash leaves the state from
-before or after it, and readers in any thread or process read one consistent snapshot while a
-write goes on. Costs, n = passages in the archive, m = passages changed: add or delete O(m log n);
-a lookup of passages or articles by id O(log n) each.
+Every write is one SQLite transaction (WAL, synchronous=FULL: a commit is on disk, in the WAL,
+before it is acknowledged; the WAL is copied into the database file and emptied at every FAISS
+checkpoint and when a server stops), so a crash leaves the state from before or after it, and
+readers in any thread or process read one consistent snapshot while a write goes on. Costs,
+n = passages in the archive, m = passages changed: add or delete O(m log n); a lookup of
+passages or articles by id O(log n) each.
 """
 
 from __future__ import annotations
@@ -106,6 +108,12 @@ def get_meta(conn: sqlite3.Connection, key: str) -> Any:  # a JSON value
     if row is None:
         raise StoreError(f"meta key {key!r} is missing")
     return json.loads(row[0])
+
+
+def find_meta(conn: sqlite3.Connection, key: str, default: Any = None) -> Any:
+    """A meta value that may be absent (keys added after format 3, e.g. "lost_writes")."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return default if row is None else json.loads(row[0])
 
 
 def put_meta(conn: sqlite3.Connection, key: str, value: object) -> None:

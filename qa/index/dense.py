@@ -258,6 +258,11 @@ class DenseIndex:
         except (OSError, ValueError):
             return None
 
+    def checkpoint_seq(self) -> int | None:
+        """The change the checkpoint on disk covers (None: no usable checkpoint)."""
+        meta = self._read_checkpoint()
+        return int(meta["seq"]) if meta else None
+
     def needs_checkpoint(self, n: int) -> bool:
         meta = self._read_checkpoint()
         covered = int(meta["seq"]) if meta else -1

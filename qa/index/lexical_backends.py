@@ -33,6 +33,11 @@ class LexicalIndexError(RuntimeError):
     """A lexical index that cannot be opened or written (another schema, corrupt, locked by a writer)."""
 
 
+class LexicalIndexDamaged(LexicalIndexError):
+    """A file of the index is shorter than tantivy wrote it: reading it through tantivy's memory
+    map would kill the process with SIGBUS, so the index is not read until it is rebuilt."""
+
+
 class LexicalIndex(Protocol):
     def add(self, rows: Sequence[tuple[int, str]]) -> None:
         """Index (passage_id, text) rows. An id must not be present already: delete it first."""

@@ -39,7 +39,7 @@ from qa.errors import QAError
 from qa.index import db
 from qa.index.db import IndexSpec
 from qa.index.dense import DenseIndex, DenseSettings, fsync_path
-from qa.index.lexical_backends import LexicalIndexError
+from qa.index.lexical_backends import LexicalIndexDamaged, LexicalIndexError
 from qa.index.text import TextIndex
 from qa.types import Article, Chunk
 
@@ -61,6 +61,10 @@ __all__ = [
 DB_FILE = "store.sqlite"
 REBUILD_HINT = "rebuild it with: qa index --rebuild (this drops articles added since the seeds)"
 QUICK_CHECK_MAX_BYTES = 256 << 20  # larger databases are checked by `qa index --check`, not at every start
+# How long emptying the WAL waits for readers still on an older snapshot; a checkpoint that does
+# not finish in time is retried at the next one (the WAL stays valid meanwhile).
+WAL_CHECKPOINT_WAIT_MS = 2_000
+SQLITE_BUSY_TIMEOUT_MS = 60_000  # as db.connect sets it
 
 
 class QAIndexError(QAError, RuntimeError):
@@ -114,6 +118,8 @@ class ReadView:
         allowed = None if self.allowed_ids is None else set(self.allowed_ids.tolist())
         try:
             return self.text.search(query, k, allowed)
+        except LexicalIndexDamaged:
+            return []  # answered from the dense index alone while the lexical one is rebuilt (logged once)
         except (LexicalIndexError, ValueError, OSError) as exc:
             raise IndexCorruptError(
                 f"the lexical index {self.text.path} is unreadable ({exc}); {_restore_hint(self.text.folder)}"
@@ -147,6 +153,7 @@ class Generation:
         self._local = threading.local()
         self._writer_conn: sqlite3.Connection | None = None
         self.needs_upgrade = False
+        self.lost_writes: list[str] = []  # found at open: derived indexes ahead of the database
         self.dense = DenseIndex(folder, spec.dim, dense_settings)
         self.text = TextIndex(folder)
 
@@ -171,6 +178,7 @@ class Generation:
                 if result != "ok":
                     raise sqlite3.DatabaseError(result)
             fmt, spec = db.read_spec(conn)
+            self.lost_writes = self._derived_ahead(conn)
             conn.execute("BEGIN")
             try:
                 with self.dense.lock:
@@ -193,6 +201,37 @@ class Generation:
             raise IndexMismatchError(
                 f"index at {self.folder.parent} was built with other settings ({diffs}); {REBUILD_HINT}"
             )
+
+    def _derived_ahead(self, conn: sqlite3.Connection) -> list[str]:
+        """The derived indexes are written after the database commits, so one that covers a
+        later change than the database holds means acknowledged writes were lost (the WAL
+        deleted or restored from an older copy). Said, and then rebuilt from the database."""
+        seq = int(db.get_meta(conn, "seq"))
+        covered = (
+            ("the lexical index", self.text.covered_seq()),
+            ("the dense checkpoint", self.dense.checkpoint_seq()),
+        )
+        lost = [
+            f"{what} covers change {got} but the database {self.path} ends at change {seq}: writes acknowledged "
+            f"after change {seq} are lost (store.sqlite-wal deleted or from an older copy?)"
+            for what, got in covered
+            if got is not None and got > seq
+        ]
+        for problem in lost:
+            log.error("%s; the derived indexes are rebuilt from the database", problem)
+        return lost
+
+    def mend_lost_writes(self) -> None:
+        """Record the loss in the database (qa index --check reports it from then on) and make the
+        derived indexes agree with the database again: passage ids and change numbers after the
+        loss are given out again, so an index left ahead would later be read as covering them.
+        The caller holds the store's LOCK."""
+        conn = self.writer_conn()
+        with db.transaction(conn):
+            db.put_meta(conn, "lost_writes", [*db.find_meta(conn, "lost_writes", []), *self.lost_writes])
+        self.checkpoint()
+        self.catch_up_text()
+        self.lost_writes = []
 
     def close(self) -> None:
         self.text.release_writer()
@@ -276,10 +315,12 @@ class Generation:
             self.text.release_writer()
 
     def derived_problems(self) -> list[str]:
-        """How the FAISS and tantivy indexes disagree with the passages stored (none: [])."""
+        """How the FAISS and tantivy indexes disagree with the passages stored, and writes found
+        lost (none: [])."""
         conn = self.conn()
         conn.execute("BEGIN")
         try:
+            lost = [*db.find_meta(conn, "lost_writes", []), *self.lost_writes]
             _, n = db.counts(conn)
             stored = conn.execute("SELECT count(*) FROM passages").fetchone()[0]
             with self.dense.lock:
@@ -295,7 +336,7 @@ class Generation:
         ]
         if text is None:
             problems.append("the lexical index is behind the database (a writer catches it up)")
-        return problems
+        return [*lost, *problems]
 
     def text_needs_catch_up(self) -> bool:
         conn = self.conn()
@@ -312,6 +353,21 @@ class Generation:
             self.dense.checkpoint(conn)
         finally:
             conn.execute("COMMIT")
+        self.checkpoint_wal()
+
+    def checkpoint_wal(self) -> bool:
+        """Copy the WAL's commits into store.sqlite and empty the WAL (TRUNCATE), so that the
+        acknowledged writes no longer live only in the WAL; False when readers on an older
+        snapshot kept it from finishing within WAL_CHECKPOINT_WAIT_MS."""
+        conn = self.writer_conn()
+        conn.execute(f"PRAGMA busy_timeout = {WAL_CHECKPOINT_WAIT_MS}")
+        try:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        if busy:
+            log.info("WAL of %s not emptied: readers were still on an older snapshot", self.path)
+        return not busy
 
 
 def _restore_hint(folder: Path) -> str:
@@ -342,6 +398,7 @@ class IndexStore:
         self._gen_lock = threading.Lock()
         self._thread_lock = threading.Lock()  # one writer thread at a time inside this process
         self._holding = threading.local()  # whether this thread holds the write lock
+        self._text_rebuild: threading.Thread | None = None
 
     @property
     def current_file(self) -> Path:
@@ -385,6 +442,8 @@ class IndexStore:
         name = self._current_name()
         gen = self._gen
         if gen is not None and gen.name == name and not gen.dense.stale_epoch():
+            if gen.text.damaged:
+                self._rebuild_text_in_background(gen)
             return gen
         with self._gen_lock:
             gen = self._gen
@@ -398,9 +457,37 @@ class IndexStore:
                 fresh.open(check=gen is None)
                 if gen is not None:
                     log.info("index generation %s (or its dense checkpoint) changed: reloaded", name)
+                self._mend(fresh)
                 self._follow_text(fresh)
                 self._gen = gen = fresh
         return gen
+
+    def _rebuild_text_in_background(self, gen: Generation) -> None:
+        """Rebuild a damaged lexical index without holding up the question that found it."""
+        if self._text_rebuild is not None and self._text_rebuild.is_alive():
+            return
+        self._text_rebuild = threading.Thread(
+            target=self._follow_text, args=(gen,), name="qa-lexical-rebuild", daemon=True
+        )
+        self._text_rebuild.start()
+
+    def _mend(self, gen: Generation) -> None:
+        """Rebuild derived indexes found ahead of the database (Generation.mend_lost_writes)."""
+        if not gen.lost_writes:
+            return
+        if getattr(self._holding, "value", False):
+            gen.mend_lost_writes()
+            return
+        with self.write_lock("rebuilding indexes ahead of the database"):
+            gen.mend_lost_writes()
+
+    def close(self) -> None:
+        """Empty the current generation's WAL into its database and close the writer (a server
+        that stops leaves every acknowledged write in store.sqlite itself)."""
+        gen = self._gen
+        if gen is not None:
+            gen.checkpoint_wal()
+            gen.close()
 
     def _follow_text(self, gen: Generation) -> None:
         """Upgrade an older format, and bring the lexical index up to the database when a writer

@@ -8,6 +8,14 @@ each touched id and adding those that still exist. Ids are never reused, so repl
 twice (after a crash between the tantivy commit and lexical.json) changes nothing. A folder
 that is missing, unreadable or ahead of the database is rebuilt from the passages.
 
+tantivy reads its files through memory maps (tantivy-py offers no other directory for an index
+on disk), and a mapped file cut short under a running process kills it with SIGBUS at the next
+read of the lost pages: no Python code can catch that. So before each search (and at open) the
+files of the segments the newest commit names are checked, ~0.2 ms: each must be as long as
+when it was last checked and end with tantivy's footer. A damaged index is not read again:
+questions are answered from the dense index alone while a writer rebuilds it from the passages.
+What this cannot prevent is a file cut short during the few milliseconds of a search itself.
+
 Readers reload the newest tantivy commit before each search (~0.1 ms when nothing changed) and
 read the hits through their question's SQLite snapshot, which drops passages the snapshot does
 not hold. A new passage is found lexically once the writer's tantivy commit follows its SQLite
@@ -33,7 +41,7 @@ from pathlib import Path
 
 from qa.index import db
 from qa.index.dense import fsync_path
-from qa.index.lexical_backends import LexicalIndexError, TantivyLexical
+from qa.index.lexical_backends import LexicalIndexDamaged, LexicalIndexError, TantivyLexical
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,28 @@ STATE = "lexical.json"
 # What each tantivy document holds (db.lexical_documents); an index of other documents (made
 # before titles were added) is rebuilt from the passages when opened.
 DOCUMENTS = "title+passage"
+FOOTER_MAGIC = (1337).to_bytes(4, "little")  # the last 4 bytes of every file tantivy writes
+
+
+def _segment_files(path: Path) -> set[str]:
+    """Names of the files of the newest commit's segments (a segment's files are named by its
+    id; its deletes by id and opstamp). Files being written (a merge) are not among them yet."""
+    meta = json.loads((path / "meta.json").read_text())
+    names: set[str] = set()
+    for segment in meta["segments"]:
+        sid = segment["segment_id"].replace("-", "")
+        names.update(f"{sid}.{ext}" for ext in ("idx", "pos", "term", "store", "fast", "fieldnorm"))
+        if segment.get("deletes"):
+            names.add(f"{sid}.{segment['deletes']['opstamp']}.del")
+    return names
+
+
+def _ends_with_footer(path: str, size: int) -> bool:
+    if size < len(FOOTER_MAGIC):
+        return False
+    with open(path, "rb") as fh:
+        fh.seek(size - len(FOOTER_MAGIC))
+        return fh.read(len(FOOTER_MAGIC)) == FOOTER_MAGIC
 
 
 class TextIndex:
@@ -53,6 +83,42 @@ class TextIndex:
         self.path = folder / FOLDER
         self._index: TantivyLexical | None = None
         self._open_lock = threading.Lock()
+        self._checked: dict[str, int] = {}  # segment file -> its size when found whole
+        self._damaged: list[TantivyLexical] = []  # never freed (see check_files); one per damage found
+        self.damaged = False  # a file was found cut short: not read until rebuilt
+
+    def check_files(self) -> None:
+        """Raise LexicalIndexDamaged (and stop reading the index) when a file of the newest
+        commit is shorter than when last checked or lacks tantivy's footer."""
+        if self.damaged:
+            raise LexicalIndexDamaged(f"the lexical index {self.path} is damaged and waits for its rebuild")
+        try:
+            sizes = self._whole_files()
+        except FileNotFoundError:  # no commit yet, or a commit replaced the segments meanwhile
+            self._checked.clear()
+            return
+        except (OSError, ValueError, KeyError, TypeError, LexicalIndexDamaged) as exc:
+            # The damaged index is kept referenced, never dropped: tantivy may touch its maps
+            # when it is freed, and a question still reading it must not lose them.
+            if self._index is not None:
+                self._damaged.append(self._index)
+            self._index = None
+            self._checked.clear()
+            self.damaged = True
+            log.error("lexical index %s is damaged (%s): searching the dense index alone until rebuilt", self.path, exc)
+            raise LexicalIndexDamaged(str(exc)) from exc
+        self._checked = sizes
+
+    def _whole_files(self) -> dict[str, int]:
+        """Size of each file of the newest commit, each checked whole (its footer read only
+        when its size is new)."""
+        wanted = _segment_files(self.path)
+        with os.scandir(self.path) as entries:
+            sizes = {e.name: e.stat().st_size for e in entries if e.name in wanted}
+        for name, size in sizes.items():
+            if self._checked.get(name) != size and not _ends_with_footer(str(self.path / name), size):
+                raise LexicalIndexDamaged(f"{self.path / name} is cut short ({size} bytes)")
+        return sizes
 
     def _opened(self) -> TantivyLexical:
         if self._index is None:
@@ -74,6 +140,7 @@ class TextIndex:
         if self.covered_seq() != int(db.get_meta(conn, "seq")) or not self.path.is_dir():
             return True
         try:
+            self.check_files()
             self._opened()
         except LexicalIndexError as exc:
             log.warning("lexical index %s is unreadable (%s)", self.path, exc)
@@ -85,12 +152,14 @@ class TextIndex:
         """Top k (passage id, BM25 score) in the newest committed state."""
         if not self.path.is_dir():  # never written: a writer will build it (see catch_up)
             return []
+        self.check_files()  # before reload(): opening a new segment reads its files too
         index = self._opened()
         index.index.reload()
         return index.search(query, k, allowed_ids)
 
     def count(self) -> int:
         """Passages in the newest commit."""
+        self.check_files()
         index = self._opened()
         index.index.reload()
         return int(index.index.searcher().num_docs)
@@ -104,6 +173,7 @@ class TextIndex:
         if seq is None or seq > upto or not self.path.is_dir():
             return self.rebuild(conn)
         try:
+            self.check_files()
             self._opened()
         except LexicalIndexError as exc:
             log.warning("lexical index %s is unusable (%s): rebuilding it from the passages", self.path, exc)
@@ -145,6 +215,8 @@ class TextIndex:
             self.path.rename(old)
         tmp.rename(self.path)
         fsync_path(self.folder)
+        self._checked.clear()
+        self.damaged = False  # searched again only now that the new folder is in place
         shutil.rmtree(old, ignore_errors=True)
         self._write_state(upto)
         log.info("lexical index %s built: %d passages, seq %d", self.path, n, upto)

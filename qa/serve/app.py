@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.requests import ClientDisconnect
 
 from qa.config import Settings
 from qa.errors import QAError
@@ -58,7 +58,9 @@ async def _busy(request: Request, exc: Busy) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after_s)})
 
 
-async def _client_gone(request: Request, exc: ClientGone) -> Response:
+async def _client_gone(request: Request, exc: ClientGone | ClientDisconnect) -> Response:
+    # The connection layer may have said why already (408: the body was too slow).
+    request.scope.setdefault(OUTCOME, (499, "client gone"))
     return Response(status_code=499)  # nginx's "client closed request": nobody reads it, the access log does
 
 
@@ -81,8 +83,9 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Load in the background so /healthz can say "loading" while the index is built.
-        threading.Thread(target=state.load, args=(pipeline,), name="qa-load", daemon=True).start()
+        state.start_loading(pipeline)
         yield
+        state.close()  # checkpoint the database: what was acknowledged is in store.sqlite itself
 
     app = FastAPI(
         title="News QA",
@@ -102,6 +105,8 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
     app.add_exception_handler(QAError, _user_error)  # type: ignore[arg-type]
     app.add_exception_handler(Busy, _busy)  # type: ignore[arg-type]
     app.add_exception_handler(ClientGone, _client_gone)  # type: ignore[arg-type]
+    # A body cut off by its client (or by the body deadline) is not a server error: no 500, no traceback.
+    app.add_exception_handler(ClientDisconnect, _client_gone)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
 
     # The last added runs first. The admin check and the body limit both act before the body is

@@ -4,6 +4,7 @@ pipeline once it is ready (503 until then), and the gate around model calls."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from qa.config import Settings
+from qa.index.store import QAIndexError
 from qa.pipeline import QAPipeline
 from qa.serve.guards import ADMIN_CHECKED, ModelGate
 
@@ -20,6 +22,10 @@ log = logging.getLogger(__name__)
 # user asks: the gate bounds waits by it from the first burst on (and by the 90th percentile of the last
 # questions served after that).
 PROBE_QUESTION = "What happened, and when?"
+# An index that could not be opened (CURRENT lost, a damaged generation) may be mended on disk
+# while the server runs (`qa index --restore`); loading is tried again, at most this often, when
+# a request finds the server in that state.
+RELOAD_EVERY_S = 2.0
 
 
 class AppState:
@@ -29,19 +35,48 @@ class AppState:
         self.settings = settings
         self.pipeline: QAPipeline | None = None
         self.error: str | None = None
+        self._retry_load = False  # the error is the index's: mending it on disk may cure it
+        self._candidate: QAPipeline | None = None  # built (models loaded) even when its index failed
+        self._loading = threading.Lock()
+        self._last_try = 0.0
         self.gate = ModelGate(
             settings.max_concurrent_model_calls, settings.max_queued_requests, settings.max_queue_wait_s
         )
         # Writes have their own single thread and queue: a question never waits behind a write's
         # embedding (the pipeline's writer steps aside while questions are being answered).
-        self.write_gate = ModelGate(1, settings.max_queued_requests, settings.max_queue_wait_s)
+        self.write_gate = ModelGate(
+            1, settings.max_queued_requests, settings.max_queue_wait_s, busy_with="with other writes"
+        )
+
+    def start_loading(self, pipeline: QAPipeline | None = None) -> None:
+        """Load in the background, so /healthz can say "loading" while the index is built."""
+        if not self._loading.acquire(blocking=False):
+            return  # a load is running
+        self._last_try = time.monotonic()
+
+        def run() -> None:
+            try:
+                self.load(pipeline)
+            finally:
+                self._loading.release()
+
+        threading.Thread(target=run, name="qa-load", daemon=True).start()
+
+    def retry_if_mendable(self) -> None:
+        """After an index error, try loading again (in the background, at most every RELOAD_EVERY_S)."""
+        if self._retry_load and time.monotonic() - self._last_try >= RELOAD_EVERY_S:
+            self.start_loading()
+
+    def close(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.store.close()
 
     def load(self, pipeline: QAPipeline | None = None) -> None:
         try:
             from qa.models import configure_torch_threads
 
             configure_torch_threads(self.settings.threads)
-            pipeline = pipeline or QAPipeline(self.settings)
+            pipeline = self._candidate = pipeline or self._candidate or QAPipeline(self.settings)
             report = pipeline.load_or_build()
             if report:
                 for warning in report.warnings:
@@ -50,7 +85,7 @@ class AppState:
             started = time.perf_counter()
             pipeline.ask(PROBE_QUESTION)
             self.gate.observe(time.perf_counter() - started)
-            self.pipeline = pipeline
+            self.pipeline, self.error, self._retry_load = pipeline, None, False
             log.info(
                 "ready: %d articles; reader on %s, questions embedded on %s; a question takes about %.0f ms",
                 pipeline.counts().articles,
@@ -59,11 +94,14 @@ class AppState:
                 1000 * (self.gate.service_s or 0),
             )
         except Exception as exc:  # reported on /healthz and /ask; the server stays up to say so
-            log.exception("could not load the index or the models")
+            if not (self._retry_load and str(exc) == self.error):  # a retry that failed alike says nothing new
+                log.exception("could not load the index or the models")
             self.error = str(exc)
+            self._retry_load = isinstance(exc, QAIndexError)
 
     def ready_pipeline(self) -> QAPipeline:
         if self.pipeline is None:
+            self.retry_if_mendable()
             detail = (
                 f"not ready: {self.error}"
                 if self.error

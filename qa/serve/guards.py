@@ -31,16 +31,17 @@ SERVICE_TIMES_KEPT = 20  # the service time is taken from the last this many que
 # admitted because that work should end in time must rarely wait longer (measured: with the
 # median, 50 clients' answered p95 overshot the limit by 1.7 s on 2 cores).
 SERVICE_QUANTILE = 0.9
-# The promise: an admitted question is answered within max_wait_s plus a typical (median)
-# service time, its own. Forecast from service times alone, answers still came late: between
-# one question leaving the models and the next entering, the event loop, busy with HTTP and
-# refusals on 2 shared cores, hands over late (one answer every 613 ms while a question held
-# the models 552 ms), and a question's own service runs past the median. So the forecast is
-# scaled by how late the last LATENESS_KEPT admitted questions were against theirs: the
-# largest of those ratios, never below 1. Not their 95th percentile: under load nearly every
-# admitted question is forecast right at the promise, so scaling by the p95 of the lateness
-# puts the p95 of answers right on it, over as often as under (measured: 5,258 ms against
-# 5,233); the largest of 40 is about the 97.5th percentile.
+# The aim: an admitted question is answered within max_wait_s plus a typical (median) service
+# time, its own. It is a forecast, not a deadline (docs/server.md): on a machine whose cores other
+# work takes, answers have come later, and nothing here can make the cores faster. Forecast from
+# service times alone, answers still came late: between one question leaving the models and the
+# next entering, the event loop, busy with HTTP and refusals on 2 shared cores, hands over late
+# (one answer every 613 ms while a question held the models 552 ms), and a question's own service
+# runs past the median. So the forecast is scaled by how late the last LATENESS_KEPT admitted
+# questions were against theirs: the largest of those ratios, never below 1. Not their 95th
+# percentile: under load nearly every admitted question is forecast right at the promise, so
+# scaling by the p95 of the lateness puts the p95 of answers right on it, over as often as under
+# (measured: 5,258 ms against 5,233); the largest of 40 is about the 97.5th percentile.
 LATENESS_KEPT = 40
 # Until that many answers have been seen, the forecast rests on the probe question run alone at
 # start. Under a sudden crowd (50 clients at once) questions ran 20-30% longer than it, and the
@@ -81,8 +82,11 @@ class ModelGate:
     Admission is decided on the event loop, so a waiting request holds no thread: /healthz and
     the page keep answering while questions queue."""
 
-    def __init__(self, concurrent: int, queued: int, max_wait_s: float) -> None:
+    def __init__(
+        self, concurrent: int, queued: int, max_wait_s: float, busy_with: str = "answering other questions"
+    ) -> None:
         self._concurrent = concurrent
+        self.busy_with = busy_with  # for the 503's message: what the requests ahead are doing
         self._capacity = concurrent + queued
         self.max_wait_s = max_wait_s
         self._limiter: anyio.CapacityLimiter | None = None  # made in the event loop on first use
@@ -135,7 +139,7 @@ class ModelGate:
     def _refuse(self, why: str) -> Busy:
         # Retry-After: about when the work ahead now will be done.
         retry_after = max(1, math.ceil(self.expected_wait_s()))
-        return Busy(f"the server is busy answering other questions ({why}); retry in {retry_after} s", retry_after)
+        return Busy(f"the server is busy {self.busy_with} ({why}); retry in {retry_after} s", retry_after)
 
     async def run(
         self,
@@ -171,7 +175,9 @@ class ModelGate:
 
 class BodySizeLimit:
     """Refuse request bodies over max_bytes with 413: at once by Content-Length, or, for a
-    chunked body, once the bytes read pass the limit (the body is buffered up to the limit)."""
+    chunked body, once the bytes read pass the limit (the body is buffered up to the limit).
+    A chunked body whose client leaves (or is cut off) before its last chunk never reaches the
+    app: a cut-off upload must not be stored as if it were whole."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -195,8 +201,9 @@ class BodySizeLimit:
         body = bytearray()
         while True:
             message = await receive()
-            if message["type"] != "http.request":
-                break
+            if message["type"] != "http.request":  # http.disconnect: the body will never be whole
+                scope.setdefault(OUTCOME, (499, "client gone"))
+                return
             body += message.get("body", b"")
             if len(body) > self.max_bytes:
                 await self._reject(scope, receive, send)
@@ -254,45 +261,61 @@ def _client_address(scope: Scope) -> str:
 class AdminOnly:
     """Changing requests under `prefix` need `Authorization: Bearer <token>`. Checked here,
     before any route reads the body: an unauthenticated client cannot make the server parse
-    megabytes of JSON just to be told 401. Wrong tokens are throttled per client address
-    (429 + Retry-After), so the token cannot be guessed at thousands of tries a second."""
+    megabytes of JSON just to be told 401.
 
-    def __init__(self, app: ASGIApp, token: str | None, prefix: str, failures_per_minute: int) -> None:
+    Wrong tokens are throttled per client address (the connection's peer, or what a trusted
+    proxy says: server.uvicorn_config), so the token cannot be guessed at thousands of tries a
+    second; the right token is never refused, so no one can lock the admin out by sending wrong
+    tokens. An answer to a token is an answer to a guess, so past the limit a wrong token's 429
+    is only sent once the address's window frees (up to a minute): each guess then holds one of
+    the address's connections (QA_MAX_CONNECTIONS_PER_CLIENT) that long, which bounds guesses
+    per address to about that many a minute however fast they are sent."""
+
+    def __init__(
+        self, app: ASGIApp, token: str | None, prefix: str, failures_per_minute: int, window_s: float = 60.0
+    ) -> None:
         self.app = app
         self.token = token
         self.prefix = prefix
-        self.throttle = FailureThrottle(failures_per_minute)
+        self.throttle = FailureThrottle(failures_per_minute, window_s)
 
     def _guarded(self, scope: Scope) -> bool:
         path = scope.get("path", "")
         return scope.get("method") in CHANGING_METHODS and (path == self.prefix or path.startswith(self.prefix + "/"))
 
-    def _refusal(self, scope: Scope) -> JSONResponse | None:
+    def _right_token(self, scope: Scope) -> bool:
+        assert self.token is not None
+        authorization = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        scheme, _, given = authorization.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
+
+    async def _refusal(self, scope: Scope, receive: Receive) -> JSONResponse | None:
         if not self.token:
             return JSONResponse({"detail": "changing articles is disabled: the server has no QA_ADMIN_TOKEN set"}, 403)
+        if self._right_token(scope):
+            return None
         address = _client_address(scope)
         wait = self.throttle.wait_s(address)
+        self.throttle.failed(address)
         if wait > 0:
-            retry_after = math.ceil(wait)
+            with anyio.move_on_after(wait):  # or until the client leaves: nobody to answer then
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+            retry_after = math.ceil(self.throttle.wait_s(address)) or 1
             return JSONResponse(
                 {"detail": f"too many wrong tokens from {address}; retry in {retry_after} s"},
                 429,
                 headers={"Retry-After": str(retry_after)},
             )
-        authorization = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-        scheme, _, given = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
-            self.throttle.failed(address)
-            return JSONResponse(
-                {"detail": "missing or wrong token: send Authorization: Bearer <QA_ADMIN_TOKEN>"},
-                401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return None
+        return JSONResponse(
+            {"detail": "missing or wrong token: send Authorization: Bearer <QA_ADMIN_TOKEN>"},
+            401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self._guarded(scope):
-            refusal = self._refusal(scope)
+            refusal = await self._refusal(scope, receive)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return

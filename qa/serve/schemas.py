@@ -200,8 +200,10 @@ class AddArticlesResponse(BaseModel):
     ids: list[str]
     articles: int = Field(..., description="articles in the index after the addition")
     skipped: list[str] = Field(
-        default_factory=list, description="what was not added and why (a JSONL upload's bad lines, by line number)"
+        default_factory=list,
+        description="what was not added and why (a JSONL upload's bad lines, by line number): the first 100",
     )
+    skipped_count: int = Field(0, description="how many were not added (skipped lists the first 100)")
 
 
 class Health(BaseModel):

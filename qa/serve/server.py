@@ -1,9 +1,11 @@
 """uvicorn with connection-level guards, which act before a request reaches the app: a deadline
 for a request's headers and one for its body (a client dripping bytes is answered 408 and cut
-off, not held open), and a cap on open connections per client address (beyond it: 429).
+off, not held open), a bound on the size of a request's headers (431 beyond), and a cap on open
+connections per client address (beyond it: 429).
 
-uvicorn has a keep-alive timeout between requests but none while a request is being read, so
-these live in a subclass of its httptools protocol."""
+uvicorn has a keep-alive timeout between requests but none while a request is being read, and
+its httptools parser (llhttp) has no limit on header size (h11's max_incomplete_event_size has
+no counterpart there), so these live in a subclass of its httptools protocol."""
 
 from __future__ import annotations
 
@@ -24,10 +26,13 @@ from qa.serve.guards import OUTCOME, access_log
 class ConnectionLimits:
     """The limits, and the open connections per client address, shared by all connections."""
 
-    def __init__(self, header_timeout_s: float, body_timeout_s: float, max_per_client: int) -> None:
+    def __init__(
+        self, header_timeout_s: float, body_timeout_s: float, max_per_client: int, max_header_bytes: int
+    ) -> None:
         self.header_timeout_s = header_timeout_s
         self.body_timeout_s = body_timeout_s
         self.max_per_client = max_per_client
+        self.max_header_bytes = max_header_bytes
         self.open: Counter[str] = Counter()
 
     def opened(self, address: str) -> bool:
@@ -50,6 +55,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         self._address = "-"
+        # Bytes received while the current request's line and headers are being read. httptools
+        # keeps a header's value in memory until the header ends, so without this bound one
+        # endless header grows the server by whatever the client sends.
+        self._in_headers = True
+        self._header_bytes = 0
 
     def _arm(self, phase: str, seconds: float) -> None:
         self._disarm()
@@ -99,6 +109,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         self._arm("headers", self.limits.header_timeout_s)
 
+    def data_received(self, data: bytes) -> None:
+        was_in_headers = self._in_headers
+        super().data_received(data)
+        if not (was_in_headers and self._in_headers) or self.transport.is_closing():
+            return  # a segment that ends the headers holds body bytes too: not counted
+        self._header_bytes += len(data)
+        if self._header_bytes > self.limits.max_header_bytes:
+            self._disarm()
+            access_log.warning('%s "- -" 431 - headers over %d bytes', self._address, self.limits.max_header_bytes)
+            self._reply_and_close(431, f"request headers over the limit of {self.limits.max_header_bytes} bytes")
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         self.limits.closed(self._address)
@@ -110,24 +131,42 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._arm("headers", self.limits.header_timeout_s)
 
     def on_headers_complete(self) -> None:
+        self._in_headers = False
         self._disarm()
         super().on_headers_complete()
         self._arm("body", self.limits.body_timeout_s)
 
     def on_message_complete(self) -> None:
         self._disarm()
+        self._in_headers, self._header_bytes = True, 0  # what comes next is the next request's
         super().on_message_complete()
 
 
 def guarded_protocol(settings: Settings) -> type[GuardedHttpProtocol]:
-    limits = ConnectionLimits(settings.header_timeout_s, settings.body_timeout_s, settings.max_connections_per_client)
+    limits = ConnectionLimits(
+        settings.header_timeout_s,
+        settings.body_timeout_s,
+        settings.max_connections_per_client,
+        settings.max_header_bytes,
+    )
     return type("GuardedHttpProtocol", (GuardedHttpProtocol,), {"limits": limits})
 
 
 def uvicorn_config(app: FastAPI, settings: Settings, host: str, port: int) -> uvicorn.Config:
     # access_log off: guards.AccessLog writes one line per request, with its outcome.
+    # X-Forwarded-For is believed only from the proxies named in QA_TRUSTED_PROXIES (uvicorn's
+    # own ProxyHeadersMiddleware); uvicorn's default would trust it from 127.0.0.1, so that any
+    # local client could name itself anyone to the token throttle and the access log.
     return uvicorn.Config(
-        app, host=host, port=port, http=guarded_protocol(settings), ws="none", access_log=False, log_level="info"
+        app,
+        host=host,
+        port=port,
+        http=guarded_protocol(settings),
+        ws="none",
+        access_log=False,
+        log_level="info",
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
 
 

@@ -2,13 +2,15 @@
 
 Adding and deleting go through their own gate, one write at a time in one thread, never the
 questions' queue: questions do not wait behind a write (the pipeline's writer steps aside while
-they are answered). Writes are never refused for the wait or dropped: nothing an admin sends is lost."""
+they are answered). A write is never refused for how long it would wait, nor dropped once
+queued; only when QA_MAX_QUEUED_REQUESTS writes already wait is one refused (503, "busy with
+other writes", Retry-After). An upload is stored only once its whole body has arrived."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from qa.ingest.readers import IngestError, IngestReport, make_article, parse_bytes
+from qa.ingest.readers import ArticleTooLargeError, IngestError, IngestReport, make_article, parse_bytes
 from qa.pipeline import ArticleNotFoundError, QAPipeline
 from qa.serve.deps import PipelineDep, SettingsDep, WriteGateDep, require_admin
 from qa.serve.schemas import AddArticlesRequest, AddArticlesResponse, ArticleFull, ArticleOut, ArticlePage
@@ -24,17 +26,42 @@ FILE_TYPES = {
     "application/x-ndjson": ".jsonl",
     "application/jsonl": ".jsonl",
 }
+# A one-article file (not JSONL) of more than 4 bytes per allowed character cannot hold an
+# article within the limit as UTF-8 text; HTML around it rarely needs more. Refused while the
+# body arrives, before it is parsed (trafilatura takes minutes over ten megabytes).
+MAX_BYTES_PER_CHAR = 4
+MAX_SKIPPED_LISTED = 100  # a JSONL of a million bad lines answers with their count and the first few
+MAX_OFFSET = 1_000_000_000  # SQLite takes at most a signed 64-bit OFFSET; no archive nears this
 
 
 def _add(pipeline: QAPipeline, articles: list[Article], skipped: list[str]) -> AddArticlesResponse:
     ids = pipeline.add_articles(articles)
-    return AddArticlesResponse(ids=ids, articles=pipeline.counts().articles, skipped=skipped)
+    return AddArticlesResponse(
+        ids=ids, articles=pipeline.counts().articles, skipped=skipped[:MAX_SKIPPED_LISTED], skipped_count=len(skipped)
+    )
+
+
+async def _read_body(request: Request, max_bytes: int | None) -> bytes:
+    """The whole body, refused (413) as soon as it is known to pass `max_bytes` (None: the
+    server's body limit alone, applied by guards.BodySizeLimit)."""
+    if max_bytes is None:
+        return await request.body()
+    too_large = f"a one-article file is at most {max_bytes} bytes ({MAX_BYTES_PER_CHAR} per allowed character)"
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        raise ArticleTooLargeError(too_large)
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > max_bytes:
+            raise ArticleTooLargeError(too_large)
+    return bytes(body)
 
 
 @router.get("", response_model=ArticlePage)
 async def list_articles(
     pipeline: PipelineDep,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(50, ge=1, le=500),
     q: str | None = Query(None, max_length=200, description="only articles whose title or source contains this"),
 ) -> ArticlePage:
@@ -88,7 +115,8 @@ async def add_file(
     suffix = FILE_TYPES.get(content_type)
     if suffix is None:
         raise HTTPException(415, f"Content-Type must be one of {', '.join(FILE_TYPES)}")
-    raw = await request.body()
+    one_article = suffix != ".jsonl"
+    raw = await _read_body(request, MAX_BYTES_PER_CHAR * settings.max_article_chars if one_article else None)
 
     def parse_and_add() -> AddArticlesResponse:
         report = IngestReport()

@@ -33,5 +33,6 @@ async def healthz(state: StateDep) -> JSONResponse:
             query_encoder=state.pipeline.query_encoder,
         )
         return JSONResponse(health.model_dump())
+    state.retry_if_mendable()
     status = "error" if state.error else "loading"
     return JSONResponse(Health(status=status, detail=state.error).model_dump(), status_code=503)
