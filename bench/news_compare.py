@@ -76,7 +76,8 @@ def main() -> None:
     body += table(compare(before, after, ids), ["figure", "before", "after", "change", "paired 95% interval"])
     print(body)
     if args.write_docs:
-        write_section(args.write_docs, f"Side by side: {args.before.name} and {args.after.name}", body)
+        tagged = f", {args.tag} questions" if args.tag else ""
+        write_section(args.write_docs, f"Side by side: {args.before.name} and {args.after.name}{tagged}", body)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import numpy as np
 from qa.answer.answer_type import PENALTY as TYPE_PENALTY
 from qa.answer.answer_type import agrees, wanted_type
 from qa.answer.assemble import above_threshold, rank_answers
+from qa.answer.boundaries import split_joined_names
 from qa.answer.calibration import Calibration, load_calibration
 from qa.answer.recency import asks_about_present, in_period_first, newest_first
 from qa.config import MAX_QUESTION_CHARS, Settings
@@ -302,6 +303,7 @@ class QAPipeline:
             reader = reader.for_question()  # the passages are read once, whatever reads them again
         # Read more candidates than asked for: merging duplicates removes some.
         spans = reader.read(question, [h.chunk.text for h in hits], n_best=max(10, 2 * top_k)) if hits else []
+        spans = split_joined_names(question, spans)
         kind = wanted_type(question)
         spans = [s if agrees(kind, s.text, question) else replace(s, score=s.score * TYPE_PENALTY) for s in spans]
         threshold = self.threshold if threshold is None else threshold

@@ -1,6 +1,7 @@
 import pytest
 
-from qa.answer.boundaries import trim
+from qa.answer.boundaries import split_joined_names, trim
+from qa.reader.extractive import ReaderSpan
 
 
 @pytest.mark.parametrize(
@@ -60,3 +61,25 @@ def test_a_span_never_cuts_a_word(text, span, want):
     start = text.index(span)
     s, e = trim(text, start, start + len(span))
     assert text[s:e] == want
+
+
+def _span(text: str, part: str, score: float, passage: int = 0) -> ReaderSpan:
+    start = text.index(part)
+    return ReaderSpan(passage, start, start + len(part), part, score)
+
+
+PASSAGE = "Secretary of State Mike Pompeo and Sergey V. Lavrov, the Russian foreign minister, met."
+
+
+def test_two_joined_names_give_way_to_the_readers_candidate_inside_one():
+    spans = [
+        _span(PASSAGE, "Mike Pompeo and Sergey V. Lavrov", 0.4),
+        _span(PASSAGE, "Sergey V. Lavrov", 0.1),
+        _span(PASSAGE, "Lavrov", 0.05),
+        _span(PASSAGE, "Mike Pompeo", 0.02),
+    ]
+    split = split_joined_names("Who is the Russian foreign minister?", spans)
+    assert [(s.text, s.score) for s in split] == [("Sergey V. Lavrov", 0.4), ("Lavrov", 0.05), ("Mike Pompeo", 0.02)]
+    # Not for a question that may want several, nor without a candidate inside.
+    assert split_joined_names("Who met in Sochi?", spans) == spans
+    assert split_joined_names("Who is the minister?", spans[:1]) == spans[:1]

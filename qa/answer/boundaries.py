@@ -11,6 +11,10 @@ stays a substring of its article with exact offsets.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import replace
+
+from qa.reader.extractive import ReaderSpan
 
 # A full stop that belongs to the last word: "U.S.", "Inc.", "Sergey V." stays.
 _ABBREVIATION = re.compile(r"(?:\b[A-Za-z]\.)+$|\b(?:Inc|Corp|Co|Ltd|Jr|Sr|St|Bros|Dr|Mr|Mrs|Ms|No|Dlrs|dlrs)\.$")
@@ -113,3 +117,34 @@ def trim(text: str, start: int, end: int) -> tuple[int, int]:
         else:
             break
     return start, with_units(text, start, end)
+
+
+_WHO_ONE = re.compile(r"^\s*who(?:'s| is| was)\b", re.I)  # one person asked for
+_JOINED = re.compile(r"\s+and\s+(?=[A-Z])")
+
+
+def split_joined_names(question: str, spans: Sequence[ReaderSpan]) -> list[ReaderSpan]:
+    """For "Who is ...?", a span of two names joined by "and" ("Mike Pompeo and Sergey V.
+    Lavrov") gives way to the reader's own best candidate inside one of the names, which takes
+    the joined span's score: the reader was sure where the answer starts or ends, not that both
+    names answer. Kept as it is when the reader proposed nothing inside either name."""
+    if not _WHO_ONE.match(question):
+        return list(spans)
+    out = list(spans)
+    for joined in spans:
+        if not _JOINED.search(joined.text) or not joined.text[:1].isupper():
+            continue
+        inside = [
+            s
+            for s in spans
+            if s.passage == joined.passage
+            and joined.start <= s.start
+            and s.end <= joined.end
+            and (s.start, s.end) != (joined.start, joined.end)
+            and not _JOINED.search(s.text)
+            and s.text[:1].isupper()
+        ]
+        if inside:
+            best = max(inside, key=lambda s: s.score)
+            out = [replace(s, score=max(s.score, joined.score)) if s is best else s for s in out if s is not joined]
+    return out
