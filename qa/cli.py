@@ -353,7 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         help="articles to answer from (default: the gold file's own articles for SQuAD, the current index for JSONL)",
     )
-    s.add_argument("-k", "--top-k", type=positive_int, default=10, help="passages retrieved for recall@k (default 10)")
+    s.add_argument(
+        "-k",
+        "--top-k",
+        type=positive_int,
+        default=10,
+        help="recall@k over the passages read (default 10; at most QA_READ_K)",
+    )
     s.add_argument("--out", default="eval-out", help="folder for summary.json and questions.csv")
     s.add_argument("--limit", type=positive_int, help="only the first N questions")
     s.set_defaults(func=cmd_eval)

@@ -360,8 +360,9 @@ class QAPipeline:
                 self._questions_in_flight -= 1
                 self._idle.notify_all()
         unsure = bool(answers) and self.calibration.unsure(answers[0].score)
-        # By date, not score: for a question about the present (a period's reorder is told by `period`).
-        reordered = bool(answers) and answers[0].score < max(a.score for a in answers) and not period
+        # By date, not score: the newest article for the present or "as of" (an "in 2015" reorder is told by `period`).
+        in_period = period is not None and not period.as_of
+        reordered = bool(answers) and answers[0].score < max(a.score for a in answers) and not in_period
         timing = {
             "retrieve": round(1000 * (t1 - t0), 2),
             "read": round(1000 * (t2 - t1), 2),
