@@ -341,7 +341,11 @@ class QAPipeline:
             follow_up = bool(history) and is_follow_up(question)
             query = with_topic(question, history) if follow_up else question
             conversation = conversation_article(self.retriever, history) if follow_up else None
-            retrieved = self.retriever.retrieve(query, self.settings.read_k, filters, keep_article=conversation)
+            # Within the conversation's article, the follow-up's own words find the passage: the
+            # topic words match the passage of the last answer, not the new one.
+            retrieved = self.retriever.retrieve(
+                query, self.settings.read_k, filters, keep_article=conversation, article_words=asked
+            )
             t1 = time.perf_counter()
             prefer_recent = True if period and period.as_of else None
             answers, no_answer, best_guess = self._read(

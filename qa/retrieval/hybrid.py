@@ -71,16 +71,18 @@ KEEP_ARTICLE_PASSAGES = 3  # a conversation's article's passages read first (of 
 Ranked = list[tuple[int, float, int | None, int | None]]  # (passage, score, dense rank, BM25 rank)
 
 
-def _article_first(view: ReadView, query: str, article_id: str, ranked: Ranked, k: int) -> Ranked:
-    """`ranked` with up to KEEP_ARTICLE_PASSAGES passages of `article_id` first; O(its passages)."""
+def _article_first(view: ReadView, words: str, article_id: str, ranked: Ranked, k: int) -> Ranked:
+    """`ranked` with the KEEP_ARTICLE_PASSAGES passages of `article_id` that share most of
+    `words` first (ties: as retrieval ranked them); O(its passages)."""
     own = view.passage_ids_of(article_id)
     if not own:
         return ranked
     retrieved = {r[0]: r for r in ranked}
-    words = set(tokenize(query))
+    wanted = set(tokenize(words))
     texts = view.passages(own)
-    by_words = sorted(own, key=lambda pid: -len(words & set(tokenize(texts[pid].text))) if pid in texts else 0)
-    first = list(dict.fromkeys([r[0] for r in ranked if r[0] in texts] + by_words))[:KEEP_ARTICLE_PASSAGES]
+    order = {pid: i for i, pid in enumerate([r[0] for r in ranked if r[0] in texts] + own)}
+    by_words = sorted(texts, key=lambda pid: (-len(wanted & set(tokenize(texts[pid].text))), order[pid]))
+    first = by_words[:KEEP_ARTICLE_PASSAGES]
     head = [retrieved.get(pid, (pid, 0.0, None, None)) for pid in first]
     return (head + [r for r in ranked if r[0] not in first])[:k]
 
@@ -112,13 +114,14 @@ class Retriever:
         vector: np.ndarray | None = None,
         exclude_article: str | None = None,
         keep_article: str | None = None,
+        article_words: str | None = None,
     ) -> Retrieved:
         """Top k passages. mode: 'hybrid' (default), 'dense' or 'bm25' (for comparisons).
         `vector` is the query's embedding when the caller has embedded many queries at once.
         `exclude_article` leaves one article out (calibration asks questions whose article is
         gone): each list is fetched deeper by that article's passage count, so it stays exact.
         `keep_article` (a conversation's article) puts up to KEEP_ARTICLE_PASSAGES of its
-        passages first: those retrieved, then those sharing most words with the query."""
+        passages first: those sharing most words with `article_words` (default: the query)."""
         if mode not in ("hybrid", "dense", "bm25"):
             raise ValueError(f"unknown retrieval mode {mode!r}")
         if k <= 0:
@@ -144,7 +147,7 @@ class Retriever:
             else:
                 ranked = rrf_fuse([pid for pid, _ in dense], [pid for pid, _ in lexical], self.rrf_k)[:k]
             if keep_article:
-                ranked = _article_first(view, query, keep_article, ranked, k)
+                ranked = _article_first(view, article_words or query, keep_article, ranked, k)
             chunks = view.passages([r[0] for r in ranked])
             hits = [Hit(chunks[pid], s, dense_rank=d, bm25_rank=b) for pid, s, d, b in ranked if pid in chunks]
             articles = view.articles([h.chunk.article_id for h in hits])
