@@ -15,28 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.report import table, write_section
-from qa.eval.intervals import RESAMPLES, SEED
-
-FIGURES = ("f1", "exact_match", "no_answer_precision", "no_answer_recall")
+from qa.eval.intervals import RESAMPLES, SEED, figures
 
 
 def load(folder: Path) -> dict[str, dict[str, str]]:
     with open(folder / "questions.csv", newline="", encoding="utf-8") as fh:
         return {row["id"]: row for row in csv.DictReader(fh)}
-
-
-def figures(f1: np.ndarray, em: np.ndarray, answerable: np.ndarray, abstained: np.ndarray) -> np.ndarray:
-    """F1, EM, no-answer precision and recall (in %) along the last axis."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        right_none = (abstained & ~answerable).sum(-1)
-        return np.stack(
-            [
-                100 * f1.mean(-1),
-                100 * em.mean(-1),
-                100 * right_none / abstained.sum(-1),
-                100 * right_none / (~answerable).sum(-1),
-            ]
-        )
 
 
 def arrays(rows: dict[str, dict[str, str]], ids: list[str]) -> tuple[np.ndarray, ...]:
@@ -53,11 +37,13 @@ def compare(before: dict, after: dict, ids: list[str]) -> list[tuple]:
     """(figure, before, after, change, change's 95% interval) for each figure."""
     b, a = arrays(before, ids), arrays(after, ids)
     rows_drawn = np.random.default_rng(SEED).integers(0, len(ids), size=(RESAMPLES, len(ids)))
-    diff = figures(*(x[rows_drawn] for x in a)) - figures(*(x[rows_drawn] for x in b))
+    drawn_before, drawn_after = figures(*(x[rows_drawn] for x in b)), figures(*(x[rows_drawn] for x in a))
+    point_before, point_after = figures(*b), figures(*a)
     out = []
-    for k, name in enumerate(FIGURES):
-        fb, fa = figures(*b)[k], figures(*a)[k]
-        d = diff[k][np.isfinite(diff[k])]
+    for name in point_before:
+        fb, fa = point_before[name], point_after[name]
+        diff = drawn_after[name] - drawn_before[name]
+        d = diff[np.isfinite(diff)]
         lo, hi = np.percentile(d, [2.5, 97.5]) if len(d) else (np.nan, np.nan)
         out.append((name, f"{fb:.1f}", f"{fa:.1f}", f"{fa - fb:+.1f}", f"{lo:+.1f} to {hi:+.1f}"))
     return out

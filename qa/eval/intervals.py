@@ -28,7 +28,7 @@ class Scored:
     no_answer: bool
 
 
-def _figures(f1: np.ndarray, em: np.ndarray, answerable: np.ndarray, no_answer: np.ndarray) -> dict[str, np.ndarray]:
+def figures(f1: np.ndarray, em: np.ndarray, answerable: np.ndarray, no_answer: np.ndarray) -> dict[str, np.ndarray]:
     """Each figure (in %) along the last axis: one value per row of resampled questions."""
     with np.errstate(invalid="ignore", divide="ignore"):
         right_none = (no_answer & ~answerable).sum(-1)
@@ -48,9 +48,9 @@ def figures_with_intervals(results: Sequence[Scored], resamples: int = RESAMPLES
     em = np.array([r.em for r in results])
     answerable = np.array([r.answerable for r in results])
     no_answer = np.array([r.no_answer for r in results])
-    point = _figures(f1, em, answerable, no_answer)
+    point = figures(f1, em, answerable, no_answer)
     rows = np.random.default_rng(SEED).integers(0, len(results), size=(resamples, len(results)))
-    drawn = _figures(f1[rows], em[rows], answerable[rows], no_answer[rows])
+    drawn = figures(f1[rows], em[rows], answerable[rows], no_answer[rows])
     out: dict[str, Any] = {"questions": len(results)}
     for name, value in point.items():
         if not np.isfinite(value):
