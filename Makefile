@@ -26,7 +26,11 @@ qa/reader_model/model.%.onnx: $(VENV)/.installed qa/reader_model/model.safetenso
 qa/query_encoder/query.fp32.onnx: $(VENV)/.installed
 	$(VENV)/bin/qa export-embedder
 
-install: $(VENV)/.installed qa/reader_model/model.fp32.onnx qa/reader_model/model.int8.onnx qa/query_encoder/query.fp32.onnx
+# The reader for CTranslate2 (int8): a folder, made the same way.
+qa/reader_model/ct2-int8/model.bin: $(VENV)/.installed qa/reader_model/model.safetensors
+	$(VENV)/bin/qa export-reader --recipe ct2-int8
+
+install: $(VENV)/.installed qa/reader_model/model.fp32.onnx qa/reader_model/model.int8.onnx qa/reader_model/ct2-int8/model.bin qa/query_encoder/query.fp32.onnx
 
 run: install
 	$(VENV)/bin/qa serve --host $(HOST) --port $(PORT)

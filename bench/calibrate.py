@@ -16,9 +16,14 @@ the confident-wrong-answer trap users complain about.
    that gives the most right answers on the answerable case.
 2. With it, the no-answer threshold that maximises the balanced accuracy: right answers given
    on the first case, abstentions on the second.
-3. The confidence curve: how often an answer with a given score was right, over both cases
-   (an answer to the unanswerable case is never right). This is what the chat page shows;
-   below a confidence of 0.5 (wrong at least as often as right) an answer is shown as unsure.
+3. The reading cascade's stop score (QA_READ_FIRST passages read first, the rest only when
+   no answer there scores this much): the lowest on a grid whose balanced accuracy, reading as
+   the cascade does, stays within STOP_TOLERANCE of reading every passage. Each question is
+   read both ways; the share that stops early is what the cascade saves.
+4. The confidence curve: how often an answer with a given score was right, over both cases
+   (an answer to the unanswerable case is never right), read as deployed (the cascade). This
+   is what the chat page shows; below a confidence of 0.5 (wrong at least as often as right)
+   an answer is shown as unsure.
 
 The questions are drawn from the odd positions of the dev file only, so that the end-to-end
 benchmark (`bench.e2e_squad --every 2`, the even positions) is measured on questions the
@@ -43,10 +48,11 @@ from qa.config import Settings
 from qa.eval.gold import load_gold
 from qa.eval.metrics import best_over_golds, f1_score
 from qa.models import BUNDLED_READER_DIR, configure_torch_threads
-from qa.pipeline import QAPipeline
+from qa.pipeline import QAPipeline, first_suffice
 from qa.reader.backends import BACKENDS, FLOAT_BACKENDS
 
 DISCOUNTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+STOP_TOLERANCE = 0.0025  # balanced accuracy (0-1) the cascade may lose against reading every passage
 UNSURE_METHOD = (
     "an answer is shown as unsure (with the other candidates) when its confidence on the curve is below "
     "0.5: answers scored so were wrong at least as often as right, so showing one as the answer misleads "
@@ -80,7 +86,9 @@ def main() -> None:
         retriever = pipeline.retriever
         read_k = pipeline.settings.read_k
         articles: dict = {}
+        read_first = pipeline.settings.read_first
         read = []  # (question, hits, spans) with the question's article indexed, then removed
+        first_read = []  # the typed spans of the first `read_first` passages alone, and of all
         for q in tqdm(sample, unit="q"):
             for own_article in (True, False):
                 retrieved = retriever.retrieve(
@@ -88,8 +96,11 @@ def main() -> None:
                 )
                 articles.update(retrieved.articles)
                 hits = retrieved.hits
-                spans = pipeline.reader.read(q.question, [h.chunk.text for h in hits], n_best=10) if hits else []
+                texts = [h.chunk.text for h in hits]
+                spans = pipeline.reader.read(q.question, texts, n_best=10) if hits else []
                 read.append((q, hits, spans))
+                first = pipeline.reader.read(q.question, texts[:read_first], n_best=10) if hits and read_first else []
+                first_read.append((pipeline._typed(q.question, first), pipeline._typed(q.question, spans)))
 
     def top_answers(discount: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         scores, correct = [], []
@@ -117,7 +128,30 @@ def main() -> None:
     top = max(r[3] for r in rows)
     best = next(r for r in rows if r[3] >= top - 0.01)
     threshold = float(best[0])
-    curve = fit_confidence_curve(np.concatenate([pos, neg]), np.concatenate([ok, np.zeros(len(neg), bool)]))
+
+    def cascade(stop: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Top answer scores and rightness as the cascade reads with `stop` (None: all passages),
+        as `top_answers` splits them, and the share of questions that stopped early."""
+        scores, correct, stopped = [], [], 0
+        for (q, hits, _), (first, every) in zip(read, first_read, strict=True):
+            early = stop is not None and read_first > 0 and first_suffice(first, discount, stop)
+            stopped += early
+            answers, _ = assemble(first if early else every, hits, articles, 1, 0.0, discount)
+            scores.append(answers[0].score if answers else 0.0)
+            correct.append(bool(answers) and best_over_golds(f1_score, answers[0].text, q.answers) >= 0.5)
+        s, c = np.array(scores), np.array(correct)
+        return s[0::2], c[0::2], s[1::2], stopped / len(read)
+
+    def balanced(stop: float | None) -> float:
+        p, right, n, _ = cascade(stop)
+        return float((((p >= threshold) & right).mean() + (n < threshold).mean()) / 2)
+
+    every_passage = balanced(None)
+    stop_grid = [float(x) for x in np.unique(np.round(np.geomspace(max(threshold, 0.001), 0.9, 40), 4))]
+    stop_rows = [(t, balanced(t), cascade(t)[3]) for t in stop_grid]
+    stop_score = next((t for t, b, _ in stop_rows if b >= every_passage - STOP_TOLERANCE), None)
+    pos_d, ok_d, neg_d, _ = cascade(stop_score)
+    curve = fit_confidence_curve(np.concatenate([pos_d, neg_d]), np.concatenate([ok_d, np.zeros(len(neg_d), bool)]))
     folder = Path(args.reader) if args.reader else BUNDLED_READER_DIR
     calibration = {
         "no_answer_threshold": threshold,
@@ -133,9 +167,15 @@ def main() -> None:
         "abstained_when_unanswerable": round(best[2], 4),
         "answered_right_without_threshold": round(float(ok.mean()), 4),
         "best_balanced_accuracy": round(top, 4),
+        "read_first": read_first,
+        "stop_score": stop_score,
+        "stop_method": f"the lowest stop score whose cascade (the first {read_first} passages read alone first, the "
+        f"rest when no answer there scores this much) keeps balanced accuracy within {100 * STOP_TOLERANCE} points "
+        f"of reading all {read_k} passages ({100 * every_passage:.2f}), answer types weighed as deployed",
+        "stopped_early": round(next((share for t, _, share in stop_rows if t == stop_score), 0.0), 4),
         "confidence_curve": curve,
-        "confidence_method": "answers of both cases sorted by score into 20 equal groups; each group's median "
-        "score and share right (F1>=0.5), pooled where the share would fall",
+        "confidence_method": "answers of both cases, read as the cascade reads, sorted by score into 20 equal groups; "
+        "each group's median score and share right (F1>=0.5), pooled where the share would fall",
         "unsure_below_confidence": DEFAULT_UNSURE_BELOW,
         "unsure_method": UNSURE_METHOD,
     }

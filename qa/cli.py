@@ -242,11 +242,15 @@ def cmd_export_reader(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from qa.models import BUNDLED_READER_DIR, ModelNotFoundError
-    from qa.reader.export import RECIPES, export_onnx
+    from qa.reader.export import CT2_DIR, CT2_RECIPE, RECIPES, export_ctranslate2, export_onnx
 
     folder = Path(args.reader) if args.reader else BUNDLED_READER_DIR
     if not (folder / "model.safetensors").is_file():
         raise ModelNotFoundError(f"no reader weights at {folder / 'model.safetensors'}")
+    if args.recipe == CT2_RECIPE:
+        out = export_ctranslate2(folder, Path(args.out) if args.out else folder / CT2_DIR)
+        print(f"wrote {out}; QA_READER_BACKEND=ctranslate2-int8 reads with it")
+        return 0
     recipe = RECIPES[args.recipe]
     out = export_onnx(folder, Path(args.out) if args.out else folder / recipe.file, recipe)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); QA_READER_BACKEND=onnx-{args.recipe} reads with it")
@@ -397,15 +401,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eval-questions", type=int, default=300)
     s.set_defaults(func=cmd_train_reader)
 
-    s = sub.add_parser("export-reader", help="write the reader as an ONNX model for ONNX Runtime (QA_READER_BACKEND)")
+    s = sub.add_parser(
+        "export-reader", help="write the reader for ONNX Runtime or CTranslate2 (QA_READER_BACKEND reads with it)"
+    )
     s.add_argument("--reader", help="reader folder (default: the shipped one, qa/reader_model)")
     s.add_argument(
         "--recipe",
-        choices=["fp32", "int8"],
+        choices=["fp32", "int8", "ct2-int8"],
         default="fp32",
-        help="fp32: PyTorch's answers; int8: ~1.6x faster on AVX2, F1 within 0.5, own calibration (default: fp32)",
+        help="fp32: ONNX, PyTorch's answers; int8: ONNX, ~1.6x faster on AVX2, F1 within 0.5, own calibration; "
+        "ct2-int8: CTranslate2 int8, a folder (default: fp32)",
     )
-    s.add_argument("--out", help="ONNX file to write (default: the recipe's file in the reader folder)")
+    s.add_argument("--out", help="file (folder for ct2-int8) to write (default: the recipe's in the reader folder)")
     s.set_defaults(func=cmd_export_reader)
 
     s = sub.add_parser(

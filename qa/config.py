@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     dense_checkpoint_every: int = Field(2_000, ge=1, description="changes between two checkpoints of the FAISS index")
     write_lock_timeout_s: float = Field(30.0, ge=0, description="how long a write waits for another writer before 409")
     read_k: int = Field(10, ge=1, le=50, description="passages given to the reader")
+    # The reading cascade (qa/pipeline.py): the first `read_first` passages are read, and the rest
+    # only when the best answer there scores below the stop score calibrated with the reader.
+    read_first: int = Field(3, ge=0, le=50, description="passages read first (0: all read_k at once)")
+    read_stop_score: float | None = Field(
+        None, ge=0.0, le=1.0, description="override the calibrated score above which the first passages suffice"
+    )
+    focus_chars: int = Field(
+        0, ge=0, le=4000, description="characters of whole sentences read around the question's words (0: all)"
+    )
     top_k: int = Field(3, ge=1, le=20, description="answers returned by default")
     no_answer_threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="override the threshold tuned with the reader"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from functools import lru_cache
 from pathlib import Path
@@ -145,23 +146,54 @@ def onnx_reader_file(backend: str, path: str | None = None) -> Path:
     return _checked_onnx_file(folder / RECIPES[recipe].file, folder, f"{backend} reader", command)
 
 
+def ctranslate2_reader_dir(path: str | None = None) -> Path:
+    """The CTranslate2 copy of the reader beside its weights, made from those very weights
+    (ModelNotFoundError, with the command that makes it, when it is missing, stale, or the
+    ctranslate2 package is not installed)."""
+    from qa.onnx_export import weights_digest
+    from qa.reader.export import CT2_DIR, CT2_RECIPE, ct2_source_digest
+
+    folder = Path(path) if path else BUNDLED_READER_DIR
+    command = f"qa export-reader --recipe {CT2_RECIPE}" + (f" --reader {folder}" if path else "")
+    copy = folder / CT2_DIR
+    if importlib.util.find_spec("ctranslate2") is None:
+        raise ModelNotFoundError("the ctranslate2 package is not installed: pip install ctranslate2")
+    if not (copy / "model.bin").is_file():
+        raise ModelNotFoundError(f"no CTranslate2 reader at {copy}: make it with `{command}`")
+    if ct2_source_digest(copy) != weights_digest(folder):
+        raise ModelNotFoundError(f"{copy} was made from other weights than {folder}: make it again with `{command}`")
+    return copy
+
+
+def reader_copy(backend: str, path: str | None = None) -> Path | None:
+    """The exported copy a backend reads with (an ONNX file, a CTranslate2 folder), checked
+    against the weights; None for the PyTorch backends, which read the weights themselves."""
+    if backend.startswith("onnx-"):
+        return onnx_reader_file(backend, path)
+    if backend.startswith("ctranslate2-"):
+        return ctranslate2_reader_dir(path)
+    return None
+
+
 def load_span_model(backend: str, path: str | None = None, threads: int = 2) -> SpanModel:
     """The reader's span model on one backend (qa.reader.backends.BACKENDS), loaded anew."""
     from qa.reader.backends import BACKENDS
 
     if backend not in BACKENDS:
         raise ReaderBackendError(f"unknown reader backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
-    onnx_file = onnx_reader_file(backend, path) if backend.startswith("onnx-") else None
-    return _span_model(backend, path, threads, onnx_file)
+    return _span_model(backend, path, threads, reader_copy(backend, path))
 
 
-def _span_model(backend: str, path: str | None, threads: int, onnx_file: Path | None) -> SpanModel:
-    """Load a backend already checked: an onnx-* one with its file (from `onnx_reader_file`)."""
-    from qa.reader.backends import OnnxSpanModel, TorchSpanModel
+def _span_model(backend: str, path: str | None, threads: int, copy: Path | None) -> SpanModel:
+    """Load a backend already checked: an exported one with its copy (from `reader_copy`)."""
+    from qa.reader.backends import CTranslate2SpanModel, OnnxSpanModel, TorchSpanModel
 
-    if onnx_file is not None:
-        log.info("loading reader from %s (ONNX Runtime)", onnx_file)
-        return OnnxSpanModel(onnx_file, threads, name=backend)
+    if copy is not None and backend.startswith("ctranslate2-"):
+        log.info("loading reader from %s (CTranslate2)", copy)
+        return CTranslate2SpanModel(copy, threads, name=backend)
+    if copy is not None:
+        log.info("loading reader from %s (ONNX Runtime)", copy)
+        return OnnxSpanModel(copy, threads, name=backend)
     if backend == "torch-bf16" and not fast_bf16_available():
         log.warning("torch-bf16 asked for on a CPU without native bfloat16: it is emulated there, slower than fp32")
     return TorchSpanModel(load_reader_model(path), bf16=backend == "torch-bf16")
@@ -175,13 +207,10 @@ def _available(path: str | None) -> dict[str, Path | None]:
     for backend in BACKENDS:
         if backend == "torch-bf16" and not fast_bf16_available():
             continue
-        if backend.startswith("onnx-"):
-            try:
-                found[backend] = onnx_reader_file(backend, path)
-            except ModelNotFoundError as exc:
-                log.info("reader backend %s not available: %s", backend, exc)
-            continue
-        found[backend] = None
+        try:
+            found[backend] = reader_copy(backend, path)
+        except ModelNotFoundError as exc:
+            log.info("reader backend %s not available: %s", backend, exc)
     return found
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from qa.answer.answer_type import PENALTY as TYPE_PENALTY
 from qa.answer.answer_type import agrees, wanted_type
-from qa.answer.assemble import above_threshold, rank_answers
+from qa.answer.assemble import above_threshold, answer_score, rank_answers
 from qa.answer.boundaries import split_joined_names
 from qa.answer.calibration import Calibration, load_calibration
 from qa.answer.recency import asks_about_present, in_period_first, newest_first
@@ -33,7 +33,8 @@ from qa.index.store import IndexSpec, IndexStore
 from qa.ingest.chunking import Chunker
 from qa.ingest.readers import IngestReport, ingest_paths
 from qa.reader.batching import MicroBatcher
-from qa.reader.extractive import ExtractiveReader, Reader
+from qa.reader.extractive import ExtractiveReader, Reader, ReaderSpan, ReadingCost
+from qa.reader.focus import focus_windows
 from qa.retrieval.followup import conversation_article, is_follow_up, with_topic
 from qa.retrieval.hybrid import Filters, Retrieved, Retriever
 from qa.retrieval.period import Period, period_in
@@ -89,6 +90,60 @@ def embedded_batch(articles: Sequence[Article], chunks: dict[str, list[Chunk]], 
         batch.append((a, chunks[a.id], vectors[at : at + n]))
         at += n
     return batch
+
+
+@dataclass(frozen=True)
+class Asking:
+    """A question as it is asked in its context (`QAPipeline._question_in_context`)."""
+
+    asked: str  # the question without its period
+    query: str  # what retrieval searches for (a follow-up with its conversation's topic)
+    filters: Filters | None
+    period: Period | None
+    follow_up: bool
+    conversation: str | None  # the article a follow-up's conversation is about
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What reading the passages gave (`QAPipeline._read`) and what it cost."""
+
+    answers: list[Answer]
+    no_answer: bool
+    best_guess: Answer | None
+    cost: ReadingCost | None  # None for a reader that does not count (the fast tests' stand-in)
+    assembly_started: float  # perf_counter when the spans were read and answers began to be assembled
+
+    def timing(self, embed: float, retrieve: float, total: float, read_end: float) -> dict[str, float]:
+        """Milliseconds by stage (seconds in): the reader's tokenising and forward passes, wherever
+        they happened, count as tokenize and read; what is left after reading as assemble."""
+        tokenize = self.cost.tokenize_ms if self.cost else 0.0
+        model = self.cost.model_ms if self.cost else 0.0
+        total_ms = 1000 * total
+        assemble = max(0.0, 1000 * (read_end - self.assembly_started) - (tokenize + model))
+        read = total_ms - 1000 * (embed + retrieve) - assemble - tokenize
+        return {
+            name: round(ms, 2)
+            for name, ms in (
+                ("embed", 1000 * embed),
+                ("retrieve", 1000 * retrieve),
+                ("tokenize", tokenize),
+                ("read", read),
+                ("assemble", assemble),
+                ("total", total_ms),
+            )
+        }
+
+    def reading(self) -> dict[str, int]:
+        """How much the reader read: passages, windows and tokens (empty when not counted)."""
+        c = self.cost
+        return {"passages": c.passages, "windows": c.windows, "tokens": c.tokens} if c else {}
+
+
+def first_suffice(spans: Sequence[ReaderSpan], rank_discount: float, stop: float) -> bool:
+    """Whether the reading cascade may stop at the first passages: an answer among their spans
+    (read under one softmax over those passages alone) scores at least `stop`."""
+    return any(answer_score(s, rank_discount) >= stop for s in spans)
 
 
 class QAPipeline:
@@ -282,8 +337,28 @@ class QAPipeline:
         overrides the no-answer threshold (evaluation looks below it). `prefer_recent` (default:
         when the question is in the present tense) puts a newer article's answer first when it
         answers about as surely (qa/answer/recency.py)."""
-        answers, no_answer, _ = self._read(question, retrieved, top_k, threshold, prefer_recent)
-        return answers, no_answer
+        read = self._read(question, retrieved, top_k, threshold, prefer_recent)
+        return read.answers, read.no_answer
+
+    def _typed(self, question: str, spans: list[ReaderSpan]) -> list[ReaderSpan]:
+        """Spans with joined names split, and those of the wrong type for the question scored down."""
+        spans = split_joined_names(question, spans)
+        kind = wanted_type(question)
+        return [s if agrees(kind, s.text, question) else replace(s, score=s.score * TYPE_PENALTY) for s in spans]
+
+    def _read_cascade(
+        self, reader: Reader, question: str, texts: list[str], n_best: int, stop: float | None
+    ) -> list[ReaderSpan]:
+        """The best spans of `texts` (passages, best retrieved first), typed (`_typed`). With a stop
+        score, the first `read_first` are read alone first, and the rest only when no answer
+        there scores at least `stop` (`first_suffice`). The stop score is well above the no-answer
+        threshold: "no answer" is said only after reading them all."""
+        first = self.settings.read_first
+        if stop is not None and 0 < first < len(texts):
+            spans = self._typed(question, reader.read(question, texts[:first], n_best=n_best))
+            if first_suffice(spans, self.calibration.rank_discount, stop):
+                return spans
+        return self._typed(question, reader.read(question, texts, n_best=n_best)) if texts else []
 
     def _read(
         self,
@@ -293,28 +368,35 @@ class QAPipeline:
         threshold: float | None,
         prefer_recent: bool | None,
         period: Period | None = None,
-    ) -> tuple[list[Answer], bool, Answer | None]:
+    ) -> Reading:
         """`answer_from_hits`, plus the best span whatever its score (what evaluation scores
-        as the answer had the reader not abstained)."""
+        as the answer had the reader not abstained) and what reading cost."""
         top_k = top_k or self.settings.top_k
-        hits = retrieved.hits
         reader = self.reader
         if isinstance(reader, ExtractiveReader):
             reader = reader.for_question()  # the passages are read once, whatever reads them again
+        hits = retrieved.hits
+        # Each passage is read in a window of whole sentences around the question's words; spans
+        # are moved back to their place in the whole passage.
+        windows = focus_windows(question, [h.chunk.text for h in hits], self.settings.focus_chars)
+        read_hits = [
+            replace(h, chunk=replace(h.chunk, text=h.chunk.text[s:e])) for h, (s, e) in zip(hits, windows, strict=True)
+        ]
         # Read more candidates than asked for: merging duplicates removes some.
-        spans = reader.read(question, [h.chunk.text for h in hits], n_best=max(10, 2 * top_k)) if hits else []
-        spans = split_joined_names(question, spans)
-        kind = wanted_type(question)
-        spans = [s if agrees(kind, s.text, question) else replace(s, score=s.score * TYPE_PENALTY) for s in spans]
+        texts = [h.chunk.text for h in read_hits]
+        spans = self._read_cascade(reader, question, texts, max(10, 2 * top_k), self.calibration.stop_score)
+        spans = [replace(s, start=s.start + windows[s.passage][0], end=s.end + windows[s.passage][0]) for s in spans]
+        t0 = time.perf_counter()  # assembling starts (recency may read a passage the cascade skipped)
         threshold = self.threshold if threshold is None else threshold
         ranked = rank_answers(spans, hits, retrieved.articles, len(spans), self.calibration.rank_discount)
         answers, no_answer = above_threshold(ranked, threshold)
         if asks_about_present(question) if prefer_recent is None else prefer_recent:
-            answers = newest_first(reader, question, hits, answers, threshold)
+            answers = newest_first(reader, question, read_hits, answers, threshold)
         elif period and not period.as_of:
-            answers = in_period_first(reader, question, hits, answers, period)
+            answers = in_period_first(reader, question, read_hits, answers, period)
         calibrated = [replace(a, confidence=self.calibration.confidence(a.score)) for a in answers[:top_k]]
-        return calibrated, no_answer, ranked[0] if ranked else None
+        cost = reader.cost if isinstance(reader, ExtractiveReader) else None
+        return Reading(calibrated, no_answer, ranked[0] if ranked else None, cost, t0)
 
     def ask(
         self,
@@ -327,60 +409,79 @@ class QAPipeline:
         retrieved in their context). A period the question names ("in 2015", "as of 2019") puts
         answers from articles dated in it first, or for "as of" filters by date (undated articles
         stay), unless `filters` has dates (qa/retrieval/period.py). When the best answer is unsure
-        (calibrated confidence below the cut), up to UNSURE_CANDIDATES candidates come back."""
+        (calibrated confidence below the cut), up to UNSURE_CANDIDATES candidates come back.
+        `timing_ms` says where the time went: embed (the question's vector), retrieve, tokenize
+        and read (the reader's tokeniser and forward passes), assemble, total."""
         question = self.check_question(question)
         top_k = top_k or self.settings.top_k
         with self._idle:
             self._questions_in_flight += 1
         try:
             t0 = time.perf_counter()
-            period = None if filters and (filters.date_from or filters.date_to) else period_in(question)
-            asked = period.remove_from(question) if period else question
-            if period and period.as_of:
-                filters = Filters(filters.source if filters else None, None, period.date_to, undated=True)
-            follow_up = bool(history) and is_follow_up(question)
-            query = with_topic(question, history) if follow_up else question
-            conversation = conversation_article(self.retriever, history) if follow_up else None
-            # Within the conversation's article, the follow-up's own words find the passage: the
-            # topic words match the passage of the last answer, not the new one.
-            retrieved = self.retriever.retrieve(
-                query, self.settings.read_k, filters, keep_article=conversation, article_words=asked
-            )
+            asking = self._question_in_context(question, filters, history)
             t1 = time.perf_counter()
-            prefer_recent = True if period and period.as_of else None
-            answers, no_answer, best_guess = self._read(
-                # A follow-up is read with the conversation's topic words too: "How much did it pay
-                # for it?" alone gives the reader nothing to match (news dev follow-up F1 68.5 -> 75.2).
-                with_topic(asked, history) if follow_up else asked,
-                retrieved,
-                max(top_k, UNSURE_CANDIDATES),
-                None,
-                prefer_recent,
-                period,
-            )
+            vector = self.embedder.encode_query(asking.query)
             t2 = time.perf_counter()
+            retrieved = self.retriever.retrieve(
+                asking.query,
+                self.settings.read_k,
+                asking.filters,
+                vector=vector,
+                keep_article=asking.conversation,
+                article_words=asking.asked,
+            )
+            t3 = time.perf_counter()
+            prefer_recent = True if asking.period and asking.period.as_of else None
+            # A follow-up is read with the conversation's topic words too: "How much did it pay for
+            # it?" alone gives the reader nothing to match (news dev follow-up F1 68.5 -> 75.2).
+            read_as = with_topic(asking.asked, history) if asking.follow_up else asking.asked
+            read = self._read(read_as, retrieved, max(top_k, UNSURE_CANDIDATES), None, prefer_recent, asking.period)
+            t4 = time.perf_counter()
         finally:
             with self._idle:
                 self._questions_in_flight -= 1
                 self._idle.notify_all()
+        timing = read.timing(embed=t2 - t1, retrieve=(t1 - t0) + (t3 - t2), total=t4 - t0, read_end=t4)
+        return self._result(question, asking, retrieved, read, top_k, timing)
+
+    def _question_in_context(self, question: str, filters: Filters | None, history: Sequence[str | Turn]) -> Asking:
+        """The question as retrieval and the reader see it: a period taken out of it (and, for
+        "as of", made a date filter), a follow-up given its conversation's topic and article."""
+        period = None if filters and (filters.date_from or filters.date_to) else period_in(question)
+        asked = period.remove_from(question) if period else question
+        if period and period.as_of:
+            filters = Filters(filters.source if filters else None, None, period.date_to, undated=True)
+        follow_up = bool(history) and is_follow_up(question)
+        query = with_topic(question, history) if follow_up else question
+        # Within the conversation's article, the follow-up's own words find the passage: the
+        # topic words match the passage of the last answer, not the new one.
+        conversation = conversation_article(self.retriever, history) if follow_up else None
+        return Asking(asked, query, filters, period, follow_up, conversation)
+
+    def _result(
+        self,
+        question: str,
+        asking: Asking,
+        retrieved: Retrieved,
+        read: Reading,
+        top_k: int,
+        timing: dict[str, float],
+    ) -> AnswerResult:
+        answers = read.answers
         unsure = bool(answers) and self.calibration.unsure(answers[0].score)
         # By date, not score: the newest article for the present or "as of" (an "in 2015" reorder is told by `period`).
-        in_period = period is not None and not period.as_of
+        in_period = asking.period is not None and not asking.period.as_of
         reordered = bool(answers) and answers[0].score < max(a.score for a in answers) and not in_period
-        timing = {
-            "retrieve": round(1000 * (t1 - t0), 2),
-            "read": round(1000 * (t2 - t1), 2),
-            "total": round(1000 * (t2 - t0), 2),
-        }
         return AnswerResult(
             question,
             answers if unsure else answers[:top_k],
-            no_answer,
-            query,
+            read.no_answer,
+            asking.query,
             retrieved.hits,
             timing,
             unsure=unsure,
             newest_first=reordered,
-            period=period,
-            best_guess=best_guess,
+            period=asking.period,
+            best_guess=read.best_guess,
+            reading=read.reading(),
         )

@@ -74,3 +74,4 @@ class AnswerResult:
     newest_first: bool = False  # the first answer was put first for its article's date, not its score
     period: Period | None = None  # the period read from the question: a date filter ("as of") or a preference
     best_guess: Answer | None = None  # the best span whatever its score (for evaluation; never shown)
+    reading: dict[str, int] = field(default_factory=dict)  # passages, windows and tokens the reader read

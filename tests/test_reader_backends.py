@@ -1,5 +1,5 @@
-"""The reader's backends on the shipped weights: ONNX models exported from them read the answers
-float32 PyTorch reads; "auto" chooses among the accurate backends present; a missing, stale or
+"""The reader's backends on the shipped weights: ONNX and CTranslate2 copies exported from them
+read the answers float32 PyTorch reads; "auto" chooses among the accurate backends present; a missing, stale or
 unknown backend is a clear error."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from qa.models import (
 )
 from qa.onnx_export import onnx_source_digest, weights_digest
 from qa.pipeline import QAPipeline
-from qa.reader.export import RECIPES
+from qa.reader.export import CT2_DIR, CT2_RECIPE, RECIPES, ct2_source_digest
 from qa.reader.extractive import ExtractiveReader, encode_windows
 from tests.fakes import FakeEmbedder
 
@@ -45,12 +45,12 @@ QUESTIONS = {
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the shipped reader folder with both ONNX recipes exported by `qa export-reader`."""
+    """A copy of the shipped reader folder with every recipe exported by `qa export-reader`."""
     from qa.cli import main
 
     folder = tmp_path_factory.mktemp("exported") / "reader"
-    shutil.copytree(BUNDLED_READER_DIR, folder, ignore=shutil.ignore_patterns("*.onnx"))
-    for recipe in RECIPES:
+    shutil.copytree(BUNDLED_READER_DIR, folder, ignore=shutil.ignore_patterns("*.onnx", CT2_DIR))
+    for recipe in [*RECIPES, CT2_RECIPE]:
         assert main(["export-reader", "--reader", str(folder), "--recipe", recipe]) == 0
     return folder
 
@@ -59,7 +59,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bare(tmp_path: Path) -> Path:
     """A copy of the shipped reader folder without any ONNX file."""
     folder = tmp_path / "reader"
-    shutil.copytree(BUNDLED_READER_DIR, folder, ignore=shutil.ignore_patterns("*.onnx"))
+    shutil.copytree(BUNDLED_READER_DIR, folder, ignore=shutil.ignore_patterns("*.onnx", CT2_DIR))
     return folder
 
 
@@ -72,6 +72,8 @@ def test_export_writes_each_recipe_from_the_weights_beside_it(exported):
         assert onnx_source_digest(exported / recipe.file) == weights_digest(exported)
     # int8 weights: a quarter of float32's bytes (the file must stay small enough to ship).
     assert (exported / RECIPES["int8"].file).stat().st_size < 0.3 * (exported / RECIPES["fp32"].file).stat().st_size
+    assert ct2_source_digest(exported / CT2_DIR) == weights_digest(exported)
+    assert (exported / CT2_DIR / "model.bin").stat().st_size < 0.3 * (exported / RECIPES["fp32"].file).stat().st_size
 
 
 @pytest.mark.parametrize(
@@ -80,6 +82,7 @@ def test_export_writes_each_recipe_from_the_weights_beside_it(exported):
         ("onnx-fp32", 1e-3),  # the same arithmetic, other kernels
         ("torch-bf16", 0.05),  # 8 bits of mantissa
         ("onnx-int8", 0.1),  # int8 rounding moves scores a little
+        ("ctranslate2-int8", 0.1),  # its own int8 kernels
     ],
 )
 def test_backends_read_what_float32_pytorch_reads(exported, backend, score_tolerance):
@@ -96,11 +99,16 @@ def test_backends_read_what_float32_pytorch_reads(exported, backend, score_toler
 def test_auto_chooses_among_the_accurate_backends_present_and_logs_it(exported, bare, caplog):
     plain = "torch-bf16" if fast_bf16_available() else "torch-fp32"
     assert available_backends(str(bare)) == (["torch-fp32", "torch-bf16"] if fast_bf16_available() else ["torch-fp32"])
-    assert available_backends(str(exported)) == [*available_backends(str(bare)), "onnx-fp32", "onnx-int8"]
+    assert available_backends(str(exported)) == [
+        *available_backends(str(bare)),
+        "onnx-fp32",
+        "onnx-int8",
+        "ctranslate2-int8",
+    ]
     with caplog.at_level(logging.INFO, logger="qa"):
         chosen = choose_span_model("auto", str(exported))
     # Timed here, so any may win.
-    assert chosen.name in {"torch-fp32", plain, "onnx-fp32", "onnx-int8"}
+    assert chosen.name in {"torch-fp32", plain, "onnx-fp32", "onnx-int8", "ctranslate2-int8"}
     assert f"reader backend: {chosen.name} (auto, of {', '.join(available_backends(str(exported)))})" in caplog.text
     assert "reader backends timed: torch-fp32" in caplog.text
     with caplog.at_level(logging.INFO, logger="qa"):
@@ -133,6 +141,17 @@ def test_an_onnx_file_from_other_weights_is_refused(exported, bare):
     with pytest.raises(ModelNotFoundError, match="exported from other weights"):
         load_span_model("onnx-fp32", str(bare))
     assert "onnx-fp32" not in available_backends(str(bare))  # auto falls back to PyTorch
+
+
+def test_a_ctranslate2_copy_missing_or_from_other_weights_is_refused_with_how_to_make_it(exported, bare):
+    with pytest.raises(ModelNotFoundError, match=f"qa export-reader --recipe ct2-int8 --reader {bare}"):
+        load_span_model("ctranslate2-int8", str(bare))
+    shutil.copytree(exported / CT2_DIR, bare / CT2_DIR)
+    assert load_span_model("ctranslate2-int8", str(bare)).name == "ctranslate2-int8"
+    (bare / CT2_DIR / "source.json").write_text('{"source_weights_sha256": "0000"}')
+    with pytest.raises(ModelNotFoundError, match="made from other weights"):
+        load_span_model("ctranslate2-int8", str(bare))
+    assert "ctranslate2-int8" not in available_backends(str(bare))
 
 
 def test_an_unknown_backend_is_refused_by_name():

@@ -29,6 +29,12 @@ def above_threshold(ranked: list[Answer], threshold: float) -> tuple[list[Answer
     return [a for a in ranked if a.score >= threshold], False
 
 
+def answer_score(span: ReaderSpan, rank_discount: float) -> float:
+    """The score that orders answers and meets the thresholds: the reader's probability for the
+    span discounted by its passage's retrieval rank (see `rank_answers`)."""
+    return span.score * (span.passage + 1) ** -rank_discount
+
+
 def rank_answers(
     spans: Sequence[ReaderSpan],
     hits: Sequence[Hit],
@@ -47,7 +53,7 @@ def rank_answers(
     answers: list[Answer] = []
     seen_words: list[set[str]] = []
     seen_places: list[tuple[str, int, int]] = []
-    scored = [(span.score * (span.passage + 1) ** -rank_discount, span) for span in spans]
+    scored = [(answer_score(span, rank_discount), span) for span in spans]
     for score, span in sorted(scored, key=lambda pair: -pair[0]):
         chunk = hits[span.passage].chunk
         article = articles[chunk.article_id]

@@ -38,6 +38,9 @@ class Calibration:
     rank_discount: float = 0.0
     confidence_curve: tuple[tuple[float, float], ...] = ()
     unsure_below: float = DEFAULT_UNSURE_BELOW  # a confidence, not a score
+    # The reading cascade stops after the first passages when their best answer scores at least
+    # this (read under one softmax over those passages only); None: always read them all.
+    stop_score: float | None = None
 
     def confidence(self, score: float) -> float | None:
         """Share of calibration answers with this score that were right; None if not calibrated.
@@ -87,6 +90,7 @@ def load_calibration(settings: Settings, backend: str | None = None) -> Calibrat
             float(saved.get("rank_discount", 0.0)),
             _confidence_curve(saved.get("confidence_curve", ())),
             float(saved.get("unsure_below_confidence", DEFAULT_UNSURE_BELOW)),
+            float(saved["stop_score"]) if saved.get("stop_score") is not None else None,
         )
     except (OSError, KeyError, ValueError, TypeError, AttributeError):
         log.warning(
@@ -103,6 +107,15 @@ def load_calibration(settings: Settings, backend: str | None = None) -> Calibrat
             tuned_read_k,
             settings.read_k,
         )
+    stop = tuned.stop_score if settings.read_stop_score is None else settings.read_stop_score
+    if saved.get("read_first") not in (None, settings.read_first) and settings.read_stop_score is None:
+        log.warning(
+            "the reading cascade's stop score was tuned reading %s passages first, this server reads %d "
+            "(QA_READ_FIRST): every passage is read",
+            saved.get("read_first"),
+            settings.read_first,
+        )
+        stop = None
     discount = tuned.rank_discount if settings.rank_discount is None else settings.rank_discount
     return Calibration(
         tuned.no_answer_threshold if settings.no_answer_threshold is None else settings.no_answer_threshold,
@@ -110,6 +123,7 @@ def load_calibration(settings: Settings, backend: str | None = None) -> Calibrat
         # The curve was measured on scores with the saved discount; on others it would mislead.
         tuned.confidence_curve if discount == tuned.rank_discount else (),
         tuned.unsure_below,
+        stop,
     )
 
 

@@ -47,6 +47,8 @@ class QuestionResult:
     tags: str = ""  # space-separated
     answer_article: str = ""  # the article of the answer shown first
     best_score: float = 0.0  # the best span's score whatever the threshold (to tune the threshold on)
+    passages_read: int = 0  # what the reader read (the cascade reads fewer when the first passages suffice)
+    tokens_read: int = 0
 
     @property
     def groups(self) -> list[str]:
@@ -126,6 +128,11 @@ def summarise(results: list[QuestionResult], k: int) -> dict:
     lat = [r.latency_ms for r in results]
     summary["latency_ms_p50"] = round(float(np.percentile(lat, 50)), 1) if lat else None
     summary["latency_ms_p95"] = round(float(np.percentile(lat, 95)), 1) if lat else None
+    # Tokens read: the reader's work, the same on every CPU (latency is this machine's).
+    tokens = [r.tokens_read for r in results]
+    summary["tokens_read_p50"] = round(float(np.percentile(tokens, 50)), 1) if tokens else None
+    summary["tokens_read_mean"] = round(float(np.mean(tokens)), 1) if tokens else None
+    summary["passages_read_mean"] = round(float(np.mean([r.passages_read for r in results])), 2) if results else None
     misses: dict[str, int] = {}
     for r in results:
         if r.miss:
@@ -183,6 +190,8 @@ def evaluate(
                 " ".join(q.tags),
                 shown.article.id if shown else "",
                 round(asked.best_guess.score, 6) if asked.best_guess else 0.0,
+                asked.reading.get("passages", 0),
+                asked.reading.get("tokens", 0),
             )
         )
     summary = summarise(results, k)

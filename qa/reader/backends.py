@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # so "auto" may choose any: onnx-int8 (outlier channels in float32) measured -0.22 F1 +- 0.57
 # on 2,643 questions. No PyTorch int8: its dynamic quantisation lost more F1 than ONNX
 # Runtime's, and the quantised-tensor API it rests on is deprecated (torch 2.13 warns).
-ReaderBackend = Literal["torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"]
+ReaderBackend = Literal["torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", "ctranslate2-int8"]
 BACKENDS: tuple[str, ...] = get_args(ReaderBackend)
 # Those that score answers as float32 PyTorch does (within rounding): one calibration serves
 # them all; an int8 one has its own (qa/answer/calibration.py).
@@ -85,6 +85,37 @@ class OnnxSpanModel:
             {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids},
         )
         return np.asarray(start), np.asarray(end)
+
+
+class CTranslate2SpanModel:
+    """The reader's encoder under CTranslate2 (int8 weights), its span head in numpy: CTranslate2
+    takes each row at its own length, so no padding is read."""
+
+    def __init__(self, folder: Path, threads: int, name: str = "ctranslate2-int8") -> None:
+        import ctranslate2
+
+        from qa.reader.export import CT2_HEAD
+
+        self.encoder = ctranslate2.Encoder(str(folder), device="cpu", compute_type="int8", intra_threads=threads)
+        head = np.load(folder / CT2_HEAD)
+        self.weight, self.bias = head["weight"].T.copy(), head["bias"]
+        self.name = name
+
+    def __call__(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        lengths = attention_mask.sum(axis=1)
+        out = self.encoder.forward_batch(
+            [row[:n].tolist() for row, n in zip(input_ids, lengths, strict=True)],
+            token_type_ids=[row[:n].tolist() for row, n in zip(token_type_ids, lengths, strict=True)],
+        )
+        hidden = np.asarray(out.last_hidden_state)  # (windows, longest, hidden), padding after each row's length
+        logits = hidden @ self.weight + self.bias
+        start = np.zeros(input_ids.shape, np.float32)
+        end = np.zeros(input_ids.shape, np.float32)
+        width = min(logits.shape[1], input_ids.shape[1])
+        start[:, :width], end[:, :width] = logits[:, :width, 0], logits[:, :width, 1]
+        return start, end
 
 
 def probe_batch(windows: int = 4, tokens: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Export the reader to ONNX for ONNX Runtime, optionally with int8 weights.
+"""Export the reader to ONNX for ONNX Runtime, optionally with int8 weights, or to CTranslate2.
 
     python -m qa.cli export-reader [--reader DIR] [--out FILE] [--recipe NAME]
 
@@ -9,7 +9,10 @@ then, for an int8 recipe, its dynamic quantisation (int8 weights, activations qu
 batch at run time). Which layers are quantised, and how, is a `Quantisation` recipe: RECIPES
 holds the ones measured side by side (`python -m bench.reader_backends`, docs/benchmarks.md).
 
-The file records the SHA-256 of the weights it came from, so a reader retrained without
+The "ct2-int8" recipe is CTranslate2's own converter (int8 weights, its int8 GEMMs): the BERT
+encoder goes to CTranslate2, the span head (a 384x2 linear layer) beside it as numpy arrays.
+
+Each copy records the SHA-256 of the weights it came from, so a reader retrained without
 re-exporting is noticed at load instead of silently reading with the old weights.
 """
 
@@ -62,6 +65,51 @@ RECIPES: dict[str, Recipe] = {
     # than plain int8 end to end, 0.07x slower (docs/benchmarks.md, bench.reader_backends).
     "int8": Recipe("model.int8.onnx", Quantisation(outlier_ratio=3.0, outlier_limit=8)),
 }
+
+
+CT2_RECIPE = "ct2-int8"
+CT2_DIR = "ct2-int8"  # the CTranslate2 copy's folder, beside the weights
+CT2_HEAD = "span_head.npz"  # the span head's weight (2 x hidden) and bias
+CT2_STAMP = "source.json"  # {SOURCE_KEY: digest of the weights it came from}
+
+
+def ct2_source_digest(folder: Path) -> str | None:
+    """The weights digest recorded in a CTranslate2 copy (None if it has none)."""
+    from qa.onnx_export import SOURCE_KEY
+
+    try:
+        return json.loads((folder / CT2_STAMP).read_text()).get(SOURCE_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def export_ctranslate2(reader_dir: Path, out: Path) -> Path:
+    """Write the reader at `reader_dir` to the folder `out` for CTranslate2 (int8 weights),
+    stamped with its weights' digest; swapped in whole, so no half-written copy is ever loaded."""
+    import shutil
+
+    from ctranslate2.converters import TransformersConverter
+    from safetensors.numpy import load_file
+    from transformers.utils import logging as hf_logging
+
+    from qa.onnx_export import SOURCE_KEY, weights_digest
+
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+        staged = Path(tmp) / "ct2"
+        # The converter loads the encoder (BertModel) from the checkpoint and leaves the span head;
+        # its warning about the pooler the checkpoint lacks (unused here) is noise.
+        hf_logging.set_verbosity_error()
+        TransformersConverter(str(reader_dir), load_as_float16=False).convert(str(staged), quantization="int8")
+        weights = load_file(str(reader_dir / "model.safetensors"))
+        np.savez(
+            staged / CT2_HEAD,
+            weight=weights["qa_outputs.weight"].astype(np.float32),
+            bias=weights["qa_outputs.bias"].astype(np.float32),
+        )
+        (staged / CT2_STAMP).write_text(json.dumps({SOURCE_KEY: weights_digest(reader_dir)}) + "\n")
+        shutil.rmtree(out, ignore_errors=True)
+        staged.rename(out)
+    return out
 
 
 def _export_fp32(reader_dir: Path, out: Path) -> None:

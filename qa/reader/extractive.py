@@ -13,8 +13,9 @@ be thresholded for "no answer".
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -34,6 +35,19 @@ class ReaderSpan:
     end: int
     text: str
     score: float
+
+
+@dataclass
+class ReadingCost:
+    """What one question's reading cost: the passages and tokens read by the model, and the time
+    spent tokenising and in forward passes (ms). Kept by a reader made by `for_question`."""
+
+    passages: int = 0
+    windows: int = 0
+    tokens: int = 0
+    tokenize_ms: float = 0.0
+    model_ms: float = 0.0
+    seen: set[str] = field(default_factory=set, repr=False)  # distinct passages read
 
 
 class Reader(Protocol):
@@ -214,6 +228,7 @@ class ExtractiveReader:
         self.batch_size = batch_size
         self.length_slack = length_slack
         self._memo: dict[tuple[str, str], list[_Window]] | None = None
+        self.cost: ReadingCost | None = None
 
     def for_question(self) -> ExtractiveReader:
         """This reader (the same model) for one question's reading: it keeps the windows it
@@ -222,6 +237,7 @@ class ExtractiveReader:
         threads: a question asked twice is read twice."""
         one = copy.copy(self)
         one._memo = {}
+        one.cost = ReadingCost()
         return one
 
     def _logits(self, windows: EncodedWindows) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -243,11 +259,21 @@ class ExtractiveReader:
         found = {k: memo[k] for k in keys if k in memo}
         missing = list(dict.fromkeys(k for k in keys if k not in found))
         if missing:
+            t0 = time.perf_counter()
             windows = encode_windows(
                 self.tokenizer, [q for q, _ in missing], [p for _, p in missing], self.max_length, self.stride
             )
+            t1 = time.perf_counter()
+            logits = self._logits(windows)
+            if self.cost is not None:
+                self.cost.tokenize_ms += 1000 * (t1 - t0)
+                self.cost.model_ms += 1000 * (time.perf_counter() - t1)
+                self.cost.seen.update(p for _, p in missing)
+                self.cost.passages = len(self.cost.seen)
+                self.cost.windows += len(windows.input_ids)
+                self.cost.tokens += sum(len(ids) for ids in windows.input_ids)
             read: dict[tuple[str, str], list[_Window]] = {k: [] for k in missing}
-            for w, (start, end) in enumerate(self._logits(windows)):
+            for w, (start, end) in enumerate(logits):
                 n = len(windows.offsets[w])
                 read[missing[windows.sample[w]]].append(_Window(windows.offsets[w], start[:n], end[:n]))
             found.update(read)

@@ -176,7 +176,12 @@ class AskResponse(BaseModel):
     )
     period: PeriodOut | None = Field(None, description="the period the question named, and how it was applied")
     message: str | None = None
-    timing_ms: dict[str, float]
+    timing_ms: dict[str, float] = Field(
+        ..., description="milliseconds by stage: embed, retrieve, tokenize, read, assemble, total"
+    )
+    reading: dict[str, int] = Field(
+        default_factory=dict, description="what the reader read: passages, windows and tokens"
+    )
 
 
 class ArticleIn(Strict):

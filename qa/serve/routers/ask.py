@@ -43,4 +43,5 @@ async def ask(body: AskRequest, request: Request, pipeline: PipelineDep, gate: G
         else None,
         message=NO_ANSWER_MESSAGE if result.no_answer else UNSURE_MESSAGE if result.unsure else None,
         timing_ms=result.timing_ms,
+        reading=result.reading,
     )
