@@ -203,6 +203,14 @@ def main() -> None:
         + f"\n\nChosen threshold: **{threshold:.3f}** (saved to `{folder.name}/{CALIBRATION_FILE}` for the "
         f"{'float backends' if float_reader else args.backend + ' backend'}). "
         f"Without a threshold the reader answers every unanswerable question.\n\n"
+        f"Reading cascade: the first {read_first} passages read alone, the rest only when no answer there scores "
+        f"the stop score; balanced accuracy reading all {read_k}: {100 * every_passage:.1f}%.\n\n"
+        + table(
+            [(f"{t:.4f}", f"{100 * b:.1f}", f"{100 * share:.0f}") for t, b, share in stop_rows[::4]],
+            ("stop score", "balanced %", "questions stopped early %"),
+        )
+        + f"\n\nChosen stop score: **{stop_score}** ({100 * calibration['stopped_early']:.0f}% of questions stopped "
+        "early).\n\n"
         f"Confidence shown to users (share of answers with this score that were right, both cases together; "
         f"{calibration['confidence_method']}):\n\n"
         + table([(f"{score:.3g}", f"{100 * share:.0f}") for score, share in curve], ("score", "right %"))

@@ -52,7 +52,11 @@ def test_ask_returns_the_answer_with_its_source_and_offsets(client):
     article = client.get(f"/articles/{best['article']['id']}").json()
     assert article["text"][best["start"] : best["end"]] == "2021"
     assert best["passage"][best["start"] - best["passage_start"] : best["end"] - best["passage_start"]] == "2021"
-    assert set(body["timing_ms"]) >= {"retrieve", "read", "total"}
+    stages = ("embed", "retrieve", "tokenize", "read", "assemble")
+    assert set(body["timing_ms"]) == {*stages, "total"}
+    assert sum(body["timing_ms"][s] for s in stages) == pytest.approx(body["timing_ms"]["total"], abs=0.05)
+    # The real reader says what it read: at least the passage that answers, in real tokens.
+    assert 1 <= body["reading"]["passages"] <= 10 and body["reading"]["tokens"] > 20
 
 
 def test_follow_up_and_no_answer(client):

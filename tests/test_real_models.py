@@ -46,6 +46,18 @@ def test_unanswerable_question_gets_no_answer(seed_pipeline):
     assert result.no_answer and result.answers == []
 
 
+def test_a_sure_answer_is_read_from_the_first_passages_and_no_answer_from_all(seed_pipeline):
+    # The shipped calibration has a stop score for every backend auto may choose.
+    assert seed_pipeline.calibration.stop_score is not None
+    read_first, read_k = seed_pipeline.settings.read_first, seed_pipeline.settings.read_k
+    sure = seed_pipeline.ask("When does New START expire?")
+    assert sure.answers[0].text == "2021" and sure.reading["passages"] == read_first
+    unanswerable = seed_pipeline.ask("Who won the 2022 World Cup?")
+    assert unanswerable.no_answer and unanswerable.reading["passages"] == read_k
+    # Tokens are what the reader read: the question and passage of each window and 3 specials.
+    assert sure.reading["tokens"] < unanswerable.reading["tokens"]
+
+
 def test_follow_up_question_uses_the_conversation(seed_pipeline):
     result = seed_pipeline.ask("When does it expire?", history=["What does New START limit?"])
     assert not result.no_answer and result.answers[0].text == "2021"
