@@ -26,7 +26,7 @@ import httpx
 from bench.report import load_average, percentile, table, write_section
 from qa.config import Settings
 from qa.eval.gold import load_gold
-from qa.models import configure_torch_threads
+from qa.loading import configure_torch_threads
 from qa.pipeline import QAPipeline
 from qa.serve.process import ServerProcess
 

@@ -42,9 +42,11 @@ from qa.answer.calibration import CALIBRATION_FILE, DEFAULT_UNSURE_BELOW, fit_co
 from qa.config import Settings
 from qa.eval.gold import load_gold
 from qa.eval.metrics import best_over_golds, f1_score
-from qa.models import BUNDLED_READER_DIR, configure_torch_threads
+from qa.loading import configure_torch_threads
+from qa.names import BACKENDS
 from qa.pipeline import QAPipeline
-from qa.reader.backends import BACKENDS, FLOAT_BACKENDS
+from qa.reader.backends import FLOAT_BACKENDS
+from qa.reader.loading import BUNDLED_READER_DIR
 
 DISCOUNTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 UNSURE_METHOD = (

@@ -34,7 +34,7 @@ from qa.cluster.embed_job import embed_on_cluster
 from qa.cluster.serve_app import REPLICA_HEADER
 from qa.config import Settings
 from qa.ingest.readers import ingest_paths
-from qa.models import configure_torch_threads
+from qa.loading import configure_torch_threads
 from qa.pipeline import QAPipeline, embedded_batch
 from qa.serve.process import ROOT, ServerProcess, health
 

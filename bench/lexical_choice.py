@@ -111,7 +111,7 @@ def dense_rankings(chunks: list[Chunk], questions: list[GoldQuestion], cache: st
     import faiss
 
     from qa.index.embedding import SentenceTransformerEmbedder
-    from qa.models import configure_torch_threads
+    from qa.loading import configure_torch_threads
 
     key = hashlib.sha256("\x1e".join([c.text for c in chunks] + [q.question for q in questions]).encode()).hexdigest()
     if cache and Path(cache).is_file():

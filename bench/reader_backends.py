@@ -40,13 +40,14 @@ from qa.config import Settings
 from qa.eval.gold import GoldQuestion, load_gold
 from qa.eval.metrics import best_over_golds, exact_match, f1_score
 from qa.index.embedding import SentenceTransformerEmbedder
-from qa.models import BUNDLED_READER_DIR, configure_torch_threads, load_reader_tokenizer, load_span_model
-from qa.onnx_export import onnx_source_digest, weights_digest
+from qa.loading import configure_torch_threads, onnx_source_digest, weights_digest
+from qa.names import BACKENDS
 from qa.pipeline import QAPipeline
-from qa.reader.backends import BACKENDS, FLOAT_BACKENDS, OnnxSpanModel, SpanModel
-from qa.reader.export import RECIPES, Quantisation, Recipe, export_onnx
+from qa.reader.backends import FLOAT_BACKENDS, OnnxSpanModel, SpanModel
 from qa.reader.extractive import BATCH_LENGTH_SLACK, ExtractiveReader
+from qa.reader.loading import BUNDLED_READER_DIR, load_reader_tokenizer, load_span_model
 from qa.retrieval.hybrid import Retrieved
+from qa.training.reader_export import RECIPES, Quantisation, Recipe, export_onnx
 from qa.types import Article
 
 INT8 = Quantisation()

@@ -259,7 +259,7 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
 def real_embedding_costs(squad_train: str, questions: list[str]) -> dict:
     from qa.index.embedding import SentenceTransformerEmbedder
     from qa.ingest.chunking import Chunker
-    from qa.models import configure_torch_threads
+    from qa.loading import configure_torch_threads
 
     configure_torch_threads(2)
     embedder = SentenceTransformerEmbedder()

@@ -37,7 +37,7 @@ def positive_int(text: str) -> int:
 
 
 def _pipeline(build_if_missing: bool = True) -> QAPipeline:
-    from qa.models import configure_torch_threads
+    from qa.loading import configure_torch_threads
     from qa.pipeline import QAPipeline
 
     settings = _settings()
@@ -210,7 +210,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train_reader(args: argparse.Namespace) -> int:
-    from qa.reader.training import TrainConfig, train
+    from qa.training.reader_training import TrainConfig, train
 
     cfg = TrainConfig(
         squad=args.squad,
@@ -241,8 +241,9 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
 def cmd_export_reader(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from qa.models import BUNDLED_READER_DIR, ModelNotFoundError
-    from qa.reader.export import RECIPES, export_onnx
+    from qa.loading import ModelNotFoundError
+    from qa.reader.loading import BUNDLED_READER_DIR
+    from qa.training.reader_export import RECIPES, export_onnx
 
     folder = Path(args.reader) if args.reader else BUNDLED_READER_DIR
     if not (folder / "model.safetensors").is_file():
@@ -256,8 +257,9 @@ def cmd_export_reader(args: argparse.Namespace) -> int:
 def cmd_export_embedder(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from qa.index.query_export import RECIPES, export_query_encoder
-    from qa.models import BUNDLED_QUERY_ENCODER_DIR, ModelNotFoundError, embedder_dir
+    from qa.index.loading import BUNDLED_QUERY_ENCODER_DIR, embedder_dir
+    from qa.loading import ModelNotFoundError
+    from qa.training.embedder_export import RECIPES, export_query_encoder
 
     folder = Path(args.embedder) if args.embedder else embedder_dir()
     if not (folder / "model.safetensors").is_file():

@@ -34,10 +34,11 @@ from qa.ingest.chunking import Chunker
 from qa.ingest.readers import IngestReport, ingest_paths
 from qa.reader.batching import MicroBatcher
 from qa.reader.extractive import ExtractiveReader, Reader
+from qa.reader.loading import choose_span_model, load_reader_tokenizer
 from qa.retrieval.followup import conversation_article, is_follow_up, with_topic
 from qa.retrieval.hybrid import Filters, Retrieved, Retriever
-from qa.retrieval.period import Period, period_in
-from qa.types import Answer, AnswerResult, Article, Chunk, Hit, Turn
+from qa.retrieval.period import period_in
+from qa.types import Answer, AnswerResult, Article, Chunk, Hit, Period, Turn
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,6 @@ class QAPipeline:
     @property
     def reader(self) -> Reader:
         if self._reader is None:
-            from qa.models import choose_span_model, load_reader_tokenizer
-
             path = str(self.settings.reader_path) if self.settings.reader_path else None
             model = choose_span_model(self.settings.reader_backend, path, self.settings.threads)
             self._reader = ExtractiveReader(

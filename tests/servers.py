@@ -89,7 +89,7 @@ def seed_index(tmp_path_factory: pytest.TempPathFactory) -> SeedIndex:
 @pytest.fixture(scope="session")
 def seed_pipeline(seed_index: SeedIndex, tmp_path_factory: pytest.TempPathFactory):
     from qa.config import Settings
-    from qa.models import configure_torch_threads
+    from qa.loading import configure_torch_threads
     from qa.pipeline import QAPipeline
 
     settings = Settings(index_dir=seed_index.copy_to(tmp_path_factory.mktemp("pipeline-index")))

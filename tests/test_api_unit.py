@@ -390,7 +390,7 @@ def test_user_errors_share_one_base():
     from qa.index.store import IndexConflictError
     from qa.ingest.chunking import ChunkingError
     from qa.ingest.readers import ArticleTooLargeError
-    from qa.models import ModelNotFoundError
+    from qa.loading import ModelNotFoundError
     from qa.pipeline import ArticleNotFoundError, QuestionError
     from qa.retrieval.hybrid import FilterError
 

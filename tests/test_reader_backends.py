@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from qa.config import Settings
-from qa.models import (
+from qa.loading import ModelNotFoundError, onnx_source_digest, weights_digest
+from qa.pipeline import QAPipeline
+from qa.reader.extractive import ExtractiveReader, encode_windows
+from qa.reader.loading import (
     BUNDLED_READER_DIR,
-    ModelNotFoundError,
     ReaderBackendError,
     available_backends,
     choose_span_model,
@@ -21,10 +23,7 @@ from qa.models import (
     load_reader_tokenizer,
     load_span_model,
 )
-from qa.onnx_export import onnx_source_digest, weights_digest
-from qa.pipeline import QAPipeline
-from qa.reader.export import RECIPES
-from qa.reader.extractive import ExtractiveReader, encode_windows
+from qa.training.reader_export import RECIPES
 from tests.fakes import FakeEmbedder
 
 pytestmark = pytest.mark.real_models

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from qa.cli import build_parser, main
 from qa.config import Settings
-from qa.reader.backends import BACKENDS, fastest, probe_batch
+from qa.names import BACKENDS
+from qa.reader.backends import fastest, probe_batch
 
 
 class SleepingModel:

@@ -2,8 +2,8 @@
 
 The extractive reader only needs this one call, so the same weights can run as PyTorch in
 float32 (every CPU) or under bfloat16 autocast (CPUs with native bf16), or as an ONNX model
-exported from them (ONNX Runtime; export.py makes it, float32 or int8).
-`qa.models.choose_span_model` picks one from QA_READER_BACKEND; for "auto" it times those
+exported from them (ONNX Runtime; qa/training/reader_export.py makes it, float32 or int8).
+`qa.reader.loading.choose_span_model` picks one from QA_READER_BACKEND; for "auto" it times those
 available on the machine and keeps the fastest (`fastest`).
 """
 
@@ -14,9 +14,11 @@ import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+from qa.loading import onnx_cpu_session
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -28,8 +30,7 @@ log = logging.getLogger(__name__)
 # so "auto" may choose any: onnx-int8 (outlier channels in float32) measured -0.22 F1 +- 0.57
 # on 2,643 questions. No PyTorch int8: its dynamic quantisation lost more F1 than ONNX
 # Runtime's, and the quantised-tensor API it rests on is deprecated (torch 2.13 warns).
-ReaderBackend = Literal["torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"]
-BACKENDS: tuple[str, ...] = get_args(ReaderBackend)
+# The backends' names: ReaderBackend and BACKENDS in qa/names.py.
 # Those that score answers as float32 PyTorch does (within rounding): one calibration serves
 # them all; an int8 one has its own (qa/answer/calibration.py).
 FLOAT_BACKENDS: tuple[str, ...] = ("torch-fp32", "torch-bf16", "onnx-fp32")
@@ -72,8 +73,6 @@ class OnnxSpanModel:
     """An ONNX span model under ONNX Runtime on the CPU, with `threads` intra-op threads."""
 
     def __init__(self, path: Path, threads: int, name: str) -> None:
-        from qa.models import onnx_cpu_session
-
         self.session = onnx_cpu_session(path, threads)
         self.name = name
 

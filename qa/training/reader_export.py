@@ -1,6 +1,6 @@
 """Export the reader to ONNX for ONNX Runtime, optionally with int8 weights.
 
-    python -m qa.cli export-reader [--reader DIR] [--out FILE] [--recipe NAME]
+    qa export-reader [--reader DIR] [--out FILE] [--recipe NAME]
 
 Three steps, each by the library made for it: torch.onnx.export (TorchScript exporter, eager
 attention, so that ONNX Runtime's BERT optimizer recognises the attention blocks), ONNX
@@ -23,7 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.onnx_export import fuse_bert, quantise_int8, save_stamped
+from qa.reader.loading import ONNX_FILES
+from qa.resources import SEEDS_DIR
+from qa.training.onnx_steps import fuse_bert, quantise_int8, save_stamped
+from qa.training.outliers import OUTLIER_SUFFIX, calibrate_and_split
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUTS = ("start_logits", "end_logits")
@@ -41,7 +44,7 @@ class Quantisation:
     op_types: tuple[str, ...] = ("MatMul", "Attention", "EmbedLayerNormalization")
     exclude: tuple[str, ...] = ()
     per_channel: bool = True
-    reduce_range: bool = True  # 7-bit weights (qa.onnx_export.quantise_int8 says why)
+    reduce_range: bool = True  # 7-bit weights (qa.training.onnx_steps.quantise_int8 says why)
     # Input channels over this many times the median channel kept in float32 (outliers.py), in
     # the MatMuls whose names match `outlier_nodes`, at most `outlier_limit` per MatMul.
     outlier_ratio: float | None = None
@@ -57,10 +60,10 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "fp32": Recipe("model.fp32.onnx", None),
+    "fp32": Recipe(ONNX_FILES["fp32"], None),
     # Input channels over 3x the median kept in float32 (outliers.py): 0.3 F1 closer to float32
     # than plain int8 end to end, 0.07x slower (docs/benchmarks.md, bench.reader_backends).
-    "int8": Recipe("model.int8.onnx", Quantisation(outlier_ratio=3.0, outlier_limit=8)),
+    "int8": Recipe(ONNX_FILES["int8"], Quantisation(outlier_ratio=3.0, outlier_limit=8)),
 }
 
 
@@ -95,8 +98,6 @@ def calibration_feeds(reader_dir: Path, windows: int = 32, batch: int = 8) -> li
     start of the text as the passage): sample activations for finding outlier channels."""
     from transformers import AutoTokenizer
 
-    from qa.resources import SEEDS_DIR
-
     with open(SEEDS_DIR / "articles" / "wikinews.jsonl", encoding="utf-8") as fh:
         articles = [json.loads(line) for line, _ in zip(fh, range(windows), strict=False)]
     tokenizer = AutoTokenizer.from_pretrained(str(reader_dir))
@@ -117,8 +118,6 @@ def calibration_feeds(reader_dir: Path, windows: int = 32, batch: int = 8) -> li
 
 def _quantise(src: Path, out: Path, q: Quantisation, reader_dir: Path) -> None:
     import onnx
-
-    from qa.reader.outliers import OUTLIER_SUFFIX, calibrate_and_split
 
     if q.outlier_ratio is not None:
         model = onnx.load(str(src))

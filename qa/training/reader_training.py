@@ -37,7 +37,9 @@ import numpy as np
 from qa.eval.metrics import best_over_golds, exact_match, f1_score
 from qa.eval.squad import PARAGRAPH_SEPARATOR, SquadQuestion, article_paragraphs, load_squad
 from qa.index.lexical import BM25
+from qa.index.loading import embedder_dir
 from qa.ingest.chunking import Chunker
+from qa.loading import configure_torch_threads
 from qa.reader.backends import TorchSpanModel
 from qa.reader.extractive import ExtractiveReader, ReaderSpan, encode_windows, pad_batch
 
@@ -314,8 +316,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
     import torch
     from tqdm import tqdm
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
-    from qa.models import configure_torch_threads, embedder_dir
 
     configure_torch_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
