@@ -99,6 +99,7 @@ def test_export_resume_and_reproducibility(squad_file, tmp_path):
             max_features=4,
             checkpoint_minutes=0,
             threads=1,
+            bf16=False,  # float32, as before TrainConfig took the CLI's default (bf16)
         )
         return TrainConfig(**{**settings, **overrides})
 
