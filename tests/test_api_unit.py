@@ -409,3 +409,23 @@ def test_user_errors_share_one_base():
     assert issubclass(QuestionError, ValueError) and issubclass(
         ArticleNotFoundError, KeyError
     )  # old catches still work
+
+
+def three_dated_articles(tmp_path):
+    d = tmp_path / "seeds3"
+    d.mkdir()
+    for name, year in (("a", 2021), ("b", 2026), ("c", 2031)):
+        (d / f"{name}.txt").write_text(f"Treaty news {name}\nThe treaty is set to expire in {year}, officials said.")
+    return d
+
+
+def test_qa_top_k_is_the_default_number_of_answers_for_ask(tmp_path):
+    s = Settings(
+        index_dir=tmp_path / "index", seeds_dir=three_dated_articles(tmp_path), no_answer_threshold=0.01, top_k=2
+    )
+    with TestClient(create_app(s, QAPipeline(s, FakeEmbedder(), FakeReader()))) as client:
+        wait_ready(client)
+        question = "When did the treaty expire?"
+        assert len(client.post("/ask", json={"question": question}).json()["answers"]) == 2
+        assert len(client.post("/ask", json={"question": question, "top_k": 1}).json()["answers"]) == 1
+        assert len(client.post("/ask", json={"question": question, "top_k": 3}).json()["answers"]) == 3

@@ -63,7 +63,9 @@ class AskRequest(Strict):
         description=f"the question, 1 to {MAX_QUESTION_CHARS} characters",
         examples=["When does New START expire?"],
     )
-    top_k: StrictInt = Field(3, ge=1, le=20, description="how many answers to return (1-20)")
+    top_k: StrictInt | None = Field(
+        None, ge=1, le=20, description="how many answers to return (1-20; default: the server's QA_TOP_K, 3 unless set)"
+    )
     filters: AskFilters | None = None
     history: list[HistoryQuestion | Turn] = Field(
         default_factory=list,
