@@ -63,7 +63,7 @@ VARIANTS: dict[str, Recipe] = {
     "onnx-int8-qkv-fp32": Recipe("int8-qkv-fp32.onnx", replace(INT8, op_types=("MatMul", "EmbedLayerNormalization"))),
     "onnx-int8-ffn-in-fp32": Recipe("int8-ffn-in-fp32.onnx", replace(INT8, exclude=(FFN_IN,))),
     "onnx-int8-ffn-fp32": Recipe("int8-ffn-fp32.onnx", replace(INT8, exclude=(FFN_IN, FFN_OUT))),
-    # Those channels kept in float32 instead (qa/reader/outliers.py): none, or over 5x or 2x the
+    # Those channels kept in float32 instead (qa/training/outliers.py): none, or over 5x or 2x the
     # median (the shipped int8 recipe: over 3x).
     "onnx-int8-no-outliers": Recipe("int8-no-outliers.onnx", INT8),
     "onnx-int8-outliers5": Recipe("int8-outliers5.onnx", replace(INT8, outlier_ratio=5.0)),
