@@ -38,15 +38,13 @@ from qa.reader.loading import choose_span_model, load_reader_tokenizer
 from qa.retrieval.followup import conversation_article, is_follow_up, with_topic
 from qa.retrieval.hybrid import Filters, Retrieved, Retriever
 from qa.retrieval.period import period_in
-from qa.types import Answer, AnswerResult, Article, Chunk, Hit, Period, Turn
+from qa.types import Answer, AnswerResult, Article, Batch, Chunk, Hit, Period, Turn
 
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 16  # passages embedded between two looks at whether questions are waiting
 UNSURE_CANDIDATES = 3  # answers shown when the best one is unsure, whatever top_k asked for
 YIELD_MAX_S = 1.0  # the longest a write steps aside per batch, so a stream of questions cannot starve it
-
-Batch = list[tuple[Article, list[Chunk], np.ndarray]]
 
 
 class ArticleNotFoundError(QAError, KeyError):
@@ -84,7 +82,8 @@ def _last_of_each_id(articles: Sequence[Article]) -> list[Article]:
 def embedded_batch(articles: Sequence[Article], chunks: dict[str, list[Chunk]], vectors: np.ndarray) -> Batch:
     """(article, its passages, their vectors) for each article, for `add_embedded`; `vectors`
     holds the passages of `articles` in that order, article by article."""
-    batch, at = [], 0
+    batch: Batch = []
+    at = 0
     for a in articles:
         n = len(chunks[a.id])
         batch.append((a, chunks[a.id], vectors[at : at + n]))

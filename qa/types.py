@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -94,3 +97,9 @@ class AnswerResult:
     newest_first: bool = False  # the first answer was put first for its article's date, not its score
     period: Period | None = None  # the period read from the question: a date filter ("as of") or a preference
     best_guess: Answer | None = None  # the best span whatever its score (for evaluation; never shown)
+
+
+# An article ready to store: its passages and their vectors, one row per passage, in order.
+EmbeddedArticle = tuple[Article, Sequence[Chunk], np.ndarray]
+# What one write stores, and what building an index reads in steps (qa/index/store.py).
+Batch = list[EmbeddedArticle]

@@ -88,7 +88,8 @@ def create(conn: sqlite3.Connection, spec: IndexSpec) -> None:
 
 
 class transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; mode "DEFERRED" for a read
+    snapshot (every read of it sees one version of the database)."""
 
     def __init__(self, conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> None:
         self.conn, self.mode = conn, mode
