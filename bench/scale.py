@@ -294,8 +294,8 @@ def ask_during_ingest(squad_train: str, n_articles: int) -> dict:
 
     import httpx
 
+    from bench.server_process import ServerProcess
     from qa.eval.gold import load_gold
-    from qa.serve.process import ServerProcess
 
     root = Path(__file__).resolve().parent.parent
     gold = [q.question for q in load_gold(root / "seeds" / "gold" / "news_gold.jsonl").questions]

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from qa.config import Settings
-    from qa.ingest.readers import IngestReport
+    from qa.ingest.files import IngestReport
     from qa.pipeline import QAPipeline
     from qa.retrieval.hybrid import Filters
 
@@ -90,7 +90,7 @@ def _join_ray(args: argparse.Namespace) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from qa.ingest.readers import ingest_paths
+    from qa.ingest.files import ingest_paths
 
     if args.ray is not None:
         _check_ray(args)
@@ -131,7 +131,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"({counts.passages} passages); --rebuild to build it again"
         )
         return 0
-    from qa.ingest.readers import ingest_paths
+    from qa.ingest.files import ingest_paths
 
     report = ingest_paths(args.paths or [settings.seeds_dir], settings.max_article_chars)
     if not report.articles:

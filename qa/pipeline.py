@@ -31,7 +31,7 @@ from qa.index.embedding import Embedder, SentenceTransformerEmbedder
 from qa.index.legacy import read_version
 from qa.index.store import IndexSpec, IndexStore
 from qa.ingest.chunking import Chunker
-from qa.ingest.readers import IngestReport, ingest_paths
+from qa.ingest.files import IngestReport, ingest_paths
 from qa.reader.batching import MicroBatcher
 from qa.reader.extractive import ExtractiveReader, Reader
 from qa.reader.loading import choose_span_model, load_reader_tokenizer

@@ -389,7 +389,7 @@ def test_user_errors_share_one_base():
     from qa.eval.squad import SquadFormatError
     from qa.index.store import IndexConflictError
     from qa.ingest.chunking import ChunkingError
-    from qa.ingest.readers import ArticleTooLargeError
+    from qa.ingest.files import ArticleTooLargeError
     from qa.loading import ModelNotFoundError
     from qa.pipeline import ArticleNotFoundError, QuestionError
     from qa.retrieval.hybrid import FilterError

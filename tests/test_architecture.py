@@ -239,7 +239,7 @@ def test_checker_finds_a_cycle_and_a_back_arrow() -> None:
 
 def test_checker_sees_function_level_and_relative_imports() -> None:
     tree = ast.parse("from . import store\nimport numpy\n\ndef f():\n    from qa.models import x\n")
-    assert imports_of("qa.index.text", tree, is_package=False) == [
+    assert imports_of("qa.index.lexical_index", tree, is_package=False) == [
         ("qa.index", False),
         ("qa.index.store", False),
         ("qa.models", True),

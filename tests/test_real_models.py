@@ -6,7 +6,7 @@ import pytest
 
 from qa.eval.gold import load_gold
 from qa.eval.runner import evaluate
-from qa.ingest.readers import ingest_paths
+from qa.ingest.files import ingest_paths
 
 pytestmark = pytest.mark.real_models
 

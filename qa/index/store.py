@@ -5,7 +5,7 @@ Layout under index_dir:
     LOCK          flock'ed by the one process writing; holds who that is
     g000003/      store.sqlite (articles, passages, vectors, change log: db.py)
                   dense.json + dense-*.faiss (the FAISS checkpoint: dense.py)
-                  lexical/ + lexical.json (the tantivy index and the change it covers: text.py)
+                  lexical/ + lexical.json (the tantivy index and the change it covers: lexical_index.py)
 A generation is made whole by a (re)build or a restore and then changed in place, one SQLite
 transaction per write, so a write costs its own articles, not the archive. A crash mid-build
 leaves CURRENT naming the previous generation; a crash mid-write leaves the SQLite state from
@@ -39,8 +39,8 @@ from qa.errors import QAError
 from qa.index import db
 from qa.index.db import IndexSpec
 from qa.index.dense import DenseIndex, DenseSettings, fsync_path
-from qa.index.lexical_backends import LexicalIndexDamaged, LexicalIndexError
-from qa.index.text import TextIndex
+from qa.index.lexical_index import TextIndex
+from qa.index.tantivy_engine import LexicalIndexDamaged, LexicalIndexError
 from qa.types import Article, Chunk, EmbeddedArticle
 
 log = logging.getLogger(__name__)

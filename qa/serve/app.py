@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect
 from qa.config import Settings
 from qa.errors import QAError
 from qa.index.store import IndexConflictError, QAIndexError
-from qa.ingest.readers import ArticleTooLargeError
+from qa.ingest.files import ArticleTooLargeError
 from qa.loading import ModelNotFoundError
 from qa.pipeline import ArticleNotFoundError, QAPipeline
 from qa.resources import WEB_DIR

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
 
 from qa.config import MAX_QUESTION_CHARS
-from qa.ingest.readers import ARTICLE_ID_PATTERN, MAX_SOURCE_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS, is_web_url
+from qa.ingest.files import ARTICLE_ID_PATTERN, MAX_SOURCE_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS, is_web_url
 from qa.pipeline import has_visible_text
 from qa.retrieval.hybrid import Filters
 from qa.types import Answer, Article

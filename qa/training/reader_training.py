@@ -37,12 +37,12 @@ import numpy as np
 
 from qa.eval.metrics import best_over_golds, exact_match, f1_score
 from qa.eval.squad import PARAGRAPH_SEPARATOR, SquadQuestion, article_paragraphs, load_squad
-from qa.index.lexical import BM25
 from qa.index.loading import embedder_dir
 from qa.ingest.chunking import Chunker
 from qa.loading import configure_torch_threads
 from qa.reader.backends import TorchSpanModel
 from qa.reader.extractive import ExtractiveReader, ReaderSpan, encode_windows, pad_batch
+from qa.training.memory_bm25 import BM25
 from qa.training.train_config import TrainConfig
 
 if TYPE_CHECKING:

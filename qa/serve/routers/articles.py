@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from qa.ingest.readers import ArticleTooLargeError, IngestError, IngestReport, make_article, parse_bytes
+from qa.ingest.files import ArticleTooLargeError, IngestError, IngestReport, make_article, parse_bytes
 from qa.pipeline import ArticleNotFoundError, QAPipeline
 from qa.serve.deps import PipelineDep, SettingsDep, WriteGateDep, require_admin
 from qa.serve.schemas import AddArticlesRequest, AddArticlesResponse, ArticleFull, ArticleOut, ArticlePage
