@@ -250,13 +250,13 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
 def cmd_export_reader(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from qa.loading import ModelNotFoundError
+    from qa.loading import WEIGHTS_FILE, ModelNotFoundError
     from qa.reader.loading import BUNDLED_READER_DIR
     from qa.training.reader_export import RECIPES, export_onnx
 
     folder = Path(args.reader) if args.reader else BUNDLED_READER_DIR
-    if not (folder / "model.safetensors").is_file():
-        raise ModelNotFoundError(f"no reader weights at {folder / 'model.safetensors'}")
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise ModelNotFoundError(f"no reader weights at {folder / WEIGHTS_FILE}")
     recipe = RECIPES[args.recipe]
     out = export_onnx(folder, Path(args.out) if args.out else folder / recipe.file, recipe)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); QA_READER_BACKEND=onnx-{args.recipe} reads with it")
@@ -267,12 +267,12 @@ def cmd_export_embedder(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from qa.index.loading import BUNDLED_QUERY_ENCODER_DIR, embedder_dir
-    from qa.loading import ModelNotFoundError
+    from qa.loading import WEIGHTS_FILE, ModelNotFoundError
     from qa.training.embedder_export import RECIPES, export_query_encoder
 
     folder = Path(args.embedder) if args.embedder else embedder_dir()
-    if not (folder / "model.safetensors").is_file():
-        raise ModelNotFoundError(f"no embedder weights at {folder / 'model.safetensors'}")
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise ModelNotFoundError(f"no embedder weights at {folder / WEIGHTS_FILE}")
     default_out = (folder if args.embedder else BUNDLED_QUERY_ENCODER_DIR) / RECIPES[args.recipe]
     out = export_query_encoder(folder, Path(args.out) if args.out else default_out, args.recipe)
     size = out.stat().st_size / 1e6
