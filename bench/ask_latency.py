@@ -24,11 +24,11 @@ from pathlib import Path
 import httpx
 
 from bench.report import load_average, percentile, table, write_section
+from bench.server_process import ServerProcess
 from qa.config import Settings
 from qa.eval.gold import load_gold
-from qa.models import configure_torch_threads
+from qa.loading import configure_torch_threads
 from qa.pipeline import QAPipeline
-from qa.serve.process import ServerProcess
 
 GOLD = Path(__file__).resolve().parent.parent / "seeds" / "gold" / "news_gold.jsonl"
 

@@ -47,9 +47,11 @@ from qa.answer.calibration import CALIBRATION_FILE, DEFAULT_UNSURE_BELOW, fit_co
 from qa.config import Settings
 from qa.eval.gold import load_gold
 from qa.eval.metrics import best_over_golds, f1_score
-from qa.models import BUNDLED_READER_DIR, configure_torch_threads
+from qa.loading import configure_torch_threads
+from qa.names import BACKENDS
 from qa.pipeline import QAPipeline, first_suffice
-from qa.reader.backends import BACKENDS, FLOAT_BACKENDS
+from qa.reader.backends import FLOAT_BACKENDS
+from qa.reader.loading import BUNDLED_READER_DIR
 
 DISCOUNTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 STOP_TOLERANCE = 0.0025  # balanced accuracy (0-1) the cascade may lose against reading every passage
@@ -152,6 +154,7 @@ def main() -> None:
     stop_score = next((t for t, b, _ in stop_rows if b >= every_passage - STOP_TOLERANCE), None)
     pos_d, ok_d, neg_d, _ = cascade(stop_score)
     curve = fit_confidence_curve(np.concatenate([pos_d, neg_d]), np.concatenate([ok_d, np.zeros(len(neg_d), bool)]))
+    stopped_early = round(next((share for t, _, share in stop_rows if t == stop_score), 0.0), 4)
     folder = Path(args.reader) if args.reader else BUNDLED_READER_DIR
     calibration = {
         "no_answer_threshold": threshold,
@@ -172,7 +175,7 @@ def main() -> None:
         "stop_method": f"the lowest stop score whose cascade (the first {read_first} passages read alone first, the "
         f"rest when no answer there scores this much) keeps balanced accuracy within {100 * STOP_TOLERANCE} points "
         f"of reading all {read_k} passages ({100 * every_passage:.2f}), answer types weighed as deployed",
-        "stopped_early": round(next((share for t, _, share in stop_rows if t == stop_score), 0.0), 4),
+        "stopped_early": stopped_early,
         "confidence_curve": curve,
         "confidence_method": "answers of both cases, read as the cascade reads, sorted by score into 20 equal groups; "
         "each group's median score and share right (F1>=0.5), pooled where the share would fall",
@@ -209,7 +212,7 @@ def main() -> None:
             [(f"{t:.4f}", f"{100 * b:.1f}", f"{100 * share:.0f}") for t, b, share in stop_rows[::4]],
             ("stop score", "balanced %", "questions stopped early %"),
         )
-        + f"\n\nChosen stop score: **{stop_score}** ({100 * calibration['stopped_early']:.0f}% of questions stopped "
+        + f"\n\nChosen stop score: **{stop_score}** ({100 * stopped_early:.0f}% of questions stopped "
         "early).\n\n"
         f"Confidence shown to users (share of answers with this score that were right, both cases together; "
         f"{calibration['confidence_method']}):\n\n"

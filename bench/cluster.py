@@ -30,13 +30,13 @@ import ray
 
 from bench.load import run as ask_load
 from bench.report import load_average, machine
+from bench.server_process import ROOT, ServerProcess, health
 from qa.cluster.embed_job import embed_on_cluster
 from qa.cluster.serve_app import REPLICA_HEADER
 from qa.config import Settings
-from qa.ingest.readers import ingest_paths
-from qa.models import configure_torch_threads
+from qa.ingest.files import ingest_paths
+from qa.loading import configure_torch_threads
 from qa.pipeline import QAPipeline, embedded_batch
-from qa.serve.process import ROOT, ServerProcess, health
 
 ARTICLES_PER_HOUR = 1_000_000
 TARGET_QUESTIONS_PER_S = 100

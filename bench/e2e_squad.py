@@ -17,7 +17,7 @@ from bench.report import table, write_section
 from qa.config import Settings
 from qa.eval.gold import load_gold
 from qa.eval.runner import eval_pipeline, evaluate, summarise, write_report
-from qa.models import configure_torch_threads
+from qa.loading import configure_torch_threads
 
 
 def main() -> None:

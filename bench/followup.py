@@ -21,8 +21,8 @@ from pathlib import Path
 from bench.report import table, write_section
 from qa.config import Settings
 from qa.eval.followups import FollowUpCase, load_followups
-from qa.index.lexical import tokenize
-from qa.models import configure_torch_threads
+from qa.index.words import tokenize
+from qa.loading import configure_torch_threads
 from qa.pipeline import QAPipeline
 from qa.retrieval.followup import is_follow_up, retrieval_query, with_topic
 from qa.types import Turn

@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 
 from bench.report import load_average
-from qa.models import configure_torch_threads, load_reader_tokenizer, load_span_model
+from qa.loading import configure_torch_threads
 from qa.reader.extractive import ExtractiveReader
+from qa.reader.loading import load_reader_tokenizer, load_span_model
 
 SLACKS = {"one padded batch": float("inf"), "by length, 10%": 0.1, "by length, 20%": 0.2, "by length, 40%": 0.4}
 SLACKS["one window a call"] = -1.0  # no other length fits: every window alone

@@ -33,14 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.fts5_lexical import Fts5Lexical
 from bench.report import table, write_section
 from qa.config import Settings
 from qa.eval.gold import GoldQuestion, load_gold
 from qa.eval.runner import hit_holds_answer
-from qa.index.lexical import BM25
-from qa.index.lexical_backends import Fts5Lexical, LexicalIndex, TantivyLexical
+from qa.index.tantivy_engine import LexicalIndex, TantivyLexical
 from qa.ingest.chunking import Chunker
 from qa.retrieval.hybrid import rrf_fuse
+from qa.training.memory_bm25 import BM25
 from qa.types import Chunk, Hit
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "lexical-choice.md"
@@ -111,7 +112,7 @@ def dense_rankings(chunks: list[Chunk], questions: list[GoldQuestion], cache: st
     import faiss
 
     from qa.index.embedding import SentenceTransformerEmbedder
-    from qa.models import configure_torch_threads
+    from qa.loading import configure_torch_threads
 
     key = hashlib.sha256("\x1e".join([c.text for c in chunks] + [q.question for q in questions]).encode()).hexdigest()
     if cache and Path(cache).is_file():

@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 
 from bench.report import percentile, table, write_section
+from bench.server_process import ServerProcess
 from qa.config import Settings
 from qa.eval.gold import load_gold
-from qa.serve.process import ServerProcess
 
 GOLD = Path(__file__).resolve().parent.parent / "seeds" / "gold" / "news_gold.jsonl"
 MAX_REQUESTS = 100_000

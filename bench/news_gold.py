@@ -16,7 +16,7 @@ from bench.report import table, write_section
 from qa.config import Settings
 from qa.eval.gold import load_gold
 from qa.eval.runner import evaluate, write_report
-from qa.models import configure_torch_threads
+from qa.loading import configure_torch_threads
 from qa.pipeline import QAPipeline
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -30,9 +30,10 @@ from qa.eval.gold import GoldQuestion, load_gold
 from qa.eval.metrics import best_over_golds, f1_score
 from qa.eval.runner import hit_holds_answer
 from qa.index.embedding import OnnxQueryEncoder, SentenceTransformerEmbedder
-from qa.index.query_export import RECIPES, export_query_encoder
-from qa.models import configure_torch_threads, embedder_dir, load_query_encoder
+from qa.index.loading import embedder_dir, load_query_encoder
+from qa.loading import configure_torch_threads
 from qa.pipeline import QAPipeline
+from qa.training.embedder_export import RECIPES, export_query_encoder
 
 GOLD = Path(__file__).resolve().parent.parent / "seeds" / "gold" / "news_gold.jsonl"
 KS = (1, 5, 10)

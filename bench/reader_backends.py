@@ -40,13 +40,14 @@ from qa.config import Settings
 from qa.eval.gold import GoldQuestion, load_gold
 from qa.eval.metrics import best_over_golds, exact_match, f1_score
 from qa.index.embedding import SentenceTransformerEmbedder
-from qa.models import BUNDLED_READER_DIR, configure_torch_threads, load_reader_tokenizer, load_span_model
-from qa.onnx_export import onnx_source_digest, weights_digest
+from qa.loading import configure_torch_threads, onnx_source_digest, weights_digest
+from qa.names import BACKENDS
 from qa.pipeline import QAPipeline
-from qa.reader.backends import BACKENDS, FLOAT_BACKENDS, OnnxSpanModel, SpanModel
-from qa.reader.export import RECIPES, Quantisation, Recipe, export_onnx
+from qa.reader.backends import FLOAT_BACKENDS, OnnxSpanModel, SpanModel
 from qa.reader.extractive import BATCH_LENGTH_SLACK, ExtractiveReader
+from qa.reader.loading import BUNDLED_READER_DIR, load_reader_tokenizer, load_span_model
 from qa.retrieval.hybrid import Retrieved
+from qa.training.reader_export import RECIPES, Quantisation, Recipe, export_onnx
 from qa.types import Article
 
 INT8 = Quantisation()
@@ -62,7 +63,7 @@ VARIANTS: dict[str, Recipe] = {
     "onnx-int8-qkv-fp32": Recipe("int8-qkv-fp32.onnx", replace(INT8, op_types=("MatMul", "EmbedLayerNormalization"))),
     "onnx-int8-ffn-in-fp32": Recipe("int8-ffn-in-fp32.onnx", replace(INT8, exclude=(FFN_IN,))),
     "onnx-int8-ffn-fp32": Recipe("int8-ffn-fp32.onnx", replace(INT8, exclude=(FFN_IN, FFN_OUT))),
-    # Those channels kept in float32 instead (qa/reader/outliers.py): none, or over 5x or 2x the
+    # Those channels kept in float32 instead (qa/training/outliers.py): none, or over 5x or 2x the
     # median (the shipped int8 recipe: over 3x).
     "onnx-int8-no-outliers": Recipe("int8-no-outliers.onnx", INT8),
     "onnx-int8-outliers5": Recipe("int8-outliers5.onnx", replace(INT8, outlier_ratio=5.0)),

@@ -27,11 +27,12 @@ from bench.reader_backends import load_average
 from bench.report import table, write_section
 from qa.config import Settings
 from qa.eval.gold import load_gold
-from qa.models import configure_torch_threads, load_reader_tokenizer, load_span_model
+from qa.loading import configure_torch_threads
 from qa.pipeline import QAPipeline
 from qa.reader.backends import SpanModel
 from qa.reader.batching import MicroBatcher
 from qa.reader.extractive import ExtractiveReader
+from qa.reader.loading import load_reader_tokenizer, load_span_model
 
 
 class OneAtATime:

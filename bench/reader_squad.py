@@ -14,9 +14,10 @@ import time
 from bench.report import table, write_section
 from qa.config import Settings
 from qa.eval.squad import load_squad
-from qa.models import choose_span_model, configure_torch_threads, load_reader_tokenizer
+from qa.loading import configure_torch_threads
 from qa.reader.extractive import ExtractiveReader
-from qa.reader.training import hard_negatives, score_reader
+from qa.reader.loading import choose_span_model, load_reader_tokenizer
+from qa.training.reader_training import hard_negatives, score_reader
 
 
 def main() -> None:
@@ -52,8 +53,8 @@ def main() -> None:
         try:
             from pathlib import Path
 
-            from qa.models import BUNDLED_READER_DIR
-            from qa.reader.training import STATE_FILE
+            from qa.reader.loading import BUNDLED_READER_DIR
+            from qa.training.reader_training import STATE_FILE
 
             state = json.loads((Path(args.reader or BUNDLED_READER_DIR) / STATE_FILE).read_text())
         except (OSError, ValueError):

@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 
 from bench.report import load_average, percentile, table, write_section
+from bench.server_process import ServerProcess
 from qa.eval.gold import load_gold
-from qa.serve.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "seeds" / "gold" / "news_gold.jsonl"

@@ -16,9 +16,20 @@ import numpy as np
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 HEADER = """# Benchmarks
 
-Each section is written by the script named in it (`make bench` runs them all). Figures are
-medians or totals from one run on the machine described; ratios are measured side by side in
-the same run. These machines are shared and noisy: compare within a section, not across days.
+Generated: every section below is written by the command in its `command:` line (through
+`bench/report.py`), between its two `bench:NAME` comments, with its date and machine; a
+rerun replaces it. Nothing else is written here by hand: what the figures mean, how they were
+reached, and measurements no script repeats are in [benchmark-notes.md](benchmark-notes.md).
+Figures are medians or totals from one run on the machine described; ratios are measured side
+by side in the same run. These machines are shared and noisy: compare within a section, not
+across days.
+
+`make bench` (`bench/run_all.py`) reruns reader_squad, retrieval_squad, e2e_squad,
+reader_backends, news-dev-whole, news-test-whole, news_gold, followup, ask_latency and load.
+The others are rerun by hand with their own command: calibration and calibration-onnx-int8
+(`bench.calibrate`: refitting them changes the shipped calibration), scale (`bench.scale`, hours
+and the SQuAD train file), query_encoders, and the side-by-side sections (`bench.news_compare`
+of two saved runs).
 """
 
 

@@ -22,7 +22,7 @@ from qa.config import Settings
 from qa.eval.gold import load_gold
 from qa.eval.runner import hit_holds_answer
 from qa.index.embedding import SentenceTransformerEmbedder
-from qa.models import configure_torch_threads
+from qa.loading import configure_torch_threads
 from qa.pipeline import QAPipeline
 
 KS = (1, 5, 10, 20)

@@ -1,4 +1,5 @@
-"""Run every benchmark in turn; each writes its section of docs/benchmarks.md.
+"""Rerun the benchmarks `make bench` runs, in turn; each writes its section of docs/benchmarks.md
+(whose header lists them; the sections not listed there are rerun by hand with their command).
 
 python -m bench.run_all --squad-dev ../shared/data/squad/dev-v1.1.json
 """

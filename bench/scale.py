@@ -259,7 +259,7 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
 def real_embedding_costs(squad_train: str, questions: list[str]) -> dict:
     from qa.index.embedding import SentenceTransformerEmbedder
     from qa.ingest.chunking import Chunker
-    from qa.models import configure_torch_threads
+    from qa.loading import configure_torch_threads
 
     configure_torch_threads(2)
     embedder = SentenceTransformerEmbedder()
@@ -294,8 +294,8 @@ def ask_during_ingest(squad_train: str, n_articles: int) -> dict:
 
     import httpx
 
+    from bench.server_process import ServerProcess
     from qa.eval.gold import load_gold
-    from qa.serve.process import ServerProcess
 
     root = Path(__file__).resolve().parent.parent
     gold = [q.question for q in load_gold(root / "seeds" / "gold" / "news_gold.jsonl").questions]

@@ -8,8 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from qa.index.embedding import QueryEncoderName
-from qa.reader.backends import ReaderBackend
+from qa.names import QueryEncoderName, ReaderBackend
 from qa.resources import SEEDS_DIR, default_index_dir
 
 MAX_QUESTION_CHARS = 1000  # documented limit of the API and the CLI
@@ -61,7 +60,8 @@ class Settings(BaseSettings):
         description="what embeds questions; auto: the ONNX copy of the embedder when `qa export-embedder` made it",
     )
     reader_backend: Literal["auto", ReaderBackend] = Field(
-        "auto", description="how the reader runs; auto: the fastest of those as accurate as float32 (qa/models.py)"
+        "auto",
+        description="how the reader runs; auto: the fastest of those as accurate as float32 (qa/reader/loading.py)",
     )
     # Off: on 2 AVX2 cores, 8 concurrent questions read 0.82x as fast micro-batched as one
     # pass each (docs/benchmarks.md, bench.reader_batching); for machines where big batches pay.

@@ -31,22 +31,21 @@ from qa.index.embedding import Embedder, SentenceTransformerEmbedder
 from qa.index.legacy import read_version
 from qa.index.store import IndexSpec, IndexStore
 from qa.ingest.chunking import Chunker
-from qa.ingest.readers import IngestReport, ingest_paths
+from qa.ingest.files import IngestReport, ingest_paths
 from qa.reader.batching import MicroBatcher
 from qa.reader.extractive import ExtractiveReader, Reader, ReaderSpan, ReadingCost
 from qa.reader.focus import focus_windows
+from qa.reader.loading import choose_span_model, load_reader_tokenizer
 from qa.retrieval.followup import conversation_article, is_follow_up, with_topic
 from qa.retrieval.hybrid import Filters, Retrieved, Retriever
-from qa.retrieval.period import Period, period_in
-from qa.types import Answer, AnswerResult, Article, Chunk, Hit, Turn
+from qa.retrieval.period import period_in
+from qa.types import Answer, AnswerResult, Article, Batch, Chunk, Hit, Period, Turn
 
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 16  # passages embedded between two looks at whether questions are waiting
 UNSURE_CANDIDATES = 3  # answers shown when the best one is unsure, whatever top_k asked for
 YIELD_MAX_S = 1.0  # the longest a write steps aside per batch, so a stream of questions cannot starve it
-
-Batch = list[tuple[Article, list[Chunk], np.ndarray]]
 
 
 class ArticleNotFoundError(QAError, KeyError):
@@ -84,7 +83,8 @@ def _last_of_each_id(articles: Sequence[Article]) -> list[Article]:
 def embedded_batch(articles: Sequence[Article], chunks: dict[str, list[Chunk]], vectors: np.ndarray) -> Batch:
     """(article, its passages, their vectors) for each article, for `add_embedded`; `vectors`
     holds the passages of `articles` in that order, article by article."""
-    batch, at = [], 0
+    batch: Batch = []
+    at = 0
     for a in articles:
         n = len(chunks[a.id])
         batch.append((a, chunks[a.id], vectors[at : at + n]))
@@ -192,8 +192,6 @@ class QAPipeline:
     @property
     def reader(self) -> Reader:
         if self._reader is None:
-            from qa.models import choose_span_model, load_reader_tokenizer
-
             path = str(self.settings.reader_path) if self.settings.reader_path else None
             model = choose_span_model(self.settings.reader_backend, path, self.settings.threads)
             self._reader = ExtractiveReader(

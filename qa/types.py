@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from qa.retrieval.period import Period
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,29 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class Period:
+    """A period named in the question (read by qa/retrieval/period.py): a date range, with the
+    phrase that named it."""
+
+    date_from: str | None
+    date_to: str | None
+    as_of: bool = False  # "as of": the state of things then, so the newest article up to it is preferred
+    phrase: str = ""
+
+    def contains(self, day: str | None) -> bool:
+        """Whether an article dated `day` (yyyy-mm-dd) is dated within the period."""
+        if not day:
+            return False
+        return (not self.date_from or day >= self.date_from) and (not self.date_to or day <= self.date_to)
+
+    def remove_from(self, question: str) -> str:
+        """The question without the period's phrase ("Who was X in 2015?" -> "Who was X?")."""
+        rest = question.replace(self.phrase, " ", 1)
+        rest = re.sub(r"\s+([?.!,;])", r"\1", " ".join(rest.split()))
+        return re.sub(r"^[,;]\s*", "", rest).strip() or question
+
+
+@dataclass(frozen=True)
 class AnswerResult:
     question: str
     answers: list[Answer]
@@ -75,3 +98,9 @@ class AnswerResult:
     period: Period | None = None  # the period read from the question: a date filter ("as of") or a preference
     best_guess: Answer | None = None  # the best span whatever its score (for evaluation; never shown)
     reading: dict[str, int] = field(default_factory=dict)  # passages, windows and tokens the reader read
+
+
+# An article ready to store: its passages and their vectors, one row per passage, in order.
+EmbeddedArticle = tuple[Article, Sequence[Chunk], np.ndarray]
+# What one write stores, and what building an index reads in steps (qa/index/store.py).
+Batch = list[EmbeddedArticle]

@@ -1,5 +1,5 @@
 """Fixtures with the real parts: the seed index (built once per test session), a pipeline over
-it, real `qa serve` processes (started by qa.serve.process, as the benchmarks start theirs), and
+it, real `qa serve` processes (started by bench.server_process, as the benchmarks start theirs), and
 an in-process server over fake models for the fast tier's tests of the HTTP layer."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.serve.process import ServerProcess, ServerStartError, free_port, health
+from bench.server_process import ServerProcess, ServerStartError, free_port, health
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_OUTPUT = ROOT / "test-output"
@@ -38,7 +38,8 @@ def start_server_process(
     name: str = "server",
     args: Sequence[str] = (),
 ) -> ServerProcess:
-    """A ready `qa serve [args]` process (qa.serve.process), its log in test-output/; a failed start fails the test."""
+    """A ready `qa serve [args]` process (bench.server_process), its log in test-output/; a failed start fails the
+    test."""
     try:
         return ServerProcess(
             index_dir, TEST_OUTPUT / f"{name}-{time.time_ns()}.log", token, env, SERVER_START_TIMEOUT_S, args
@@ -89,7 +90,7 @@ def seed_index(tmp_path_factory: pytest.TempPathFactory) -> SeedIndex:
 @pytest.fixture(scope="session")
 def seed_pipeline(seed_index: SeedIndex, tmp_path_factory: pytest.TempPathFactory):
     from qa.config import Settings
-    from qa.models import configure_torch_threads
+    from qa.loading import configure_torch_threads
     from qa.pipeline import QAPipeline
 
     settings = Settings(index_dir=seed_index.copy_to(tmp_path_factory.mktemp("pipeline-index")))

@@ -22,12 +22,13 @@ def test_health_and_openapi(client):
     health = client.get("/healthz").json()
     assert health["status"] == "ready" and health["articles"] >= 164
     # The server says what its reader runs on: auto's choice among the backends present here.
-    from qa.models import available_backends
+    from qa.reader.loading import available_backends
 
     assert health["reader_backend"] in available_backends()
     # ...and what embeds questions: auto's choice, the first ONNX copy of the embedder that is
     # there and made from the embedder installed (`make install` makes the int8 one).
-    from qa.models import AUTO_QUERY_ENCODERS, ModelNotFoundError, query_encoder_file
+    from qa.index.loading import AUTO_QUERY_ENCODERS, query_encoder_file
+    from qa.loading import ModelNotFoundError
 
     def current(name: str) -> bool:
         try:

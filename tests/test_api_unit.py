@@ -157,29 +157,49 @@ def test_questions_are_refused_by_expected_wait_with_a_retry_after_from_the_serv
     anyio.run(main)
 
 
+class FakeClock:
+    """A clock that moves only when the work run through the gate says it took time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def work(self, seconds: float, until: threading.Event | None = None) -> None:
+        """Model work of `seconds`, begun once `until` is set."""
+        if until is not None:
+            assert until.wait(10)
+        self.now += seconds
+
+
 def test_answers_later_than_forecast_make_the_gate_forecast_later():
     async def main():
-        gate = ModelGate(concurrent=1, queued=8, max_wait_s=1.0)
+        clock = FakeClock()
+        gate = ModelGate(concurrent=1, queued=8, max_wait_s=1.0, clock=clock)
         gate.observe(0.05)  # as measured so far: a question holds the models 50 ms
         assert gate.lateness == STARTUP_LATENESS  # no answers seen yet: assumed late
 
-        async def ask(seconds):
-            return await gate.run(time.sleep, seconds, question=True)
+        async def ask(seconds, until=None):
+            return await gate.run(clock.work, seconds, until, question=True)
 
+        second_queued = threading.Event()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(ask, 0.4)  # ... but this one holds them 400 ms
+            tg.start_soon(ask, 0.4, second_queued)  # ... but this one holds them 400 ms
             while gate.inside < 1:
                 await anyio.sleep(0.001)
-            tg.start_soon(ask, 0.0)  # forecast: answered after 100 ms; answered after about 400
+            tg.start_soon(ask, 0.0)  # forecast: answered after (1 + 1) x 50 ms; answered after 400
             while gate.inside < 2:
                 await anyio.sleep(0.001)
-        assert 2.5 < gate.lateness < 8
+            second_queued.set()
+        assert gate.lateness == pytest.approx(0.4 / 0.1)
         # The next forecast is scaled by it: with one question inside, a newcomer is refused,
         # as its answer would come after (0.4 + 0.4) s x lateness, over the 1 s wait plus the
         # median service time; it would have been let in on the service times alone.
-        assert gate.service_s == pytest.approx(0.4, abs=0.05) and gate.typical_service_s == 0.05
+        assert gate.service_s == pytest.approx(0.4) and gate.typical_service_s == 0.05
+        checked = threading.Event()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(ask, 0.3)
+            tg.start_soon(ask, 0.3, checked)
             while gate.inside < 1:
                 await anyio.sleep(0.001)
             assert gate.service_s is not None and gate.typical_service_s is not None
@@ -187,6 +207,7 @@ def test_answers_later_than_forecast_make_the_gate_forecast_later():
             with pytest.raises(Busy, match="would wait about"):
                 await ask(0.0)
             assert 2 * gate.service_s < gate.max_wait_s + gate.typical_service_s
+            checked.set()
         # Answers sooner than forecast never make the forecast shorter than the work.
         for _ in range(40):
             gate.observe_lateness(0.01, 1.0)
@@ -389,8 +410,8 @@ def test_user_errors_share_one_base():
     from qa.eval.squad import SquadFormatError
     from qa.index.store import IndexConflictError
     from qa.ingest.chunking import ChunkingError
-    from qa.ingest.readers import ArticleTooLargeError
-    from qa.models import ModelNotFoundError
+    from qa.ingest.files import ArticleTooLargeError
+    from qa.loading import ModelNotFoundError
     from qa.pipeline import ArticleNotFoundError, QuestionError
     from qa.retrieval.hybrid import FilterError
 
@@ -409,3 +430,23 @@ def test_user_errors_share_one_base():
     assert issubclass(QuestionError, ValueError) and issubclass(
         ArticleNotFoundError, KeyError
     )  # old catches still work
+
+
+def three_dated_articles(tmp_path):
+    d = tmp_path / "seeds3"
+    d.mkdir()
+    for name, year in (("a", 2021), ("b", 2026), ("c", 2031)):
+        (d / f"{name}.txt").write_text(f"Treaty news {name}\nThe treaty is set to expire in {year}, officials said.")
+    return d
+
+
+def test_qa_top_k_is_the_default_number_of_answers_for_ask(tmp_path):
+    s = Settings(
+        index_dir=tmp_path / "index", seeds_dir=three_dated_articles(tmp_path), no_answer_threshold=0.01, top_k=2
+    )
+    with TestClient(create_app(s, QAPipeline(s, FakeEmbedder(), FakeReader()))) as client:
+        wait_ready(client)
+        question = "When did the treaty expire?"
+        assert len(client.post("/ask", json={"question": question}).json()["answers"]) == 2
+        assert len(client.post("/ask", json={"question": question, "top_k": 1}).json()["answers"]) == 1
+        assert len(client.post("/ask", json={"question": question, "top_k": 3}).json()["answers"]) == 3

@@ -32,3 +32,29 @@ def test_bad_values_are_clear_errors(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("QA_CHUNK_OVERLAP")
     assert main(["eval", str(gold)]) == 2
     assert "gold.jsonl:1: 'answers'" in capsys.readouterr().err
+
+
+def test_ask_shows_qa_top_k_answers_unless_told(tmp_path, monkeypatch, capsys):
+    import qa.cli
+    from qa.config import Settings
+    from qa.pipeline import QAPipeline
+    from tests.fakes import FakeEmbedder, FakeReader
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for name, year in (("a", 2021), ("b", 2026), ("c", 2031)):
+        (seeds / f"{name}.txt").write_text(
+            f"Treaty news {name}\nThe treaty is set to expire in {year}, officials said."
+        )
+    settings = Settings(index_dir=tmp_path / "index", seeds_dir=seeds, no_answer_threshold=0.01, top_k=2)
+    pipeline = QAPipeline(settings, FakeEmbedder(), FakeReader())
+    pipeline.load_or_build()
+    monkeypatch.setattr(qa.cli, "_pipeline", lambda: pipeline)
+
+    def answers_shown(*args):
+        assert main(["ask", "When did the treaty expire?", *args]) == 0
+        return sum(1 for line in capsys.readouterr().out.splitlines() if line[:1].isdigit())
+
+    assert answers_shown() == 2
+    assert answers_shown("-k", "1") == 1
+    assert answers_shown("-k", "3") == 3

@@ -31,7 +31,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: the cluster tests
 
 from qa.cluster import ClusterError  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.ingest.readers import ingest_paths  # noqa: E402
+from qa.ingest.files import ingest_paths  # noqa: E402
 from qa.pipeline import QAPipeline  # noqa: E402
 from tests.index_state import index_state  # noqa: E402
 from tests.servers import ROOT, TEST_OUTPUT, start_server_process  # noqa: E402

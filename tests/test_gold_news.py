@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from qa.eval.gold import load_gold
-from qa.ingest.readers import ingest_paths
+from qa.ingest.files import ingest_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 

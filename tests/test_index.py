@@ -14,7 +14,6 @@ import pytest
 
 from qa.config import Settings
 from qa.index import db
-from qa.index.lexical_backends import TantivyLexical
 from qa.index.store import (
     IndexConflictError,
     IndexCorruptError,
@@ -22,6 +21,7 @@ from qa.index.store import (
     IndexNotFoundError,
     IndexRestoreNeededError,
 )
+from qa.index.tantivy_engine import TantivyLexical
 from qa.pipeline import ArticleNotFoundError, QAPipeline
 from qa.types import Article
 from tests.fakes import FakeEmbedder, FakeReader

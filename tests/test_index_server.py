@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from qa.serve.process import ROOT, free_port, health
+from bench.server_process import ROOT, free_port, health
 from tests.servers import TEST_OUTPUT
 
 pytestmark = [pytest.mark.server, pytest.mark.real_models]

@@ -3,8 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.ingest.pages import parse_html, parse_markdown
-from qa.ingest.readers import (
+from qa.ingest.files import (
     IngestError,
     IngestReport,
     clean_text,
@@ -13,6 +12,7 @@ from qa.ingest.readers import (
     make_article,
     parse_bytes,
 )
+from qa.ingest.pages import parse_html, parse_markdown
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "articles" / "000_bdb2fb7eb406ee43.txt"
 BOILERPLATE = ["Loading ....", "Source link", "Please enter your comment!", "Please enter your name here"]

@@ -2,7 +2,8 @@ import sqlite3
 
 import pytest
 
-from qa.index.lexical_backends import Fts5Lexical, LexicalIndexError, TantivyLexical, fold, query_terms
+from bench.fts5_lexical import Fts5Lexical
+from qa.index.tantivy_engine import LexicalIndexError, TantivyLexical, fold, query_terms
 
 DOCS = [
     (10, "Erdoğan met the Greek prime minister in Ankara on Tuesday."),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from qa.eval.gold import load_gold
-from qa.ingest.readers import ingest_paths
+from qa.ingest.files import ingest_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 NEWS = ROOT / "bench" / "news"

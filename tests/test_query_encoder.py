@@ -15,10 +15,10 @@ from pydantic import ValidationError
 
 from qa.config import Settings
 from qa.index.embedding import SentenceTransformerEmbedder
-from qa.index.query_export import RECIPES, UnsupportedEmbedderError, export_query_encoder
-from qa.models import ModelNotFoundError, QueryEncoderError, choose_query_encoder, embedder_dir
-from qa.onnx_export import onnx_source_digest, weights_digest
+from qa.index.loading import QueryEncoderError, UnsupportedEmbedderError, choose_query_encoder, embedder_dir
+from qa.loading import ModelNotFoundError, onnx_source_digest, weights_digest
 from qa.pipeline import QAPipeline
+from qa.training.embedder_export import RECIPES, export_query_encoder
 from qa.types import Article
 from tests.fakes import FakeReader
 

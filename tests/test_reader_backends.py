@@ -1,6 +1,6 @@
 """The reader's backends on the shipped weights: ONNX and CTranslate2 copies exported from them
-read the answers float32 PyTorch reads; "auto" chooses among the accurate backends present; a missing, stale or
-unknown backend is a clear error."""
+read the answers float32 PyTorch reads; "auto" chooses among the accurate backends present; a
+missing, stale or unknown backend is a clear error."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from qa.config import Settings
-from qa.models import (
+from qa.loading import ModelNotFoundError, onnx_source_digest, weights_digest
+from qa.pipeline import QAPipeline
+from qa.reader.backends import CT2_DIR, ct2_source_digest
+from qa.reader.extractive import ExtractiveReader, encode_windows
+from qa.reader.loading import (
     BUNDLED_READER_DIR,
-    ModelNotFoundError,
     ReaderBackendError,
     available_backends,
     choose_span_model,
@@ -21,10 +24,7 @@ from qa.models import (
     load_reader_tokenizer,
     load_span_model,
 )
-from qa.onnx_export import onnx_source_digest, weights_digest
-from qa.pipeline import QAPipeline
-from qa.reader.export import CT2_DIR, CT2_RECIPE, RECIPES, ct2_source_digest
-from qa.reader.extractive import ExtractiveReader, encode_windows
+from qa.training.reader_export import CT2_RECIPE, RECIPES
 from tests.fakes import FakeEmbedder
 
 pytestmark = pytest.mark.real_models

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from qa.cli import build_parser, main
 from qa.config import Settings
-from qa.reader.backends import BACKENDS, fastest, probe_batch
+from qa.names import BACKENDS
+from qa.reader.backends import fastest, probe_batch
 
 
 class SleepingModel:
@@ -64,6 +65,6 @@ def test_every_backend_and_auto_are_accepted_and_nothing_else(monkeypatch):
 def test_export_reader_has_help_and_refuses_a_folder_without_weights(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(["export-reader", "--help"])
-    assert exc.value.code == 0 and "--recipe {fp32,int8}" in capsys.readouterr().out
+    assert exc.value.code == 0 and "--recipe {fp32,int8,ct2-int8}" in capsys.readouterr().out
     assert main(["export-reader", "--reader", str(tmp_path)]) == 2
     assert f"no reader weights at {tmp_path / 'model.safetensors'}" in capsys.readouterr().err

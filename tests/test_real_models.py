@@ -6,7 +6,7 @@ import pytest
 
 from qa.eval.gold import load_gold
 from qa.eval.runner import evaluate
-from qa.ingest.readers import ingest_paths
+from qa.ingest.files import ingest_paths
 
 pytestmark = pytest.mark.real_models
 
@@ -158,8 +158,8 @@ def test_lavrov_is_among_the_answers(seed_pipeline):
 def test_passages_read_for_one_question_share_one_softmax():
     # Float32: with an int8 reader the scores also depend a little on which windows share a
     # forward pass (one activation scale per batch), which is not what this test is about.
-    from qa.models import load_reader_tokenizer, load_span_model
     from qa.reader.extractive import ExtractiveReader
+    from qa.reader.loading import load_reader_tokenizer, load_span_model
 
     reader = ExtractiveReader(load_reader_tokenizer(), load_span_model("torch-fp32"))
     question = "When was Tiger released?"

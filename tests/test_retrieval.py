@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from qa.config import Settings
-from qa.index.lexical import BM25, tokenize
+from qa.index.words import tokenize
 from qa.ingest.chunking import Chunker
 from qa.pipeline import QAPipeline
 from qa.retrieval.hybrid import FilterError, Filters, rrf_fuse
+from qa.training.memory_bm25 import BM25
 from qa.types import Article
 from tests.fakes import FakeEmbedder, FakeReader
 

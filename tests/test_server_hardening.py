@@ -20,11 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.server_process import free_port, health
 from qa.config import Settings
 from qa.index.store import IndexStore
 from qa.pipeline import QAPipeline
 from qa.serve.deps import AppState
-from qa.serve.process import free_port, health
 from tests.fakes import FakeEmbedder, FakeReader
 from tests.servers import ROOT, TEST_OUTPUT, InProcessServer
 from tests.test_server_guards import read_until_closed

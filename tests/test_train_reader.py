@@ -8,7 +8,7 @@ from safetensors import safe_open
 
 from qa.eval.squad import SquadQuestion, load_squad
 from qa.ingest.chunking import Chunker
-from qa.reader.training import (
+from qa.training.reader_training import (
     STATE_FILE,
     TrainConfig,
     _negatives_for,
@@ -64,7 +64,7 @@ def squad_file(tmp_path):
 def test_window_labels_point_at_the_answer_or_cls(squad_file):
     from transformers import AutoTokenizer
 
-    from qa.models import embedder_dir
+    from qa.index.loading import embedder_dir
 
     tokenizer = AutoTokenizer.from_pretrained(str(embedder_dir()))
     questions = load_squad(squad_file)
@@ -99,6 +99,7 @@ def test_export_resume_and_reproducibility(squad_file, tmp_path):
             max_features=4,
             checkpoint_minutes=0,
             threads=1,
+            bf16=False,  # float32, as before TrainConfig took the CLI's default (bf16)
         )
         return TrainConfig(**{**settings, **overrides})
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.serve.process import free_port as _free_port
-from qa.serve.process import health as _health
+from bench.server_process import free_port as _free_port
+from bench.server_process import health as _health
 from tests.servers import ROOT, TEST_OUTPUT, SeedIndex
 
 pytestmark = [pytest.mark.wheel, pytest.mark.server]
@@ -81,11 +81,11 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 def test_the_wheel_ships_the_page_and_the_articles(installed: Path, tmp_path: Path) -> None:
-    from qa.ingest.readers import ingest_paths
+    from qa.ingest.files import ingest_paths
 
     probe = (
         "import json, qa; from qa.config import Settings; from qa.resources import WEB_DIR; "
-        "from qa.ingest.readers import ingest_paths; s = Settings(); "
+        "from qa.ingest.files import ingest_paths; s = Settings(); "
         "print(json.dumps({'qa': qa.__file__, 'web': str(WEB_DIR), 'seeds': str(s.seeds_dir), "
         "'index': str(s.index_dir), 'ids': sorted(a.id for a in ingest_paths([s.seeds_dir]).articles)}))"
     )

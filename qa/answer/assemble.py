@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from qa.answer.boundaries import trim
-from qa.eval.metrics import normalize_answer
+from qa.answer.normalize import normalize_answer
 from qa.reader.extractive import ReaderSpan
 from qa.types import Answer, Article, Hit
 

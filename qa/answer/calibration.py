@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from qa.config import Settings
-from qa.models import BUNDLED_READER_DIR
+from qa.reader.loading import BUNDLED_READER_DIR
 
 log = logging.getLogger(__name__)
 

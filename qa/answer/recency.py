@@ -15,8 +15,7 @@ import re
 from collections.abc import Sequence
 
 from qa.reader.extractive import Reader
-from qa.retrieval.period import Period
-from qa.types import Answer, Hit
+from qa.types import Answer, Hit, Period
 
 # A newer article counts as answering "about as surely" when its own best span has at least
 # this share of the probability the top article gives its best span, each read alone.

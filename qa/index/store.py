@@ -5,7 +5,7 @@ Layout under index_dir:
     LOCK          flock'ed by the one process writing; holds who that is
     g000003/      store.sqlite (articles, passages, vectors, change log: db.py)
                   dense.json + dense-*.faiss (the FAISS checkpoint: dense.py)
-                  lexical/ + lexical.json (the tantivy index and the change it covers: text.py)
+                  lexical/ + lexical.json (the tantivy index and the change it covers: lexical_index.py)
 A generation is made whole by a (re)build or a restore and then changed in place, one SQLite
 transaction per write, so a write costs its own articles, not the archive. A crash mid-build
 leaves CURRENT naming the previous generation; a crash mid-write leaves the SQLite state from
@@ -39,9 +39,9 @@ from qa.errors import QAError
 from qa.index import db
 from qa.index.db import IndexSpec
 from qa.index.dense import DenseIndex, DenseSettings, fsync_path
-from qa.index.lexical_backends import LexicalIndexDamaged, LexicalIndexError
-from qa.index.text import TextIndex
-from qa.types import Article, Chunk
+from qa.index.lexical_index import TextIndex
+from qa.index.tantivy_engine import LexicalIndexDamaged, LexicalIndexError
+from qa.types import Article, Chunk, EmbeddedArticle
 
 log = logging.getLogger(__name__)
 
@@ -179,12 +179,9 @@ class Generation:
                     raise sqlite3.DatabaseError(result)
             fmt, spec = db.read_spec(conn)
             self.lost_writes = self._derived_ahead(conn)
-            conn.execute("BEGIN")
-            try:
+            with db.transaction(conn, "DEFERRED"):  # a read snapshot
                 with self.dense.lock:
                     self.dense.load(conn)
-            finally:
-                conn.execute("COMMIT")
         except (sqlite3.DatabaseError, db.StoreError, OSError, KeyError, TypeError, ValueError) as exc:
             raise IndexCorruptError(
                 f"index database {self.path} is unreadable or damaged ({exc}); {_restore_hint(self.folder)}"
@@ -250,8 +247,7 @@ class Generation:
         dense results and everything read through the view describe the same version (a write
         committed meanwhile is seen by the next question)."""
         conn = self.conn()
-        conn.execute("BEGIN")
-        try:
+        with db.transaction(conn, "DEFERRED"):  # a read snapshot
             with self.dense.lock:
                 self.dense.catch_up(conn)  # also opens the read snapshot
                 view = ReadView(conn, self.spec, self.text, allowed_filter)
@@ -259,8 +255,6 @@ class Generation:
                 if vector is not None:
                     dense = self.dense.search(vector, k, view.allowed_ids, conn)
             yield view, dense
-        finally:
-            conn.execute("COMMIT")
 
     def counts(self) -> tuple[int, int]:
         return db.counts(self.conn())
@@ -273,14 +267,11 @@ class Generation:
 
     def article_page(self, offset: int, limit: int, contains: str | None = None) -> tuple[list[Article], int]:
         conn = self.conn()
-        conn.execute("BEGIN")  # the page and its total from one snapshot
-        try:
+        with db.transaction(conn, "DEFERRED"):  # the page and its total from one snapshot
             return db.article_page(conn, offset, limit, contains)
-        finally:
-            conn.execute("COMMIT")
 
     # ---- writes (the caller holds the store's LOCK) --------------------------------------------
-    def apply(self, add: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]], delete: Sequence[str]) -> int:
+    def apply(self, add: Sequence[EmbeddedArticle], delete: Sequence[str]) -> int:
         """One transaction: delete articles, add (or replace) others; returns articles deleted."""
         conn = self.writer_conn()
         try:
@@ -292,14 +283,11 @@ class Generation:
         except db.StoreError as exc:
             raise QAIndexError(str(exc)) from exc
         # Make this process's questions see it at once, index its texts, and checkpoint FAISS when due.
-        conn.execute("BEGIN")
-        try:
+        with db.transaction(conn, "DEFERRED"):  # a read snapshot
             with self.dense.lock:
                 self.dense.catch_up(conn)
             self.text.catch_up(conn)
             due = self.dense.needs_checkpoint(db.counts(conn)[1])
-        finally:
-            conn.execute("COMMIT")
         if due:
             self.checkpoint()
         return removed
@@ -307,19 +295,17 @@ class Generation:
     def catch_up_text(self) -> int:
         """Bring the lexical index up to the database (the caller holds the store's LOCK)."""
         conn = self.writer_conn()
-        conn.execute("BEGIN")
         try:
-            return self.text.catch_up(conn)
+            with db.transaction(conn, "DEFERRED"):  # a read snapshot
+                return self.text.catch_up(conn)
         finally:
-            conn.execute("COMMIT")
             self.text.release_writer()
 
     def derived_problems(self) -> list[str]:
         """How the FAISS and tantivy indexes disagree with the passages stored, and writes found
         lost (none: [])."""
         conn = self.conn()
-        conn.execute("BEGIN")
-        try:
+        with db.transaction(conn, "DEFERRED"):  # a read snapshot
             lost = [*db.find_meta(conn, "lost_writes", []), *self.lost_writes]
             _, n = db.counts(conn)
             stored = conn.execute("SELECT count(*) FROM passages").fetchone()[0]
@@ -327,8 +313,6 @@ class Generation:
                 self.dense.catch_up(conn)
                 dense = self.dense.ntotal
             text = self.text.count() if not self.text.needs_catch_up(conn) else None
-        finally:
-            conn.execute("COMMIT")
         problems = [
             f"{what} holds {got} passages, the database {stored}"
             for what, got in (("the passage count", n), ("the dense index", dense), ("the lexical index", text))
@@ -340,19 +324,13 @@ class Generation:
 
     def text_needs_catch_up(self) -> bool:
         conn = self.conn()
-        conn.execute("BEGIN")
-        try:
+        with db.transaction(conn, "DEFERRED"):  # a read snapshot
             return self.text.needs_catch_up(conn)
-        finally:
-            conn.execute("COMMIT")
 
     def checkpoint(self) -> None:
         conn = self.writer_conn()
-        conn.execute("BEGIN")
-        try:
+        with db.transaction(conn, "DEFERRED"):  # a read snapshot
             self.dense.checkpoint(conn)
-        finally:
-            conn.execute("COMMIT")
         self.checkpoint_wal()
 
     def checkpoint_wal(self) -> bool:
@@ -451,7 +429,7 @@ class IndexStore:
                 if name.startswith("v"):
                     raise IndexMismatchError(
                         f"index at {self.root} is in the old format 1 (one folder per version); "
-                        "convert it, keeping every article, with: qa index --migrate"
+                        "`qa ask`, `qa ingest` or `qa serve` convert it on opening, keeping every article"
                     )
                 fresh = Generation(self.root / name, self.spec, self.dense_settings)
                 fresh.open(check=gen is None)
@@ -551,14 +529,14 @@ class IndexStore:
 
     def apply(
         self,
-        add: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]],
+        add: Sequence[EmbeddedArticle],
         delete: Sequence[str] = (),
         what: str = "a write",
     ) -> int:
         with self.write_lock(what):
             return self.generation().apply(add, delete)
 
-    def build(self, batches: Iterator[Sequence[tuple[Article, Sequence[Chunk], np.ndarray]]]) -> str:
+    def build(self, batches: Iterator[Sequence[EmbeddedArticle]]) -> str:
         """A new generation from scratch, made current only once complete; returns its name."""
         with self.write_lock("a rebuild"):
             for stale in self.root.glob(".tmp-*"):  # left by a crash mid-build

@@ -1,2 +1,3 @@
-"""Stage 1, ingest: files (text, Markdown, HTML, JSONL) in -> `Article`s out (readers.py);
-then `Article` in -> `Chunk` passages with exact character offsets out (chunking.py)."""
+"""Stage 1, ingest: article files (text, Markdown, HTML, JSONL) in -> `Article`s out (files.py,
+news pages through pages.py); then `Article` in -> `Chunk` passages with exact character
+offsets out (chunking.py)."""

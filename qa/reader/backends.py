@@ -2,21 +2,25 @@
 
 The extractive reader only needs this one call, so the same weights can run as PyTorch in
 float32 (every CPU) or under bfloat16 autocast (CPUs with native bf16), or as an ONNX model
-exported from them (ONNX Runtime; export.py makes it, float32 or int8).
-`qa.models.choose_span_model` picks one from QA_READER_BACKEND; for "auto" it times those
+exported from them (ONNX Runtime; qa/training/reader_export.py makes it, float32 or int8), or
+converted for CTranslate2 (int8).
+`qa.reader.loading.choose_span_model` picks one from QA_READER_BACKEND; for "auto" it times those
 available on the machine and keeps the fastest (`fastest`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+from qa.loading import SOURCE_KEY, onnx_cpu_session
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -28,8 +32,7 @@ log = logging.getLogger(__name__)
 # so "auto" may choose any: onnx-int8 (outlier channels in float32) measured -0.22 F1 +- 0.57
 # on 2,643 questions. No PyTorch int8: its dynamic quantisation lost more F1 than ONNX
 # Runtime's, and the quantised-tensor API it rests on is deprecated (torch 2.13 warns).
-ReaderBackend = Literal["torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", "ctranslate2-int8"]
-BACKENDS: tuple[str, ...] = get_args(ReaderBackend)
+# The backends' names: ReaderBackend and BACKENDS in qa/names.py.
 # Those that score answers as float32 PyTorch does (within rounding): one calibration serves
 # them all; an int8 one has its own (qa/answer/calibration.py).
 FLOAT_BACKENDS: tuple[str, ...] = ("torch-fp32", "torch-bf16", "onnx-fp32")
@@ -72,8 +75,6 @@ class OnnxSpanModel:
     """An ONNX span model under ONNX Runtime on the CPU, with `threads` intra-op threads."""
 
     def __init__(self, path: Path, threads: int, name: str) -> None:
-        from qa.models import onnx_cpu_session
-
         self.session = onnx_cpu_session(path, threads)
         self.name = name
 
@@ -87,14 +88,25 @@ class OnnxSpanModel:
         return np.asarray(start), np.asarray(end)
 
 
+CT2_DIR = "ct2-int8"  # the CTranslate2 copy's folder, beside the weights (qa/training/reader_export.py)
+CT2_HEAD = "span_head.npz"  # the span head's weight (2 x hidden) and bias
+CT2_STAMP = "source.json"  # {SOURCE_KEY: digest of the weights it came from}
+
+
+def ct2_source_digest(folder: Path) -> str | None:
+    """The weights digest recorded in a CTranslate2 copy (None if it has none)."""
+    try:
+        return json.loads((folder / CT2_STAMP).read_text()).get(SOURCE_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 class CTranslate2SpanModel:
     """The reader's encoder under CTranslate2 (int8 weights), its span head in numpy: CTranslate2
     takes each row at its own length, so no padding is read."""
 
     def __init__(self, folder: Path, threads: int, name: str = "ctranslate2-int8") -> None:
         import ctranslate2
-
-        from qa.reader.export import CT2_HEAD
 
         self.encoder = ctranslate2.Encoder(str(folder), device="cpu", compute_type="int8", intra_threads=threads)
         head = np.load(folder / CT2_HEAD)

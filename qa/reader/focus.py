@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from qa.index.lexical import tokenize
+from qa.index.words import tokenize
 from qa.ingest.chunking import sentence_spans
 
 PREFIX = 5  # characters of a word that must agree: a crude stem, enough for English inflections

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from qa.index.lexical import STOPWORDS, tokenize
+from qa.index.words import STOPWORDS, tokenize
 from qa.retrieval.hybrid import Retriever
 from qa.types import Turn
 

@@ -9,8 +9,8 @@ import numpy as np
 
 from qa.errors import QAError
 from qa.index.embedding import Embedder
-from qa.index.lexical import tokenize
 from qa.index.store import IndexStore, ReadView
+from qa.index.words import tokenize
 from qa.types import Article, Hit
 
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
 from datetime import date, timedelta
+
+from qa.types import Period
 
 _MONTHS = {name.lower(): n for n, name in enumerate(calendar.month_name) if name}
 _PERIOD = re.compile(
@@ -29,26 +30,6 @@ _PERIOD = re.compile(
     rf"(?:(?P<month>{'|'.join(_MONTHS)})\s+)?(?P<year>1[89]\d\d|2\d\d\d)(?=\s*(?:[?.!,;]|$))",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class Period:
-    date_from: str | None
-    date_to: str | None
-    as_of: bool = False  # "as of": the state of things then, so the newest article up to it is preferred
-    phrase: str = ""
-
-    def contains(self, day: str | None) -> bool:
-        """Whether an article dated `day` (yyyy-mm-dd) is dated within the period."""
-        if not day:
-            return False
-        return (not self.date_from or day >= self.date_from) and (not self.date_to or day <= self.date_to)
-
-    def remove_from(self, question: str) -> str:
-        """The question without the period's phrase ("Who was X in 2015?" -> "Who was X?")."""
-        rest = question.replace(self.phrase, " ", 1)
-        rest = re.sub(r"\s+([?.!,;])", r"\1", " ".join(rest.split()))
-        return re.sub(r"^[,;]\s*", "", rest).strip() or question
 
 
 def _bounds(year: int, month: int | None) -> tuple[str, str]:

@@ -15,8 +15,8 @@ from starlette.requests import ClientDisconnect
 from qa.config import Settings
 from qa.errors import QAError
 from qa.index.store import IndexConflictError, QAIndexError
-from qa.ingest.readers import ArticleTooLargeError
-from qa.models import ModelNotFoundError
+from qa.ingest.files import ArticleTooLargeError
+from qa.loading import ModelNotFoundError
 from qa.pipeline import ArticleNotFoundError, QAPipeline
 from qa.resources import WEB_DIR
 from qa.serve.deps import AppState

@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from qa.config import Settings
 from qa.index.store import QAIndexError
+from qa.loading import configure_torch_threads
 from qa.pipeline import QAPipeline
 from qa.serve.guards import ADMIN_CHECKED, ModelGate
 
@@ -73,8 +74,6 @@ class AppState:
 
     def load(self, pipeline: QAPipeline | None = None) -> None:
         try:
-            from qa.models import configure_torch_threads
-
             configure_torch_threads(self.settings.threads)
             pipeline = self._candidate = pipeline or self._candidate or QAPipeline(self.settings)
             report = pipeline.load_or_build()

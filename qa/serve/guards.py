@@ -83,8 +83,14 @@ class ModelGate:
     the page keep answering while questions queue."""
 
     def __init__(
-        self, concurrent: int, queued: int, max_wait_s: float, busy_with: str = "answering other questions"
+        self,
+        concurrent: int,
+        queued: int,
+        max_wait_s: float,
+        busy_with: str = "answering other questions",
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        self._clock = clock  # seconds; tests pass a clock of their own
         self._concurrent = concurrent
         self.busy_with = busy_with  # for the 503's message: what the requests ahead are doing
         self._capacity = concurrent + queued
@@ -156,18 +162,19 @@ class ModelGate:
             )
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self._concurrent)
-        forecast_s, arrived = self._forecast_s(), time.perf_counter()
+        forecast_s, arrived = self._forecast_s(), self._clock()
         self.inside += 1
         try:
             async with self._limiter:
                 if question and client_gone is not None and await client_gone():
                     raise ClientGone()
-                started = time.perf_counter()
+                started = self._clock()
                 result = await anyio.to_thread.run_sync(functools.partial(fn, *args))
                 if question:
-                    self.observe(time.perf_counter() - started)
+                    finished = self._clock()
+                    self.observe(finished - started)
                     if forecast_s > 0:
-                        self.observe_lateness(time.perf_counter() - arrived, forecast_s)
+                        self.observe_lateness(finished - arrived, forecast_s)
                 return result
         finally:
             self.inside -= 1

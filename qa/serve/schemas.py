@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
 
 from qa.config import MAX_QUESTION_CHARS
-from qa.ingest.readers import ARTICLE_ID_PATTERN, MAX_SOURCE_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS, is_web_url
+from qa.ingest.files import ARTICLE_ID_PATTERN, MAX_SOURCE_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS, is_web_url
 from qa.pipeline import has_visible_text
 from qa.retrieval.hybrid import Filters
 from qa.types import Answer, Article
@@ -63,7 +63,9 @@ class AskRequest(Strict):
         description=f"the question, 1 to {MAX_QUESTION_CHARS} characters",
         examples=["When does New START expire?"],
     )
-    top_k: StrictInt = Field(3, ge=1, le=20, description="how many answers to return (1-20)")
+    top_k: StrictInt | None = Field(
+        None, ge=1, le=20, description="how many answers to return (1-20; default: the server's QA_TOP_K, 3 unless set)"
+    )
     filters: AskFilters | None = None
     history: list[HistoryQuestion | Turn] = Field(
         default_factory=list,

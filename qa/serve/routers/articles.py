@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from qa.ingest.readers import ArticleTooLargeError, IngestError, IngestReport, make_article, parse_bytes
+from qa.ingest.files import ArticleTooLargeError, IngestError, IngestReport, make_article, parse_bytes
 from qa.pipeline import ArticleNotFoundError, QAPipeline
 from qa.serve.deps import PipelineDep, SettingsDep, WriteGateDep, require_admin
 from qa.serve.schemas import AddArticlesRequest, AddArticlesResponse, ArticleFull, ArticleOut, ArticlePage
@@ -58,8 +58,10 @@ async def _read_body(request: Request, max_bytes: int | None) -> bytes:
     return bytes(body)
 
 
+# Plain `def` for the routes that read SQLite: FastAPI runs them in its thread pool, off the
+# event loop (each thread reads through its own connection, qa/index/store.py).
 @router.get("", response_model=ArticlePage)
-async def list_articles(
+def list_articles(
     pipeline: PipelineDep,
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(50, ge=1, le=500),
@@ -71,7 +73,7 @@ async def list_articles(
 
 
 @router.get("/{article_id}", response_model=ArticleFull)
-async def get_article(article_id: str, pipeline: PipelineDep) -> ArticleFull:
+def get_article(article_id: str, pipeline: PipelineDep) -> ArticleFull:
     article = pipeline.article(article_id)
     if article is None:
         raise HTTPException(404, f"no article with id {article_id!r}")

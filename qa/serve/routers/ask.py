@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from qa.answer.messages import NO_ANSWER_MESSAGE, UNSURE_MESSAGE
 from qa.serve.deps import GateDep, PipelineDep
 from qa.serve.schemas import AnswerOut, AskRequest, AskResponse, PeriodOut
 
 router = APIRouter(tags=["ask"])
-
-NO_ANSWER_MESSAGE = "I couldn't find that in the articles."
-UNSURE_MESSAGE = "I'm not sure. The best candidates, with their sources:"
 
 
 @router.post(

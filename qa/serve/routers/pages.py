@@ -21,8 +21,10 @@ async def page(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "index.html", {"max_question_chars": MAX_QUESTION_CHARS})
 
 
+# Not async: counting reads SQLite, which must not block the event loop (FastAPI runs a plain
+# `def` route in its thread pool).
 @router.get("/healthz", response_model=Health, tags=["health"])
-async def healthz(state: StateDep) -> JSONResponse:
+def healthz(state: StateDep) -> JSONResponse:
     if state.pipeline is not None:
         counts = state.pipeline.counts()
         health = Health(

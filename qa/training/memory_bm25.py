@@ -1,42 +1,16 @@
-"""Query words and an in-memory Okapi BM25.
-
-`tokenize` gives a text's content words (for the follow-up rule and the in-memory BM25; the
-persisted index, tantivy in text.py, folds the same way in lexical_backends.py): Unicode-aware
-(`Erdoğan` -> `erdogan`, `São Paulo` -> `sao paulo`), case- and accent-folded, stopwords dropped.
-The in-memory `BM25` serves small, throwaway corpora (one article's passages when training mines
-hard negatives); absent query words score nothing, unlike BM25L."""
+"""An in-memory Okapi BM25 for small, throwaway corpora (one article's passages when training
+mines hard negatives, reader_training.py): absent query words score nothing, unlike BM25L.
+The persisted index is tantivy's (qa/index/lexical_index.py)."""
 
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 import numpy as np
 
-_TOKEN = re.compile(r"\w+")
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further had
-    has have having he her here hers herself him himself his how i if in into is it its itself just
-    me more most my myself no nor not now of off on once only or other our ours ourselves out over own
-    same she should so some such than that the their theirs them themselves then there these they
-    this those through to too under until up very was we were what when where which while who whom
-    why will with would you your yours yourself yourselves s t""".split()
-)
-
-
-def fold(text: str) -> str:
-    """Case- and accent-folded text (combining marks dropped: Erdoğan -> erdogan)."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
-def tokenize(text: str) -> list[str]:
-    """Content words: folded, split on non-word characters ("Obama's" -> obama, s), stopwords dropped."""
-    return [t for t in _TOKEN.findall(fold(text)) if t not in STOPWORDS and t != "_"]
+from qa.index.words import tokenize
 
 
 class BM25:

@@ -11,42 +11,25 @@ recall and F1 end to end, other passages read for a third of questions; docs/ben
 batches, where float32 ONNX measured no faster, and always by PyTorch: an index's vectors do
 not depend on which query encoder is installed.
 
-Same steps as the reader's export (qa/onnx_export.py): torch.onnx.export with eager attention,
+Same steps as the reader's export (qa/training/onnx_steps.py): torch.onnx.export with eager attention,
 ONNX Runtime's BERT fusions, and for the int8 recipe its dynamic quantisation.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.errors import QAError
-from qa.onnx_export import fuse_bert, quantise_int8, save_stamped
+from qa.index.loading import ONNX_FILES, max_seq_length
+from qa.training.onnx_steps import fuse_bert, quantise_int8, save_stamped
 
 if TYPE_CHECKING:
     import torch
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "embedding"
-RECIPES: dict[str, str] = {"fp32": "query.fp32.onnx", "int8": "query.int8.onnx"}  # recipe -> file name
-
-
-class UnsupportedEmbedderError(QAError, ValueError):
-    """The embedder pools or truncates in a way the query encoder does not reproduce."""
-
-
-def max_seq_length(embedder_dir: Path) -> int:
-    """Tokens sentence-transformers keeps of a text, and a check that it mean-pools: the query
-    encoder reproduces exactly that and nothing else."""
-    pooling_file = embedder_dir / "1_Pooling" / "config.json"
-    pooling = json.loads(pooling_file.read_text()) if pooling_file.is_file() else {}
-    if not pooling.get("pooling_mode_mean_tokens"):
-        raise UnsupportedEmbedderError(f"{embedder_dir} does not mean-pool ({pooling_file}): no ONNX query encoder")
-    config_file = embedder_dir / "sentence_bert_config.json"
-    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
-    return int(config.get("max_seq_length", 512))
+RECIPES = ONNX_FILES  # recipe -> file name
 
 
 def _encoder_module(embedder_dir: Path) -> torch.nn.Module:

