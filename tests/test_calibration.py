@@ -41,6 +41,19 @@ def test_reading_another_number_of_passages_than_tuned_for_is_warned_about(tmp_p
     assert "tuned reading 10 passages, this server reads 5" in caplog.text
 
 
+def test_the_stop_score_holds_only_for_the_passages_read_first_it_was_tuned_for(tmp_path, caplog):
+    (tmp_path / CALIBRATION_FILE).write_text('{"no_answer_threshold": 0.002, "stop_score": 0.02, "read_first": 3}')
+    assert load_calibration(Settings(reader_path=tmp_path, read_first=3)).stop_score == 0.02
+    assert "every passage is read" not in caplog.text
+    # Tuned for 3 first: with 5 first the score means something else, so the cascade is off.
+    assert load_calibration(Settings(reader_path=tmp_path, read_first=5)).stop_score is None
+    assert "tuned reading 3 passages first, this server reads 5" in caplog.text
+    # Set by hand, it holds whatever QA_READ_FIRST is.
+    assert load_calibration(Settings(reader_path=tmp_path, read_first=5, read_stop_score=0.1)).stop_score == 0.1
+    (tmp_path / CALIBRATION_FILE).write_text('{"no_answer_threshold": 0.002}')  # older files: no cascade
+    assert load_calibration(Settings(reader_path=tmp_path)).stop_score is None
+
+
 def test_confidence_is_read_off_the_curve_flat_past_its_ends():
     calibration = Calibration(0.01, 1.5, CURVE)
     assert calibration.confidence(0.1) == 0.5
