@@ -99,16 +99,12 @@ def test_backends_read_what_float32_pytorch_reads(exported, backend, score_toler
 def test_auto_chooses_among_the_accurate_backends_present_and_logs_it(exported, bare, caplog):
     plain = "torch-bf16" if fast_bf16_available() else "torch-fp32"
     assert available_backends(str(bare)) == (["torch-fp32", "torch-bf16"] if fast_bf16_available() else ["torch-fp32"])
-    assert available_backends(str(exported)) == [
-        *available_backends(str(bare)),
-        "onnx-fp32",
-        "onnx-int8",
-        "ctranslate2-int8",
-    ]
+    # CTranslate2's int8 loses more F1 than auto allows: there by name only.
+    assert available_backends(str(exported)) == [*available_backends(str(bare)), "onnx-fp32", "onnx-int8"]
     with caplog.at_level(logging.INFO, logger="qa"):
         chosen = choose_span_model("auto", str(exported))
     # Timed here, so any may win.
-    assert chosen.name in {"torch-fp32", plain, "onnx-fp32", "onnx-int8", "ctranslate2-int8"}
+    assert chosen.name in {"torch-fp32", plain, "onnx-fp32", "onnx-int8"}
     assert f"reader backend: {chosen.name} (auto, of {', '.join(available_backends(str(exported)))})" in caplog.text
     assert "reader backends timed: torch-fp32" in caplog.text
     with caplog.at_level(logging.INFO, logger="qa"):
@@ -151,7 +147,6 @@ def test_a_ctranslate2_copy_missing_or_from_other_weights_is_refused_with_how_to
     (bare / CT2_DIR / "source.json").write_text('{"source_weights_sha256": "0000"}')
     with pytest.raises(ModelNotFoundError, match="made from other weights"):
         load_span_model("ctranslate2-int8", str(bare))
-    assert "ctranslate2-int8" not in available_backends(str(bare))
 
 
 def test_an_unknown_backend_is_refused_by_name():

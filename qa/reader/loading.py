@@ -23,6 +23,7 @@ from qa.loading import (
 from qa.names import BACKENDS
 from qa.reader.backends import (
     CT2_DIR,
+    NOT_FOR_AUTO,
     CTranslate2SpanModel,
     OnnxSpanModel,
     SpanModel,
@@ -131,7 +132,7 @@ def _available(path: str | None) -> dict[str, Path | None]:
     """`available_backends`, each with its exported copy (None for PyTorch), checked once."""
     found: dict[str, Path | None] = {}
     for backend in BACKENDS:
-        if backend == "torch-bf16" and not fast_bf16_available():
+        if backend in NOT_FOR_AUTO or (backend == "torch-bf16" and not fast_bf16_available()):
             continue
         try:
             found[backend] = reader_copy(backend, path)
@@ -141,9 +142,9 @@ def _available(path: str | None) -> dict[str, Path | None]:
 
 
 def available_backends(path: str | None = None) -> list[str]:
-    """The backends `auto` may choose from on this machine (all keep the reader's F1, see
-    qa.reader.backends): bf16 only where the CPU runs it natively, onnx-* only when their file
-    is there, exported from the weights in use."""
+    """The backends `auto` may choose from on this machine (those that keep the reader's F1, see
+    qa.reader.backends.NOT_FOR_AUTO): bf16 only where the CPU runs it natively, onnx-* only when
+    their file is there, exported from the weights in use."""
     return list(_available(path))
 
 
