@@ -374,8 +374,8 @@ class QAPipeline:
         if isinstance(reader, ExtractiveReader):
             reader = reader.for_question()  # the passages are read once, whatever reads them again
         hits = retrieved.hits
-        # Each passage is read in a window of whole sentences around the question's words; spans
-        # are moved back to their place in the whole passage.
+        # With QA_FOCUS_CHARS, each passage is read in a window of whole sentences around the
+        # question's words (off by default: docs/latency.md); spans go back to their place in it.
         windows = focus_windows(question, [h.chunk.text for h in hits], self.settings.focus_chars)
         read_hits = [
             replace(h, chunk=replace(h.chunk, text=h.chunk.text[s:e])) for h, (s, e) in zip(hits, windows, strict=True)
