@@ -1,17 +1,21 @@
-"""The `qa` command: ingest, index, search, ask, serve, eval, train-reader, export-reader,
-export-embedder."""
+"""The `qa` command: ingest, index, search, ask, serve, replica, eval, train-reader,
+export-reader, export-embedder."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa import __version__
 
 if TYPE_CHECKING:  # imported where used, so that `qa --help` starts without loading them
+    from collections.abc import Callable
+
     from qa.config import Settings
+    from qa.index.dense import DenseSettings
     from qa.ingest.readers import IngestReport
     from qa.pipeline import QAPipeline
     from qa.retrieval.hybrid import Filters
@@ -203,6 +207,73 @@ def _serve_on_ray(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dense_settings(settings: Settings) -> DenseSettings:
+    from qa.index.dense import DenseSettings
+
+    return DenseSettings(settings.ivf_threshold, settings.ivf_nprobe, settings.dense_checkpoint_every)
+
+
+def _every(args: argparse.Namespace, once: Callable[[], str]) -> int:
+    """Run `once` now, and with --every again every so many seconds until Ctrl-C; an error in a
+    repeated run is printed and tried again at the next (a copy keeps serving meanwhile)."""
+    import time
+
+    from qa.errors import QAError
+
+    while True:
+        started = time.monotonic()
+        try:
+            print(once(), flush=True)
+        except QAError as exc:
+            if not args.every:
+                raise
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+        if not args.every:
+            return 0
+        time.sleep(max(0.0, args.every - (time.monotonic() - started)))
+
+
+def cmd_replica(args: argparse.Namespace) -> int:
+    from qa.index import replication
+
+    settings = _settings()
+    folder = args.folder
+    if args.action == "publish":
+        store = replication.open_store(settings.index_dir, _dense_settings(settings))
+
+        def once() -> str:
+            done = replication.publish(store, folder, full=args.full, progress=not args.every)
+            return (
+                f"published {done.kind} of {settings.index_dir} ({done.generation}) at seq {done.seq} "
+                f"into {folder}: {done.bytes / 1e6:.1f} MB in {done.seconds:.2f} s"
+            )
+
+        return _every(args, once)
+    if args.action == "pull":
+
+        def once() -> str:
+            done = replication.pull(
+                folder, settings.index_dir, args.name, _dense_settings(settings), progress=not args.every
+            )
+            return (
+                f"replica {settings.index_dir} ({done.generation}) is at seq {done.seq}: {done.kind}, "
+                f"{done.bytes / 1e6:.1f} MB in {done.seconds:.2f} s"
+            )
+
+        return _every(args, once)
+    latest = replication.read_latest(folder)
+    import time
+
+    print(
+        f"{folder}: generation {latest['generation']} at seq {latest['seq']}, "
+        f"{time.time() - latest['at']:.0f} s ago; whole copy at seq {latest['full']['seq']} "
+        f"({latest['full']['bytes'] / 1e6:.1f} MB) and {len(latest['deltas'])} deltas after it"
+    )
+    for name, seen in replication.replicas(folder).items():
+        print(f"  replica {name}: seq {seen.get('seq')}, pulled {time.time() - seen.get('at', 0):.0f} s ago")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from qa.eval.runner import run_eval_cli
 
@@ -345,6 +416,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --ray: CPUs each replica reserves and uses as torch threads (default 1)",
     )
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser(
+        "replica",
+        help="read-only copies on other hosts: publish the index (QA_INDEX_DIR) into a folder, or pull one",
+        description="publish: on the writer, write a consistent copy of the index at QA_INDEX_DIR (or a delta "
+        "since the last publication) into FOLDER. pull: on a replica host, bring the index at QA_INDEX_DIR up to "
+        "what FOLDER holds, every file verified before it is used. status: what FOLDER holds and which replicas "
+        "pulled it. FOLDER is any shared or synced folder (NFS, rsync, ...): docs/scale-out.md",
+    )
+    s.add_argument("action", choices=["publish", "pull", "status"])
+    s.add_argument("folder", type=Path, help="the folder publications go into and are pulled from")
+    s.add_argument("--full", action="store_true", help="publish: a whole copy even where a delta would do")
+    s.add_argument("--name", help="pull: this replica's name in FOLDER/readers/ (default: host and index path)")
+    s.add_argument("--every", type=float, metavar="SECONDS", help="publish or pull again every SECONDS until Ctrl-C")
+    s.set_defaults(func=cmd_replica)
 
     s = sub.add_parser("eval", help="score answers against a gold set (SQuAD JSON or JSONL)")
     s.add_argument("gold", help="gold file: SQuAD JSON (v1.1/v2.0) or JSONL {question, answers}")

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -368,3 +369,58 @@ def test_a_copy_verifies_even_when_its_folder_is_moved(writer, tmp_path):
     shutil.move(tmp_path / "a", tmp_path / "b")
     assert replication.pull(tmp_path / "b", tmp_path / "replica").kind == "full"
     assert os.path.isfile(tmp_path / "replica" / "CURRENT")
+
+
+# ---- a server on a replica: seq and lag on /healthz, 503 beyond the bound, writes refused -----------
+def test_a_replica_server_reports_its_lag_refuses_when_stale_and_follows_pulls(writer, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from qa.serve.app import create_app
+
+    shipped, root = tmp_path / "shipped", tmp_path / "replica"
+    first = replication.publish(writer.store, shipped)
+    replication.pull(shipped, root)
+    settings = Settings(
+        index_dir=root,
+        chunk_size=200,
+        chunk_overlap=50,
+        no_answer_threshold=0.5,
+        replica_max_lag_s=30,
+        admin_token="replica-test-token-0123456789",
+    )
+    app = create_app(settings, QAPipeline(settings, FakeEmbedder(), FakeReader()))
+    with TestClient(app) as client:
+        for _ in range(200):
+            health = client.get("/healthz")
+            if health.status_code == 200:
+                break
+            time.sleep(0.05)
+        body = health.json()
+        assert body["status"] == "ready" and body["replica"]["seq"] == first.seq
+        assert body["replica"]["lag_s"] < 30 and not body["replica"]["stale"]
+
+        writer.add_articles([LAUNCH])
+        replication.publish(writer.store, shipped)
+        replication.pull(shipped, root)
+        r = client.post("/ask", json={"question": "When did the Zorblax rocket lift off?"})
+        assert r.status_code == 200 and r.json()["answers"][0]["text"] == "2031"
+        assert client.get("/healthz").json()["replica"]["seq"] > first.seq
+
+        write = client.post(
+            "/articles",
+            json={"articles": [{"text": "Written on a replica in 2040."}]},
+            headers={"Authorization": "Bearer replica-test-token-0123456789"},
+        )
+        assert write.status_code == 403 and "read-only replica" in write.json()["detail"]
+
+        # The writer's publisher stops: the copy's age passes the bound.
+        state_file = root / (root / "CURRENT").read_text().strip() / "replica.json"
+        state = json.loads(state_file.read_text())
+        state_file.write_text(json.dumps({**state, "as_of": state["as_of"] - 120}))
+        health = client.get("/healthz")
+        assert health.status_code == 503 and health.json()["status"] == "stale"
+        r = client.post("/ask", json={"question": "When did the Zorblax rocket lift off?"})
+        assert r.status_code == 503 and "behind the writer" in r.json()["detail"]
+        replication.publish(writer.store, shipped)  # "unchanged": the writer is still at this seq, now
+        replication.pull(shipped, root)
+        assert client.post("/ask", json={"question": "When did the Zorblax rocket lift off?"}).status_code == 200

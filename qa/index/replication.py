@@ -233,7 +233,7 @@ def _backup(src: Path, dst: Path) -> int:
 _DELTA_SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE articles (id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL, date TEXT, source TEXT, url TEXT);
-CREATE TABLE passages (id INTEGER PRIMARY KEY, article_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL);
+CREATE TABLE passages (id INTEGER PRIMARY KEY, article_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER);
 CREATE TABLE vectors (id INTEGER PRIMARY KEY, v BLOB NOT NULL);
 CREATE TABLE changes (seq INTEGER PRIMARY KEY, passage_id INTEGER NOT NULL, op INTEGER NOT NULL);
 """
@@ -280,6 +280,22 @@ def _write_delta(gen: Generation, path: Path, after: int, meta: dict[str, Any]) 
     finally:
         out.close()
     return upto
+
+
+def open_store(root: str | Path, dense_settings: DenseSettings | None = None) -> IndexStore:
+    """The index at `root` with the spec its current generation was built with (read from its
+    database: publishing needs no embedder loaded)."""
+    root = Path(root)
+    probe = IndexStore(root, IndexSpec("", 0, 0, 0))
+    path = root / probe._current_name() / DB_FILE
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        _, spec = db.read_spec(conn)
+    except (sqlite3.DatabaseError, db.StoreError) as exc:
+        raise ReplicationError(f"cannot read the index database {path} ({exc})") from exc
+    finally:
+        conn.close()
+    return IndexStore(root, spec, dense_settings)
 
 
 def _delta_bytes(latest: dict[str, Any]) -> int:
@@ -655,6 +671,7 @@ def replicas(source: str | Path) -> dict[str, dict[str, Any]]:
 
 
 __all__ = [
+    "open_store",
     "ReplicaDivergedError",
     "ReplicaState",
     "ReplicationError",
