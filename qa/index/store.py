@@ -646,6 +646,7 @@ class IndexStore:
             gen.open(check=False)
             gen.checkpoint()
             gen.catch_up_text()
+            gen.prune_log()  # both derived indexes cover the build now: its change log is not needed
             gen.close()
             fsync_path(tmp)
             tmp.rename(self.root / name)
