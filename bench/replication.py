@@ -67,11 +67,6 @@ def main() -> None:
     from qa.config import Settings
     from qa.index import db, replication
     from qa.pipeline import QAPipeline
-    from qa.reader.extractive import ReaderSpan
-
-    class NoReader:
-        def read(self, question, passages, n_best=5):
-            return [ReaderSpan(0, 0, 1, "x", 0.9)]
 
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -79,7 +74,7 @@ def main() -> None:
     writer_dir, shipped, replica_dir = work / "writer", work / "shipped", work / "replica"
 
     def pipeline(path: Path) -> QAPipeline:
-        return QAPipeline(Settings(index_dir=path), embedder=RandomEmbedder(), reader=NoReader())
+        return QAPipeline(Settings(index_dir=path), embedder=RandomEmbedder())  # searched only: no reader loaded
 
     articles = make_articles(args.squad_train, args.articles)
     t = time.perf_counter()

@@ -28,6 +28,7 @@ if os.environ.get("QA_REQUIRE_RAY") == "1":
 ray = pytest.importorskip("ray", reason="Ray is not installed: the cluster tests need pip install -e '.[cluster]'")
 
 from qa.index import replication  # noqa: E402
+from qa.pipeline import QAPipeline  # noqa: E402
 from qa.types import Article  # noqa: E402
 from tests.test_replication import ARTICLES, LAUNCH, answer, make  # noqa: E402
 
@@ -53,8 +54,8 @@ def _ports(*names: str) -> list[str]:
 def _descendants(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout.split()
     children: dict[int, list[int]] = {}
-    for child, parent in zip(out[::2], out[1::2], strict=True):
-        children.setdefault(int(parent), []).append(int(child))
+    for pid_text, parent_text in zip(out[::2], out[1::2], strict=True):
+        children.setdefault(int(parent_text), []).append(int(pid_text))
     found, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -163,7 +164,7 @@ class ReplicaHost:
         self.shipped, self.root = shipped, root
         self.errors: list[str] = []
         self._stop = threading.Event()
-        self._pipeline = None
+        self._pipeline: QAPipeline | None = None
 
     def node(self) -> str:
         return ray.get_runtime_context().get_node_id()
@@ -174,8 +175,9 @@ class ReplicaHost:
 
     def ask(self, question: str) -> str | None:
         if self._pipeline is None:
-            self._pipeline = make(Path(self.root))
-            self._pipeline.load()
+            pipeline = make(Path(self.root))
+            pipeline.load()
+            self._pipeline = pipeline
         return answer(self._pipeline, question)
 
     def current(self) -> str:
@@ -205,7 +207,7 @@ def pull_killed_midway(shipped: str, root: str) -> None:
     """A pull on the replica node whose process dies after two files were copied."""
     real, copied = replication._copy_hashed, []
 
-    def dying(src, dst, bar=None):  # type: ignore[no-untyped-def]
+    def dying(src, dst, bar=None):
         copied.append(src)
         if len(copied) == 3:
             os._exit(9)
@@ -221,7 +223,7 @@ def test_an_article_written_on_the_head_is_answered_on_the_other_node_within_the
     shipped, replica_root = tmp_path / "shipped", tmp_path / "node2-index"
     replication.publish(writer.store, shipped)
 
-    host = ReplicaHost.remote(str(shipped), str(replica_root))
+    host = ReplicaHost.remote(str(shipped), str(replica_root))  # type: ignore[attr-defined]
     node = ray.get(host.node.remote())
     assert node != cluster["head_node"]  # the copy lives on the other node
     assert ray.get(host.pull.remote())[0] == "full"

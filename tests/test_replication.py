@@ -424,3 +424,21 @@ def test_a_replica_server_reports_its_lag_refuses_when_stale_and_follows_pulls(w
         replication.publish(writer.store, shipped)  # "unchanged": the writer is still at this seq, now
         replication.pull(shipped, root)
         assert client.post("/ask", json={"question": "When did the Zorblax rocket lift off?"}).status_code == 200
+
+
+def test_the_cli_publishes_pulls_and_says_what_it_did(writer, tmp_path, monkeypatch, capsys):
+    from qa.cli import main
+
+    shipped = tmp_path / "shipped"
+    monkeypatch.setenv("QA_INDEX_DIR", str(writer.settings.index_dir))
+    assert main(["replica", "pull", str(shipped)]) == 2
+    assert "nothing is published" in capsys.readouterr().err
+    assert main(["replica", "publish", str(shipped)]) == 0
+    assert "published full" in capsys.readouterr().out
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "replica"))
+    assert main(["replica", "pull", str(shipped), "--name", "r1"]) == 0
+    assert "is at seq" in capsys.readouterr().out
+    assert main(["replica", "status", str(shipped)]) == 0
+    assert "replica r1: seq" in capsys.readouterr().out
+    assert main(["replica", "publish", str(shipped)]) == 2  # a replica does not publish
+    assert "itself a replica" in capsys.readouterr().err
