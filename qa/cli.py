@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # imported where used, so that `qa --help` starts without loa
 
     from qa.config import Settings
     from qa.index.dense import DenseSettings
+    from qa.index.store import IndexStore
     from qa.ingest.readers import IngestReport
     from qa.pipeline import QAPipeline
     from qa.retrieval.hybrid import Filters
@@ -250,11 +251,12 @@ def cmd_replica(args: argparse.Namespace) -> int:
 
         return _every(args, once)
     if args.action == "pull":
+        kept: list[IndexStore] = []  # the replica's store, its FAISS loaded, from one pull to the next
 
         def once() -> str:
-            done = replication.pull(
-                folder, settings.index_dir, args.name, _dense_settings(settings), progress=not args.every
-            )
+            if not kept:
+                kept.append(replication.replica_store(folder, settings.index_dir, _dense_settings(settings)))
+            done = replication.pull(folder, settings.index_dir, args.name, progress=not args.every, store=kept[0])
             return (
                 f"replica {settings.index_dir} ({done.generation}) is at seq {done.seq}: {done.kind}, "
                 f"{done.bytes / 1e6:.1f} MB in {done.seconds:.2f} s"

@@ -442,3 +442,18 @@ def test_the_cli_publishes_pulls_and_says_what_it_did(writer, tmp_path, monkeypa
     assert "replica r1: seq" in capsys.readouterr().out
     assert main(["replica", "publish", str(shipped)]) == 2  # a replica does not publish
     assert "itself a replica" in capsys.readouterr().err
+
+
+def test_a_puller_keeps_its_store_and_faiss_loaded_from_one_pull_to_the_next(writer, tmp_path):
+    shipped, root = tmp_path / "shipped", tmp_path / "replica"
+    replication.publish(writer.store, shipped)
+    store = replication.replica_store(shipped, root)
+    assert replication.pull(shipped, root, store=store).kind == "full"
+    loaded = store.generation().dense
+    for i in range(3):
+        writer.add_articles(many(1, i))
+        replication.publish(writer.store, shipped)
+        assert replication.pull(shipped, root, store=store).kind == "delta"
+        assert replication.pull(shipped, root, store=store).kind == "unchanged"
+    assert store.generation().dense is loaded  # followed by replaying, never reloaded
+    assert index_state(make(root)) == index_state(writer)

@@ -385,6 +385,7 @@ def _publish_full(
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
     try:
+        taken = _now()  # the writer was at the copy's seq at least until now
         seq = _backup(db_path, out / DB_FILE)
         check = sqlite3.connect(str(out / DB_FILE))
         try:
@@ -404,7 +405,7 @@ def _publish_full(
             fsync_path(out / DB_FILE)
             files[DB_FILE] = {"bytes": (out / DB_FILE).stat().st_size, "sha256": _sha256(out / DB_FILE)}
             bar.update(files[DB_FILE]["bytes"])
-        created = _now()
+        created = taken
         manifest = {
             "format": FORMAT,
             "source": source,
@@ -499,14 +500,19 @@ def pull(
     name: str | None = None,
     dense_settings: DenseSettings | None = None,
     progress: bool = False,
+    store: IndexStore | None = None,
 ) -> TransferResult:
     """Bring the replica at `root` up to what is published in `source`: the deltas since its
     seq when they are all there, else a whole copy (then the deltas after it). Every file is
-    verified before it is used; on any error the replica keeps serving what it had."""
+    verified before it is used; on any error the replica keeps serving what it had. `store`:
+    the replica's store from the previous pull of this process (`qa replica pull --every`), so
+    that its FAISS index stays loaded between pulls."""
     source, root = Path(source), Path(root)
     started = time.perf_counter()
     latest = read_latest(source)
-    store = IndexStore(root, IndexSpec(**latest["spec"]), dense_settings)
+    spec = IndexSpec(**latest["spec"])
+    if store is None or store.root != root or store.spec != spec:
+        store = IndexStore(root, spec, dense_settings or (store.dense_settings if store else None))
     moved, kind = 0, "unchanged"
     with store.write_lock("pulling from the writer"):
         for stale in root.glob(".tmp-*"):  # left by a pull that was killed
@@ -515,6 +521,11 @@ def pull(
         chain = None
         if state is not None and (state.source, state.generation) == (latest["source"], latest["generation"]):
             chain = _chain(latest, state.seq)
+        if chain == []:  # up to date: only the time the writer was last known at this seq moves
+            current = root / (root / "CURRENT").read_text().strip()
+            _write_state(current, latest, int(latest["seq"]), float(latest["at"]))
+            _record_pull(source, root, name, int(latest["seq"]))
+            return TransferResult(kind, int(latest["seq"]), 0, time.perf_counter() - started, current.name)
         if chain:
             try:
                 for delta in chain:
@@ -536,6 +547,11 @@ def pull(
         store.close()
     _record_pull(source, root, name, int(latest["seq"]))
     return TransferResult(kind, int(latest["seq"]), moved, time.perf_counter() - started, gen_name)
+
+
+def replica_store(source: str | Path, root: str | Path, dense_settings: DenseSettings | None = None) -> IndexStore:
+    """The replica's store at `root`, for the spec published in `source` (to pass to pull())."""
+    return IndexStore(Path(root), IndexSpec(**read_latest(Path(source))["spec"]), dense_settings)
 
 
 def _pull_full(source: Path, latest: dict[str, Any], store: IndexStore, progress: bool) -> int:
@@ -682,5 +698,6 @@ __all__ = [
     "pull",
     "read_latest",
     "replica_state",
+    "replica_store",
     "replicas",
 ]
