@@ -61,20 +61,33 @@ def main() -> None:
     ap.add_argument("--articles", type=int, default=20_000)
     ap.add_argument("--work", default="/tmp/qa-bench-replication")
     ap.add_argument("--out", default="bench/results/replication.json")
+    ap.add_argument("--reuse", action="store_true", help="keep --work's indexes and whole copy: deltas and lag only")
     args = ap.parse_args()
     os.environ.setdefault("PYTHONHASHSEED", "0")
 
     from qa.config import Settings
-    from qa.index import db, replication
     from qa.pipeline import QAPipeline
 
     work = Path(args.work)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     writer_dir, shipped, replica_dir = work / "writer", work / "shipped", work / "replica"
 
     def pipeline(path: Path) -> QAPipeline:
         return QAPipeline(Settings(index_dir=path), embedder=RandomEmbedder())  # searched only: no reader loaded
+
+    if args.reuse:  # the indexes and the whole copy of an earlier run: only the deltas and the lag again
+        writer, server = pipeline(writer_dir), pipeline(replica_dir)
+        writer.load()
+        server.load()
+        results: dict = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        writer, server, results = whole_copy(args, pipeline, writer_dir, shipped, replica_dir)
+    deltas(args, writer, server, shipped, replica_dir, results)
+
+
+def whole_copy(args, pipeline, writer_dir: Path, shipped: Path, replica_dir: Path):
+    from qa.index import replication
 
     articles = make_articles(args.squad_train, args.articles)
     t = time.perf_counter()
@@ -101,8 +114,17 @@ def main() -> None:
     server.load()
     results["replica_open_s"] = round(time.perf_counter() - t, 2)
     print(json.dumps(results), flush=True)
+    return writer, server, results
 
-    extra = make_articles(args.squad_train, 2000, offset=10**7)
+
+def deltas(args, writer, server, shipped: Path, replica_dir: Path, results: dict) -> None:
+    from qa.index import db, replication
+
+    # As `qa replica pull --every` does: one store kept from pull to pull, its FAISS loaded once.
+    store = replication.replica_store(shipped, replica_dir)
+    replication.pull(shipped, replica_dir, store=store)
+    store.generation()
+    extra = make_articles(args.squad_train, 2000, offset=10**7 + (1000 if args.reuse else 0))
     lags, one_pub, one_pull, one_mb = [], [], [], []
     for i in range(5):
         article = extra[i]
@@ -110,7 +132,7 @@ def main() -> None:
         writer.add_articles([article])
         committed = time.perf_counter()
         pub = replication.publish(writer.store, shipped)
-        got = replication.pull(shipped, replica_dir)
+        got = replication.pull(shipped, replica_dir, store=store)
         found = any(h.chunk.article_id == article.id for h in server.search(article.title, 5, mode="bm25"))
         assert found, "the new article was not found on the replica"
         lags.append(time.perf_counter() - committed)
@@ -127,7 +149,7 @@ def main() -> None:
     }
     writer.add_articles(extra[100:356])
     pub = replication.publish(writer.store, shipped)
-    got = replication.pull(shipped, replica_dir)
+    got = replication.pull(shipped, replica_dir, store=store)
     results["delta_256_articles"] = {
         "publish_s": round(pub.seconds, 2),
         "pull_s": round(got.seconds, 2),

@@ -203,17 +203,23 @@ def _stage_derived(gen: Generation, staging: Path) -> int:
     """Hard-link the FAISS checkpoint and the lexical index into `staging` (milliseconds; the
     caller holds the LOCK, so neither changes meanwhile) and return the lowest seq they cover:
     the copy's change log must hold every change after it."""
-    dense_meta = json.loads((gen.folder / CHECKPOINT).read_text())
-    _link_or_copy(gen.folder / dense_meta["file"], staging / dense_meta["file"])
-    shutil.copy2(gen.folder / CHECKPOINT, staging / CHECKPOINT)
-    shutil.copy2(gen.folder / LEXICAL_STATE, staging / LEXICAL_STATE)
-    lexical = gen.folder / LEXICAL_FOLDER
-    for path in _files(lexical):
-        if path.name.startswith(".tantivy-"):  # tantivy's lock files: not index data
-            continue
-        _link_or_copy(path, staging / LEXICAL_FOLDER / path.relative_to(lexical))
-    lexical_seq = json.loads((staging / LEXICAL_STATE).read_text())["seq"]
-    return min(int(dense_meta["seq"]), int(lexical_seq))
+    try:
+        dense_meta = json.loads((gen.folder / CHECKPOINT).read_text())
+        _link_or_copy(gen.folder / dense_meta["file"], staging / dense_meta["file"])
+        shutil.copy2(gen.folder / CHECKPOINT, staging / CHECKPOINT)
+        shutil.copy2(gen.folder / LEXICAL_STATE, staging / LEXICAL_STATE)
+        lexical = gen.folder / LEXICAL_FOLDER
+        for path in _files(lexical):
+            if path.name.startswith(".tantivy-"):  # tantivy's lock files: not index data
+                continue
+            _link_or_copy(path, staging / LEXICAL_FOLDER / path.relative_to(lexical))
+        lexical_seq = json.loads((staging / LEXICAL_STATE).read_text())["seq"]
+        return min(int(dense_meta["seq"]), int(lexical_seq))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ReplicationError(
+            f"the FAISS checkpoint or the lexical index of {gen.folder} is missing or unreadable ({exc}); "
+            "`qa index --check` says which, and opening the index as the writer (qa index) rebuilds it"
+        ) from exc
 
 
 def _backup(src: Path, dst: Path) -> int:
