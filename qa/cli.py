@@ -263,6 +263,13 @@ def cmd_replica(args: argparse.Namespace) -> int:
             )
 
         return _every(args, once)
+    if args.action == "forget":
+        store = replication.open_store(settings.index_dir, _dense_settings(settings))
+        if not replication.forget(store, folder):
+            print(f"error: the index at {settings.index_dir} keeps no change log for {folder}", file=sys.stderr)
+            return 1
+        print(f"the index at {settings.index_dir} no longer keeps its change log for {folder}")
+        return 0
     latest = replication.read_latest(folder)
     import time
 
@@ -425,9 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="publish: on the writer, write a consistent copy of the index at QA_INDEX_DIR (or a delta "
         "since the last publication) into FOLDER. pull: on a replica host, bring the index at QA_INDEX_DIR up to "
         "what FOLDER holds, every file verified before it is used. status: what FOLDER holds and which replicas "
-        "pulled it. FOLDER is any shared or synced folder (NFS, rsync, ...): docs/scale-out.md",
+        "pulled it. forget: on the writer, stop keeping the change log for a FOLDER given up. FOLDER is any shared or synced folder (NFS, rsync, ...): docs/scale-out.md",
     )
-    s.add_argument("action", choices=["publish", "pull", "status"])
+    s.add_argument("action", choices=["publish", "pull", "status", "forget"])
     s.add_argument("folder", type=Path, help="the folder publications go into and are pulled from")
     s.add_argument("--full", action="store_true", help="publish: a whole copy even where a delta would do")
     s.add_argument("--name", help="pull: this replica's name in FOLDER/readers/ (default: host and index path)")

@@ -442,6 +442,10 @@ def test_the_cli_publishes_pulls_and_says_what_it_did(writer, tmp_path, monkeypa
     assert "replica r1: seq" in capsys.readouterr().out
     assert main(["replica", "publish", str(shipped)]) == 2  # a replica does not publish
     assert "itself a replica" in capsys.readouterr().err
+    monkeypatch.setenv("QA_INDEX_DIR", str(writer.settings.index_dir))
+    assert main(["replica", "forget", str(shipped)]) == 0
+    assert "no longer keeps its change log" in capsys.readouterr().out
+    assert main(["replica", "forget", str(shipped)]) == 1
 
 
 def test_a_puller_keeps_its_store_and_faiss_loaded_from_one_pull_to_the_next(writer, tmp_path):

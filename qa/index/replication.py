@@ -304,6 +304,13 @@ def open_store(root: str | Path, dense_settings: DenseSettings | None = None) ->
     return IndexStore(root, spec, dense_settings)
 
 
+def forget(store: IndexStore, target: str | Path) -> bool:
+    """Stop keeping the writer's change log for a publish folder given up (its next publication
+    is then a whole copy). Returns whether the folder was recorded."""
+    with store.write_lock("forgetting a publish folder"):
+        return store.generation().forget_reader(f"publish:{Path(target).resolve()}")
+
+
 def _delta_bytes(latest: dict[str, Any]) -> int:
     return sum(int(d["bytes"]) for d in latest.get("deltas", []))
 
@@ -693,6 +700,7 @@ def replicas(source: str | Path) -> dict[str, dict[str, Any]]:
 
 
 __all__ = [
+    "forget",
     "open_store",
     "ReplicaDivergedError",
     "ReplicaState",
