@@ -432,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="publish: on the writer, write a consistent copy of the index at QA_INDEX_DIR (or a delta "
         "since the last publication) into FOLDER. pull: on a replica host, bring the index at QA_INDEX_DIR up to "
         "what FOLDER holds, every file verified before it is used. status: what FOLDER holds and which replicas "
-        "pulled it. forget: on the writer, stop keeping the change log for a FOLDER given up. FOLDER is any shared or synced folder (NFS, rsync, ...): docs/scale-out.md",
+        "pulled it. forget: on the writer, stop keeping the change log for a FOLDER given up. "
+        "FOLDER is any shared or synced folder (NFS, rsync, ...): docs/scale-out.md",
     )
     s.add_argument("action", choices=["publish", "pull", "status", "forget"])
     s.add_argument("folder", type=Path, help="the folder publications go into and are pulled from")
