@@ -10,7 +10,9 @@ QA_REQUIRE_RAY=1. Every Ray process it starts is stopped by process id at the en
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -78,12 +81,19 @@ def _stop(pids: list[int], sig: int) -> None:
             pass
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[dict[str, str]]:
-    """A head node and a second node on this machine, each its own `ray start --block`."""
-    temp_dir = tempfile.mkdtemp(prefix="rayqa-", dir="/tmp")  # short: Ray's socket paths have a length limit
+def _without_ray_state() -> dict[str, str]:
+    """This environment less what an earlier Ray session of this process left in it (ray.init
+    exports RAY_* variables naming its own, now stopped, cluster)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+
+
+@contextmanager
+def two_node_cluster(temp_dir: str) -> Iterator[dict[str, str]]:
+    """A head node and a second node on this machine, each its own `ray start --block`, with this
+    process as the driver; `temp_dir` is Ray's folder for both (short: Ray's socket paths have a
+    length limit)."""
     env = {
-        **os.environ,
+        **_without_ray_state(),
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
         # `ray start --head` turns token authentication on by default in Ray 2.60, a driver reads the
         # mode once when ray is imported (off unless set): the nodes of this private cluster run without.
@@ -153,9 +163,9 @@ def cluster() -> Iterator[dict[str, str]]:
         _stop(sorted(set(pids + _ours(temp_dir))), signal.SIGKILL)
         for p in started:
             p.wait(10)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-@ray.remote(num_cpus=0, resources={"replica_node": 0.5}, max_concurrency=4)
 class ReplicaHost:
     """A replica node's copy: pulls from the published folder into its own index folder and answers
     from it (the fake models: this is about the copy, not the reader)."""
@@ -202,7 +212,6 @@ class ReplicaHost:
         return self.errors
 
 
-@ray.remote(num_cpus=0, resources={"replica_node": 0.5}, max_retries=0)
 def pull_killed_midway(shipped: str, root: str) -> None:
     """A pull on the replica node whose process dies after two files were copied."""
     real, copied = replication._copy_hashed, []
@@ -217,13 +226,46 @@ def pull_killed_midway(shipped: str, root: str) -> None:
     replication.pull(shipped, root, name="killed")
 
 
-def test_an_article_written_on_the_head_is_answered_on_the_other_node_within_the_lag(cluster, tmp_path):
+def test_an_article_written_on_the_head_is_answered_on_the_other_node_within_the_lag(tmp_path):
+    """Run as its own driver process, in an environment without the RAY_* variables an earlier
+    Ray session of this process exported (tests/test_cluster.py's ray.init sets RAY_AUTH_MODE=token:
+    a driver of this cluster, whose nodes run without, then had its actors refused, "Actor may be
+    already destroyed"), as a real deployment's driver is its own process."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**_without_ray_state(), "PYTHONPATH": path}
+    temp_dir = tempfile.mkdtemp(prefix="rayqa-", dir="/tmp")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.test_replica_cluster", str(tmp_path), temp_dir],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:  # a driver killed by the timeout leaves its nodes: stop every process of this cluster
+        _stop(_ours(temp_dir), signal.SIGKILL)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    print(proc.stdout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "replica lag after a commit" in proc.stdout
+
+
+def scenario(tmp_path: Path, temp_dir: str) -> None:
+    with two_node_cluster(temp_dir) as cluster:
+        run_on(cluster, tmp_path)
+
+
+def run_on(cluster: dict[str, str], tmp_path: Path) -> None:
+    on_replica_node = {"num_cpus": 0, "resources": {"replica_node": 0.5}}
+    host_class = ray.remote(max_concurrency=4, **on_replica_node)(ReplicaHost)
+    killed_pull = ray.remote(max_retries=0, **on_replica_node)(pull_killed_midway)
     writer = make(tmp_path / "writer")
     writer.build_from_articles(ARTICLES)
     shipped, replica_root = tmp_path / "shipped", tmp_path / "node2-index"
     replication.publish(writer.store, shipped)
 
-    host = ReplicaHost.remote(str(shipped), str(replica_root))  # type: ignore[attr-defined]
+    host = host_class.remote(str(shipped), str(replica_root))
     node = ray.get(host.node.remote())
     assert node != cluster["head_node"]  # the copy lives on the other node
     assert ray.get(host.pull.remote())[0] == "full"
@@ -260,7 +302,7 @@ def test_an_article_written_on_the_head_is_answered_on_the_other_node_within_the
     writer.build_from_articles([*ARTICLES, Article("x1", "Probe", "The probe reached Titan in 2044.")])
     assert replication.publish(writer.store, shipped).kind == "full"
     with pytest.raises(ray.exceptions.WorkerCrashedError):
-        ray.get(pull_killed_midway.remote(str(shipped), str(replica_root)), timeout=120)
+        ray.get(killed_pull.remote(str(shipped), str(replica_root)), timeout=120)
     assert ray.get(host.current.remote()) == before
     assert ray.get(host.ask.remote(NEW_QUESTION)) == "2031"
 
@@ -280,3 +322,9 @@ def test_an_article_written_on_the_head_is_answered_on_the_other_node_within_the
     assert replication.publish(writer.store, shipped, full=True).kind == "full"
     assert ray.get(host.pull.remote())[0] == "full"
     assert ray.get(host.ask.remote("When did the probe reach Titan?")) == "2044"
+
+
+if __name__ == "__main__":  # the driver process of the test above
+    logging.basicConfig(level=logging.WARNING)
+    scenario(Path(sys.argv[1]), sys.argv[2])
+    print("scenario passed", flush=True)
