@@ -1,11 +1,12 @@
-"""The `qa` command: ingest, index, search, ask, serve, eval, train-reader, export-reader,
-export-embedder."""
+"""The `qa` command: ingest, index, search, ask, serve, replica, eval, train-reader,
+export-reader, export-embedder."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa import __version__
@@ -16,9 +17,12 @@ from qa.training.train_config import TrainConfig
 # The project modules each command runs are imported inside it: `qa --help` then takes 0.08 s
 # instead of 0.8 s, and only --ray commands import Ray (an optional extra).
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import TypeAlias
 
     from qa.config import Settings
+    from qa.index.dense import DenseSettings
+    from qa.index.store import IndexStore
     from qa.ingest.files import IngestReport
     from qa.pipeline import QAPipeline
     from qa.retrieval.hybrid import Filters
@@ -212,6 +216,81 @@ def _serve_on_ray(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dense_settings(settings: Settings) -> DenseSettings:
+    from qa.index.dense import DenseSettings
+
+    return DenseSettings(settings.ivf_threshold, settings.ivf_nprobe, settings.dense_checkpoint_every)
+
+
+def _every(args: argparse.Namespace, once: Callable[[], str]) -> int:
+    """Run `once` now, and with --every again every so many seconds until Ctrl-C; an error in a
+    repeated run is printed and tried again at the next (a copy keeps serving meanwhile)."""
+    import time
+
+    from qa.errors import QAError
+
+    while True:
+        started = time.monotonic()
+        try:
+            print(once(), flush=True)
+        except QAError as exc:
+            if not args.every:
+                raise
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+        if not args.every:
+            return 0
+        time.sleep(max(0.0, args.every - (time.monotonic() - started)))
+
+
+def cmd_replica(args: argparse.Namespace) -> int:
+    from qa.index import replication
+
+    settings = _settings()
+    folder = args.folder
+    if args.action == "publish":
+        store = replication.open_store(settings.index_dir, _dense_settings(settings))
+
+        def once() -> str:
+            done = replication.publish(store, folder, full=args.full, progress=not args.every)
+            return (
+                f"published {done.kind} of {settings.index_dir} ({done.generation}) at seq {done.seq} "
+                f"into {folder}: {done.bytes / 1e6:.1f} MB in {done.seconds:.2f} s"
+            )
+
+        return _every(args, once)
+    if args.action == "pull":
+        kept: list[IndexStore] = []  # the replica's store, its FAISS loaded, from one pull to the next
+
+        def once() -> str:
+            if not kept:
+                kept.append(replication.replica_store(folder, settings.index_dir, _dense_settings(settings)))
+            done = replication.pull(folder, settings.index_dir, args.name, progress=not args.every, store=kept[0])
+            return (
+                f"replica {settings.index_dir} ({done.generation}) is at seq {done.seq}: {done.kind}, "
+                f"{done.bytes / 1e6:.1f} MB in {done.seconds:.2f} s"
+            )
+
+        return _every(args, once)
+    if args.action == "forget":
+        store = replication.open_store(settings.index_dir, _dense_settings(settings))
+        if not replication.forget(store, folder):
+            print(f"error: the index at {settings.index_dir} keeps no change log for {folder}", file=sys.stderr)
+            return 1
+        print(f"the index at {settings.index_dir} no longer keeps its change log for {folder}")
+        return 0
+    latest = replication.read_latest(folder)
+    import time
+
+    print(
+        f"{folder}: generation {latest['generation']} at seq {latest['seq']}, "
+        f"{time.time() - latest['at']:.0f} s ago; whole copy at seq {latest['full']['seq']} "
+        f"({latest['full']['bytes'] / 1e6:.1f} MB) and {len(latest['deltas'])} deltas after it"
+    )
+    for name, seen in replication.replicas(folder).items():
+        print(f"  replica {name}: seq {seen.get('seq')}, pulled {time.time() - seen.get('at', 0):.0f} s ago")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from qa.eval.runner import run_eval_cli
 
@@ -365,6 +444,24 @@ def _add_serve(sub: Subparsers) -> None:
     s.set_defaults(func=cmd_serve)
 
 
+def _add_replica(sub: Subparsers) -> None:
+    s = sub.add_parser(
+        "replica",
+        help="read-only copies on other hosts: publish the index (QA_INDEX_DIR) into a folder, or pull one",
+        description="publish: on the writer, write a consistent copy of the index at QA_INDEX_DIR (or a delta "
+        "since the last publication) into FOLDER. pull: on a replica host, bring the index at QA_INDEX_DIR up to "
+        "what FOLDER holds, every file verified before it is used. status: what FOLDER holds and which replicas "
+        "pulled it. forget: on the writer, stop keeping the change log for a FOLDER given up. "
+        "FOLDER is any shared or synced folder (NFS, rsync, ...): docs/scale-out.md",
+    )
+    s.add_argument("action", choices=["publish", "pull", "status", "forget"])
+    s.add_argument("folder", type=Path, help="the folder publications go into and are pulled from")
+    s.add_argument("--full", action="store_true", help="publish: a whole copy even where a delta would do")
+    s.add_argument("--name", help="pull: this replica's name in FOLDER/readers/ (default: host and index path)")
+    s.add_argument("--every", type=float, metavar="SECONDS", help="publish or pull again every SECONDS until Ctrl-C")
+    s.set_defaults(func=cmd_replica)
+
+
 def _add_eval(sub: Subparsers) -> None:
     s = sub.add_parser("eval", help="score answers against a gold set (SQuAD JSON or JSONL)")
     s.add_argument("gold", help="gold file: SQuAD JSON (v1.1/v2.0) or JSONL {question, answers}")
@@ -457,7 +554,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"qa {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_ingest, _add_index, _add_search_and_ask, _add_serve, _add_eval, _add_train_reader, _add_exports):
+    for add in (
+        _add_ingest,
+        _add_index,
+        _add_search_and_ask,
+        _add_serve,
+        _add_replica,
+        _add_eval,
+        _add_train_reader,
+        _add_exports,
+    ):
         add(sub)
     return p
 

@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     reader_micro_batch: bool = Field(False, description="concurrent questions share the reader's forward passes")
     threads: int = Field(2, ge=1, le=64, description="torch threads for the models")
 
+    replica_max_lag_s: float | None = Field(
+        None,
+        gt=0,
+        description="on a replica (qa replica pull): a copy older than this many seconds behind the writer "
+        "answers /ask with 503 and /healthz says stale; none: no bound",
+    )
+
     max_article_chars: int = Field(2_000_000, ge=1000)
     max_body_bytes: int = Field(10_000_000, ge=1000)
     admin_token: str | None = None

@@ -358,6 +358,22 @@ class QAPipeline:
                 return spans
         return self._typed(question, reader.read(question, texts, n_best=n_best)) if texts else []
 
+    def _stop_score(self, retrieved: Retrieved, recent: bool, period: Period | None) -> float | None:
+        """The cascade's stop score for this question, or None to read every passage: when its
+        answers are put in date order (the present, a period) and a passage the cascade would
+        skip could come first (a newer article; one dated in the period, none read being so)."""
+        first = self.settings.read_first
+        dates = [retrieved.articles[h.chunk.article_id].date for h in retrieved.hits]
+        read, unread = dates[:first], dates[first:]
+        if recent:
+            newest = max((d for d in read if d), default="")
+            if any(d and d > newest for d in unread):
+                return None
+        elif period and not period.as_of:
+            if not any(period.contains(d) for d in read) and any(period.contains(d) for d in unread):
+                return None
+        return self.calibration.stop_score
+
     def _read(
         self,
         question: str,
@@ -382,13 +398,15 @@ class QAPipeline:
         ]
         # Read more candidates than asked for: merging duplicates removes some.
         texts = [h.chunk.text for h in read_hits]
-        spans = self._read_cascade(reader, question, texts, max(10, 2 * top_k), self.calibration.stop_score)
+        recent = asks_about_present(question) if prefer_recent is None else prefer_recent
+        stop = self._stop_score(retrieved, recent, period)
+        spans = self._read_cascade(reader, question, texts, max(10, 2 * top_k), stop)
         spans = [replace(s, start=s.start + windows[s.passage][0], end=s.end + windows[s.passage][0]) for s in spans]
         t0 = time.perf_counter()  # assembling starts (recency may read a passage the cascade skipped)
         threshold = self.threshold if threshold is None else threshold
         ranked = rank_answers(spans, hits, retrieved.articles, len(spans), self.calibration.rank_discount)
         answers, no_answer = above_threshold(ranked, threshold)
-        if asks_about_present(question) if prefer_recent is None else prefer_recent:
+        if recent:
             answers = newest_first(reader, question, read_hits, answers, threshold)
         elif period and not period.as_of:
             answers = in_period_first(reader, question, read_hits, answers, period)

@@ -6,7 +6,7 @@ from qa.cli import build_parser, main
 
 
 def test_every_command_has_help(capsys):
-    for command in ["ingest", "index", "search", "ask", "serve", "eval", "train-reader"]:
+    for command in ["ingest", "index", "search", "ask", "serve", "replica", "eval", "train-reader"]:
         with pytest.raises(SystemExit) as exc:
             build_parser().parse_args([command, "--help"])
         assert exc.value.code == 0

@@ -5,6 +5,7 @@ question says what it cost, stage by stage."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -17,7 +18,7 @@ from tests.fakes import FakeEmbedder, FakeReader
 
 
 class CountingReader(FakeReader):
-    """FakeReader that records how many passages each read was given."""
+    """FakeReader that records how many passages each read was given (read_many reads each alone)."""
 
     def __init__(self) -> None:
         self.reads: list[int] = []
@@ -84,10 +85,59 @@ def test_an_answer_beyond_the_first_passages_is_found(tmp_path):
 
 
 def test_without_a_stop_score_or_with_read_first_0_every_passage_is_read_at_once(tmp_path):
+    # A reader folder whose calibration has no stop score (one made before the cascade).
+    (tmp_path / "reader").mkdir()
+    (tmp_path / "reader" / "calibration.json").write_text('{"no_answer_threshold": 0.2}')
     for stop, read_first in ((None, 3), (0.5, 0)):
-        p, reader = pipeline(tmp_path / f"{stop}-{read_first}", set(range(10)), stop=stop, read_first=read_first)
+        reader = CountingReader()
+        settings = Settings(
+            index_dir=tmp_path / f"{stop}-{read_first}",
+            reader_path=tmp_path / "reader",
+            read_first=read_first,
+            read_stop_score=stop,
+        )
+        p = QAPipeline(settings, embedder=FakeEmbedder(), reader=reader)
+        p.build_from_articles(articles(set(range(10))))
         p.ask("When does the arms treaty expire?")
         assert reader.reads == [10]
+
+
+def dated(tmp_path, question: str, dates: dict[int, str]) -> tuple[QAPipeline, CountingReader]:
+    """A pipeline over the ten articles, each with an answer, the articles at these retrieval ranks
+    for `question` dated so (dates do not move retrieval: the same index is built twice)."""
+    probe, _ = pipeline(tmp_path / "probe", set(range(10)), stop=0.5)
+    ranked = [h.chunk.article_id for h in probe.retrieve(question, 10).hits]
+    reader = CountingReader()
+    p = QAPipeline(
+        Settings(index_dir=tmp_path / "dated", read_first=3, read_stop_score=0.5, rank_discount=0.0),
+        embedder=FakeEmbedder(),
+        reader=reader,
+    )
+    p.build_from_articles([replace(a, date=dates.get(ranked.index(a.id))) for a in articles(set(range(10)))])
+    assert [h.chunk.article_id for h in p.retrieve(question, 10).hits] == ranked
+    return p, reader
+
+
+def test_a_question_about_the_present_reads_on_when_a_skipped_passage_is_newer(tmp_path):
+    question = "When is the arms treaty set to expire?"  # present tense: the newest article's answer first
+    first_three = {0: "2019-01-01", 1: "2019-02-01", 2: "2019-03-01"}
+    p, reader = dated(tmp_path / "newer", question, {**first_three, 8: "2021-06-01"})
+    p.ask(question)
+    # All ten at once: the dates say so before anything is read (then each article alone, for the order).
+    assert reader.reads[0] == 10
+    p, reader = dated(tmp_path / "older", question, {**first_three, 8: "2018-06-01"})
+    p.ask(question)
+    assert reader.reads[0] == 3 and 10 not in reader.reads
+
+
+def test_a_period_question_reads_on_when_only_a_skipped_passage_is_dated_in_it(tmp_path):
+    question = "When did the arms treaty expire in 2015?"
+    p, reader = dated(tmp_path / "skipped", question, {0: "2019-01-01", 1: "2019-02-01", 8: "2015-06-01"})
+    p.ask(question)
+    assert reader.reads[0] == 10
+    p, reader = dated(tmp_path / "read", question, {0: "2019-01-01", 1: "2015-02-01", 8: "2015-06-01"})
+    p.ask(question)
+    assert reader.reads[0] == 3 and 10 not in reader.reads
 
 
 def test_the_stop_rule_weighs_answers_as_ranking_does():

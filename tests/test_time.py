@@ -23,7 +23,9 @@ HEADCOUNT = [
 
 @pytest.fixture
 def pipeline(tmp_path):
-    p = QAPipeline(Settings(index_dir=tmp_path / "idx"), FakeEmbedder(), FakeReader())
+    # Every passage read at once: these tests are about dates; the cascade's rule for dated
+    # questions is tested in test_reading_cascade.py.
+    p = QAPipeline(Settings(index_dir=tmp_path / "idx", read_first=0), FakeEmbedder(), FakeReader())
     p.build_from_articles(HEADCOUNT)
     return p
 

@@ -7,7 +7,10 @@ Tables
               articles.text[start:end], never copied
     vectors   a passage's float32 embedding (the FAISS index is derived from these)
     changes   the log of passage ids added (+1) and removed (-1), numbered by seq; the derived
-              indexes (FAISS: dense.py, tantivy: lexical_index.py) follow the archive by replaying it
+              indexes (FAISS: dense.py, tantivy: lexical_index.py) follow the archive by replaying it.
+              Pruned below the lowest seq anything still replays from (prune_changes); meta
+              "log_floor" says up to which seq rows are gone, so a follower further behind
+              reloads a checkpoint instead of replaying a log with a hole in it
 
 Every write is one SQLite transaction (WAL, synchronous=FULL: a commit is on disk, in the WAL,
 before it is acknowledged; the WAL is copied into the database file and emptied at every FAISS
@@ -198,11 +201,39 @@ def _bump_counts(conn: sqlite3.Connection, articles: int, passages: int) -> None
 
 
 def finish_write(conn: sqlite3.Connection) -> int:
-    """Record the write's sequence number (the last change's); returns it."""
+    """Record the write's sequence number (the last change's); returns it. A write that changed
+    no passage keeps the seq it found (the log may have been pruned empty: max() is then NULL)."""
     row = conn.execute("SELECT max(seq) FROM changes").fetchone()
-    seq = int(row[0] or 0)
+    seq = max(int(row[0] or 0), int(get_meta(conn, "seq")))
     put_meta(conn, "seq", seq)
     return seq
+
+
+# ---- the change log's length ---------------------------------------------------------------------
+def log_floor(conn: sqlite3.Connection) -> int:
+    """The highest seq pruned from the change log (0: nothing ever was): the log holds every
+    change after it, none at or before it."""
+    return int(find_meta(conn, "log_floor", 0))
+
+
+def prune_changes(conn: sqlite3.Connection, upto: int) -> int:
+    """Delete the change-log rows with seq <= upto and record the new floor (inside a write
+    transaction; one DELETE along the primary key: O(rows deleted)). Returns the rows deleted."""
+    if upto <= log_floor(conn):
+        return 0
+    deleted = conn.execute("DELETE FROM changes WHERE seq <= ?", (upto,)).rowcount
+    put_meta(conn, "log_floor", upto)
+    return int(deleted)
+
+
+def change_rows(conn: sqlite3.Connection, after: int, upto: int) -> list[tuple[int, int, int]]:
+    """(seq, passage id, op) of the changes after < seq <= upto, in order."""
+    return [
+        (int(s), int(p), int(o))
+        for s, p, o in conn.execute(
+            "SELECT seq, passage_id, op FROM changes WHERE seq > ? AND seq <= ? ORDER BY seq", (after, upto)
+        )
+    ]
 
 
 # ---- reads ---------------------------------------------------------------------------------------

@@ -157,6 +157,8 @@ class DenseIndex:
                 index = faiss.read_index(str(path))
                 if index.d != self.dim:
                     raise ValueError(f"dimension {index.d}, expected {self.dim}")
+                if int(meta["seq"]) < db.log_floor(conn):
+                    raise ValueError(f"it covers seq {meta['seq']}, and the change log after it was pruned")
             except (OSError, ValueError, RuntimeError) as exc:
                 log.warning("dense checkpoint %s is unusable (%s): rebuilding it from the stored vectors", path, exc)
                 index = None
@@ -185,6 +187,12 @@ class DenseIndex:
             return 0
         if upto < self.seq:  # the database went back (a restore): start again from it
             self.rebuild(conn)
+            return 0
+        if self.seq < db.log_floor(conn):
+            # The changes this index still needs were pruned (it fell behind by more than a
+            # checkpoint while the writer pruned): the checkpoint on disk covers them, so load it.
+            log.info("dense index at seq %d is behind the pruned change log: reloading its checkpoint", self.seq)
+            self.load(conn)
             return 0
         removed, added = db.changes_since(conn, self.seq, upto)
         if removed:

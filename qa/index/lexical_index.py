@@ -170,8 +170,8 @@ class TextIndex:
         passages added or removed."""
         upto = int(db.get_meta(conn, "seq"))
         seq = self.covered_seq()
-        if seq is None or seq > upto or not self.path.is_dir():
-            return self.rebuild(conn)
+        if seq is None or seq > upto or seq < db.log_floor(conn) or not self.path.is_dir():
+            return self.rebuild(conn)  # (behind the pruned log: only a copy pulled without its log)
         try:
             self.check_files()
             self._opened()

@@ -55,6 +55,7 @@ __all__ = [
     "IndexCorruptError",
     "IndexMismatchError",
     "IndexConflictError",
+    "IndexReadOnlyError",
     "IndexRestoreNeededError",
 ]
 
@@ -65,6 +66,8 @@ QUICK_CHECK_MAX_BYTES = 256 << 20  # larger databases are checked by `qa index -
 # not finish in time is retried at the next one (the WAL stays valid meanwhile).
 WAL_CHECKPOINT_WAIT_MS = 2_000
 SQLITE_BUSY_TIMEOUT_MS = 60_000  # as db.connect sets it
+READERS_KEY = "log_readers"  # meta: who replays the change log from which seq (Generation.record_reader)
+REPLICA_FILE = "replica.json"  # in a generation pulled from a writer: what it copies (replication.py)
 
 
 class QAIndexError(QAError, RuntimeError):
@@ -85,6 +88,10 @@ class IndexMismatchError(QAIndexError):
 
 class IndexConflictError(QAIndexError):
     """Another process holds the index for writing longer than we can wait."""
+
+
+class IndexReadOnlyError(QAIndexError):
+    """The index is a replica pulled from a writer: writes go to the writer."""
 
 
 class IndexRestoreNeededError(QAIndexError):
@@ -282,7 +289,13 @@ class Generation:
                 db.finish_write(conn)
         except db.StoreError as exc:
             raise QAIndexError(str(exc)) from exc
-        # Make this process's questions see it at once, index its texts, and checkpoint FAISS when due.
+        self.after_write()
+        return removed
+
+    def after_write(self) -> None:
+        """After a committed write: make this process's questions see it at once, index its
+        texts, and checkpoint FAISS (and prune the change log) when due."""
+        conn = self.writer_conn()
         with db.transaction(conn, "DEFERRED"):  # a read snapshot
             with self.dense.lock:
                 self.dense.catch_up(conn)
@@ -290,7 +303,6 @@ class Generation:
             due = self.dense.needs_checkpoint(db.counts(conn)[1])
         if due:
             self.checkpoint()
-        return removed
 
     def catch_up_text(self) -> int:
         """Bring the lexical index up to the database (the caller holds the store's LOCK)."""
@@ -331,7 +343,50 @@ class Generation:
         conn = self.writer_conn()
         with db.transaction(conn, "DEFERRED"):  # a read snapshot
             self.dense.checkpoint(conn)
+        self.prune_log()
         self.checkpoint_wal()
+
+    def log_needed_from(self, conn: sqlite3.Connection) -> int:
+        """The lowest seq anything still replays the change log from: the FAISS checkpoint on
+        disk, the lexical index, and every reader recorded (record_reader: e.g. a publish
+        target, which makes its next delta from the log). Other processes' in-memory FAISS
+        indexes are not counted: one left behind the pruned log reloads the checkpoint."""
+        needed = [self.dense.checkpoint_seq() or 0, self.text.covered_seq() or 0]
+        needed += [int(r["seq"]) for r in db.find_meta(conn, READERS_KEY, {}).values()]
+        return min(needed)
+
+    def prune_log(self) -> int:
+        """Delete the change log below the lowest seq still needed (the caller holds the
+        store's LOCK); one transaction, so a crash leaves the log from before or after it."""
+        conn = self.writer_conn()
+        with db.transaction(conn):
+            floor = self.log_needed_from(conn)
+            pruned = db.prune_changes(conn, floor)
+        if pruned:
+            log.info("change log of %s pruned up to seq %d: %d rows", self.name, floor, pruned)
+        return pruned
+
+    def record_reader(self, name: str, seq: int) -> None:
+        """Say that `name` will replay the change log from `seq` (the caller holds the LOCK)."""
+        conn = self.writer_conn()
+        with db.transaction(conn):
+            readers = db.find_meta(conn, READERS_KEY, {})
+            readers[name] = {"seq": int(seq), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            db.put_meta(conn, READERS_KEY, readers)
+
+    def forget_reader(self, name: str) -> bool:
+        """Stop keeping the change log for `name` (the caller holds the LOCK)."""
+        conn = self.writer_conn()
+        with db.transaction(conn):
+            readers = db.find_meta(conn, READERS_KEY, {})
+            found = readers.pop(name, None) is not None
+            db.put_meta(conn, READERS_KEY, readers)
+        return found
+
+    @property
+    def is_replica(self) -> bool:
+        """A read-only copy pulled from a writer (qa/index/replication.py)."""
+        return (self.folder / REPLICA_FILE).is_file()
 
     def checkpoint_wal(self) -> bool:
         """Copy the WAL's commits into store.sqlite and empty the WAL (TRUNCATE), so that the
@@ -534,7 +589,13 @@ class IndexStore:
         what: str = "a write",
     ) -> int:
         with self.write_lock(what):
-            return self.generation().apply(add, delete)
+            gen = self.generation()
+            if gen.is_replica:
+                raise IndexReadOnlyError(
+                    f"the index at {self.root} is a read-only replica (qa replica pull); "
+                    "add and delete articles on the writer's index, which publishes to it"
+                )
+            return gen.apply(add, delete)
 
     def build(self, batches: Iterator[Sequence[EmbeddedArticle]]) -> str:
         """A new generation from scratch, made current only once complete; returns its name."""
@@ -563,12 +624,25 @@ class IndexStore:
             gen.open(check=False)
             gen.checkpoint()
             gen.catch_up_text()
+            gen.prune_log()  # both derived indexes cover the build now: its change log is not needed
             gen.close()
             fsync_path(tmp)
             tmp.rename(self.root / name)
             fsync_path(self.root)
             self._make_current(name)
             return name
+
+    def install(self, folder: Path) -> str:
+        """Make a complete generation folder made elsewhere (a pulled copy, already inside root)
+        the current one, under the next generation number; the caller holds the LOCK."""
+        found = self.generations()
+        number = max((int(g[1:]) for g in found if g[1:].isdigit()), default=0) + 1
+        name = f"g{number:06d}"
+        fsync_path(folder)
+        folder.rename(self.root / name)
+        fsync_path(self.root)
+        self._make_current(name)
+        return name
 
     def _make_current(self, name: str) -> None:
         previous = self.current_file.read_text().strip() if self.exists() else None

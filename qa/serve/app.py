@@ -14,7 +14,7 @@ from starlette.requests import ClientDisconnect
 
 from qa.config import Settings
 from qa.errors import QAError
-from qa.index.store import IndexConflictError, QAIndexError
+from qa.index.store import IndexConflictError, IndexReadOnlyError, QAIndexError
 from qa.ingest.files import ArticleTooLargeError
 from qa.loading import ModelNotFoundError
 from qa.pipeline import ArticleNotFoundError, QAPipeline
@@ -31,6 +31,7 @@ ERROR_STATUS: dict[type[QAError], int] = {
     ArticleTooLargeError: 413,
     ArticleNotFoundError: 404,
     IndexConflictError: 409,  # another process holds the index for writing; the message says who
+    IndexReadOnlyError: 403,  # a replica: writes go to the writer it is pulled from
     QAIndexError: 503,  # the server's index cannot be used; the message says how to fix it
     ModelNotFoundError: 503,
 }

@@ -213,10 +213,21 @@ class AddArticlesResponse(BaseModel):
     skipped_count: int = Field(0, description="how many were not added (skipped lists the first 100)")
 
 
+class ReplicaHealth(BaseModel):
+    """What a replica's copy is (qa replica pull): the writer's seq, and how far behind it is."""
+
+    seq: int = Field(..., description="the writer's change this copy holds")
+    generation: str = Field(..., description="the writer's generation it copies")
+    lag_s: float = Field(..., description="seconds since the writer was last known to be at this seq")
+    max_lag_s: float | None = Field(None, description="QA_REPLICA_MAX_LAG_S: beyond it /ask answers 503")
+    stale: bool = False
+
+
 class Health(BaseModel):
-    status: str = Field(..., description="ready, loading or error")
+    status: str = Field(..., description="ready, loading, error, or stale (a replica beyond QA_REPLICA_MAX_LAG_S)")
     articles: int = 0
     passages: int = 0
     reader_backend: str | None = Field(None, description="what the reader runs on (QA_READER_BACKEND or auto's choice)")
     query_encoder: str | None = Field(None, description="what embeds questions (QA_QUERY_ENCODER or auto's choice)")
+    replica: ReplicaHealth | None = Field(None, description="on a replica: its seq and lag")
     detail: str | None = None

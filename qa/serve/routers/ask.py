@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from qa.answer.messages import NO_ANSWER_MESSAGE, UNSURE_MESSAGE
-from qa.serve.deps import GateDep, PipelineDep
+from qa.serve.deps import FreshPipelineDep, GateDep
 from qa.serve.schemas import AnswerOut, AskRequest, AskResponse, PeriodOut
 
 router = APIRouter(tags=["ask"])
@@ -14,9 +14,14 @@ router = APIRouter(tags=["ask"])
 @router.post(
     "/ask",
     response_model=AskResponse,
-    responses={503: {"description": "busy (Retry-After says when to come back) or still loading"}},
+    responses={
+        503: {
+            "description": "busy (Retry-After says when to come back), still loading, or a replica whose copy is "
+            "older than QA_REPLICA_MAX_LAG_S"
+        }
+    },
 )
-async def ask(body: AskRequest, request: Request, pipeline: PipelineDep, gate: GateDep) -> AskResponse:
+async def ask(body: AskRequest, request: Request, pipeline: FreshPipelineDep, gate: GateDep) -> AskResponse:
     filters = body.filters.to_filters() if body.filters else None
     result = await gate.run(
         pipeline.ask,

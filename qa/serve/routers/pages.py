@@ -27,14 +27,18 @@ async def page(request: Request) -> HTMLResponse:
 def healthz(state: StateDep) -> JSONResponse:
     if state.pipeline is not None:
         counts = state.pipeline.counts()
+        replica = state.replica()
+        stale = replica is not None and replica.stale
         health = Health(
-            status="ready",
+            status="stale" if stale else "ready",
             articles=counts.articles,
             passages=counts.passages,
             reader_backend=state.pipeline.reader_backend,
             query_encoder=state.pipeline.query_encoder,
+            replica=replica,
         )
-        return JSONResponse(health.model_dump())
+        # 503 while stale: a load balancer polling /healthz sends questions to the other replicas.
+        return JSONResponse(health.model_dump(), status_code=503 if stale else 200)
     state.retry_if_mendable()
     status = "error" if state.error else "loading"
     return JSONResponse(Health(status=status, detail=state.error).model_dump(), status_code=503)

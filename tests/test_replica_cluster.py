@@ -1,0 +1,330 @@
+"""Replicas on another node of a real multi-node Ray cluster, on one machine: `ray start --head`
+plus a second `ray start --address ...` node with its own resource ("replica_node") and its own
+index folder. The writer (this test process, on the head) publishes into a folder that stands
+for a shared or synced directory; an actor pinned to the second node pulls it into its own folder
+and answers from its copy, as a Ray Serve replica on that node would.
+
+Needs the cluster extra (`pip install -e '.[cluster]'`); skipped without it, failed with
+QA_REQUIRE_RAY=1. Every Ray process it starts is stopped by process id at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+if os.environ.get("QA_REQUIRE_RAY") == "1":
+    import ray  # noqa: F401  (an ImportError fails the run: CI must run these tests)
+ray = pytest.importorskip("ray", reason="Ray is not installed: the cluster tests need pip install -e '.[cluster]'")
+
+from qa.index import replication  # noqa: E402
+from qa.pipeline import QAPipeline  # noqa: E402
+from qa.types import Article  # noqa: E402
+from tests.test_replication import ARTICLES, LAUNCH, answer, make  # noqa: E402
+
+pytestmark = [pytest.mark.cluster]
+
+ROOT = Path(__file__).resolve().parent.parent
+RAY = Path(sys.executable).with_name("ray")
+MAX_LAG_S = 5.0  # docs/scale-out.md: publish and pull every second, an answer within 5 s of the commit
+OLD_QUESTION = "When does New Start expire?"
+NEW_QUESTION = "When did the Zorblax rocket lift off?"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ports(*names: str) -> list[str]:
+    return [f"--{name}={_free_port()}" for name in names]
+
+
+def _descendants(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout.split()
+    children: dict[int, list[int]] = {}
+    for pid_text, parent_text in zip(out[::2], out[1::2], strict=True):
+        children.setdefault(int(parent_text), []).append(int(pid_text))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _ours(temp_dir: str) -> list[int]:
+    """Processes whose command line names this cluster's own temp folder (gcs, raylets, agents)."""
+    out = subprocess.run(["pgrep", "-f", temp_dir], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out if int(p) != os.getpid()]
+
+
+def _stop(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _without_ray_state() -> dict[str, str]:
+    """This environment less what an earlier Ray session of this process left in it (ray.init
+    exports RAY_* variables naming its own, now stopped, cluster)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+
+
+@contextmanager
+def two_node_cluster(temp_dir: str) -> Iterator[dict[str, str]]:
+    """A head node and a second node on this machine, each its own `ray start --block`, with this
+    process as the driver; `temp_dir` is Ray's folder for both (short: Ray's socket paths have a
+    length limit)."""
+    env = {
+        **_without_ray_state(),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        # `ray start --head` turns token authentication on by default in Ray 2.60, a driver reads the
+        # mode once when ray is imported (off unless set): the nodes of this private cluster run without.
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    port = _free_port()
+    common = ["--block", "--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    agents = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port")
+    head = subprocess.Popen(
+        [
+            str(RAY),
+            "start",
+            "--head",
+            f"--port={port}",
+            f"--temp-dir={temp_dir}",
+            "--include-dashboard=false",
+            *common,
+            *_ports(*agents),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    started = [head]
+    old_env = {k: os.environ.get(k) for k in ("PYTHONPATH",)}
+    try:
+        address = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while subprocess.run([str(RAY), "status", f"--address={address}"], env=env, capture_output=True).returncode:
+            assert head.poll() is None and time.monotonic() < deadline, "the head node did not start"
+            time.sleep(1)
+        second = subprocess.Popen(
+            [
+                str(RAY),
+                "start",
+                f"--address={address}",
+                '--resources={"replica_node": 1}',
+                *common,
+                *_ports(*agents),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        started.append(second)
+        os.environ.update({k: env[k] for k in old_env})
+        ray.init(address=address, logging_level="ERROR")
+        while len([n for n in ray.nodes() if n["Alive"]]) < 2:
+            assert second.poll() is None and time.monotonic() < deadline, "the second node did not join"
+            time.sleep(0.5)
+        yield {"address": address, "head_node": ray.get_runtime_context().get_node_id()}
+    finally:
+        ray.shutdown()
+        for k, v in old_env.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        pids = [p.pid for p in started] + [d for p in started for d in _descendants(p.pid)] + _ours(temp_dir)
+        _stop(pids, signal.SIGTERM)  # `ray start --block` stops its node's processes on SIGTERM
+        for p in started:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+        time.sleep(2)
+        _stop(sorted(set(pids + _ours(temp_dir))), signal.SIGKILL)
+        for p in started:
+            p.wait(10)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+class ReplicaHost:
+    """A replica node's copy: pulls from the published folder into its own index folder and answers
+    from it (the fake models: this is about the copy, not the reader)."""
+
+    def __init__(self, shipped: str, root: str) -> None:
+        self.shipped, self.root = shipped, root
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._pipeline: QAPipeline | None = None
+
+    def node(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+    def pull(self) -> tuple[str, int]:
+        done = replication.pull(self.shipped, self.root, name="node2")
+        return done.kind, done.seq
+
+    def ask(self, question: str) -> str | None:
+        if self._pipeline is None:
+            pipeline = make(Path(self.root))
+            pipeline.load()
+            self._pipeline = pipeline
+        return answer(self._pipeline, question)
+
+    def current(self) -> str:
+        return (Path(self.root) / "CURRENT").read_text().strip()
+
+    def follow(self, every_s: float) -> None:
+        """Pull every `every_s` seconds in the background (what `qa replica pull --every` does)."""
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(every_s):
+                try:
+                    replication.pull(self.shipped, self.root, name="node2")
+                except Exception as exc:  # recorded for the test; the copy keeps serving
+                    self.errors.append(repr(exc))
+
+        threading.Thread(target=loop, daemon=True).start()
+
+    def stop_following(self) -> list[str]:
+        self._stop.set()
+        time.sleep(0.2)
+        return self.errors
+
+
+def pull_killed_midway(shipped: str, root: str) -> None:
+    """A pull on the replica node whose process dies after two files were copied."""
+    real, copied = replication._copy_hashed, []
+
+    def dying(src, dst, bar=None):
+        copied.append(src)
+        if len(copied) == 3:
+            os._exit(9)
+        return real(src, dst, bar)
+
+    replication._copy_hashed = dying
+    replication.pull(shipped, root, name="killed")
+
+
+def test_an_article_written_on_the_head_is_answered_on_the_other_node_within_the_lag(tmp_path):
+    """Run as its own driver process, in an environment without the RAY_* variables an earlier
+    Ray session of this process exported (tests/test_cluster.py's ray.init sets RAY_AUTH_MODE=token:
+    a driver of this cluster, whose nodes run without, then had its actors refused, "Actor may be
+    already destroyed"), as a real deployment's driver is its own process."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**_without_ray_state(), "PYTHONPATH": path}
+    temp_dir = tempfile.mkdtemp(prefix="rayqa-", dir="/tmp")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.test_replica_cluster", str(tmp_path), temp_dir],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:  # a driver killed by the timeout leaves its nodes: stop every process of this cluster
+        _stop(_ours(temp_dir), signal.SIGKILL)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    print(proc.stdout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "replica lag after a commit" in proc.stdout
+
+
+def scenario(tmp_path: Path, temp_dir: str) -> None:
+    with two_node_cluster(temp_dir) as cluster:
+        run_on(cluster, tmp_path)
+
+
+def run_on(cluster: dict[str, str], tmp_path: Path) -> None:
+    on_replica_node = {"num_cpus": 0, "resources": {"replica_node": 0.5}}
+    host_class = ray.remote(max_concurrency=4, **on_replica_node)(ReplicaHost)
+    killed_pull = ray.remote(max_retries=0, **on_replica_node)(pull_killed_midway)
+    writer = make(tmp_path / "writer")
+    writer.build_from_articles(ARTICLES)
+    shipped, replica_root = tmp_path / "shipped", tmp_path / "node2-index"
+    replication.publish(writer.store, shipped)
+
+    host = host_class.remote(str(shipped), str(replica_root))
+    node = ray.get(host.node.remote())
+    assert node != cluster["head_node"]  # the copy lives on the other node
+    assert ray.get(host.pull.remote())[0] == "full"
+    assert ray.get(host.ask.remote(OLD_QUESTION)) == "2021"
+    assert ray.get(host.ask.remote(NEW_QUESTION)) != "2031"
+
+    # The writer publishes every second, the replica pulls every second.
+    stop = threading.Event()
+
+    def publisher() -> None:
+        while not stop.wait(1.0):
+            replication.publish(writer.store, shipped)
+
+    thread = threading.Thread(target=publisher, daemon=True)
+    thread.start()
+    ray.get(host.follow.remote(1.0))
+    try:
+        writer.add_articles([LAUNCH])
+        committed = time.monotonic()
+        while ray.get(host.ask.remote(NEW_QUESTION)) != "2031":
+            assert time.monotonic() - committed < 30, "the article never reached the replica"
+            time.sleep(0.1)
+        lag = time.monotonic() - committed
+    finally:
+        stop.set()
+        thread.join()
+        errors = ray.get(host.stop_following.remote())
+    print(f"replica lag after a commit: {lag:.2f} s")
+    assert lag <= MAX_LAG_S
+    assert not errors
+
+    # A copy killed mid-transfer on the replica node leaves the old generation serving.
+    before = ray.get(host.current.remote())
+    writer.build_from_articles([*ARTICLES, Article("x1", "Probe", "The probe reached Titan in 2044.")])
+    assert replication.publish(writer.store, shipped).kind == "full"
+    with pytest.raises(ray.exceptions.WorkerCrashedError):
+        ray.get(killed_pull.remote(str(shipped), str(replica_root)), timeout=120)
+    assert ray.get(host.current.remote()) == before
+    assert ray.get(host.ask.remote(NEW_QUESTION)) == "2031"
+
+    # A damaged copy is refused, and the old generation still serves.
+    newest = shipped / replication.read_latest(shipped)["full"]["folder"]
+    database = newest / "store.sqlite"
+    data = bytearray(database.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    database.write_bytes(bytes(data))
+    with pytest.raises(ray.exceptions.RayTaskError, match="SnapshotCorruptError"):
+        ray.get(host.pull.remote())
+    assert ray.get(host.current.remote()) == before
+    assert ray.get(host.ask.remote(NEW_QUESTION)) == "2031"
+    assert ray.get(host.ask.remote("When did the probe reach Titan?")) != "2044"
+
+    # Published again whole, the replica takes it.
+    assert replication.publish(writer.store, shipped, full=True).kind == "full"
+    assert ray.get(host.pull.remote())[0] == "full"
+    assert ray.get(host.ask.remote("When did the probe reach Titan?")) == "2044"
+
+
+if __name__ == "__main__":  # the driver process of the test above
+    logging.basicConfig(level=logging.WARNING)
+    scenario(Path(sys.argv[1]), sys.argv[2])
+    print("scenario passed", flush=True)
