@@ -143,7 +143,7 @@ def two_node_cluster(temp_dir: str) -> Iterator[dict[str, str]]:
         )
         started.append(second)
         os.environ.update({k: env[k] for k in old_env})
-        ray.init(address=address, logging_level="ERROR")
+        ray.init(address=address, logging_level=logging.ERROR)
         while len([n for n in ray.nodes() if n["Alive"]]) < 2:
             assert second.poll() is None and time.monotonic() < deadline, "the second node did not join"
             time.sleep(0.5)
@@ -257,9 +257,9 @@ def scenario(tmp_path: Path, temp_dir: str) -> None:
 
 
 def run_on(cluster: dict[str, str], tmp_path: Path) -> None:
-    on_replica_node = {"num_cpus": 0, "resources": {"replica_node": 0.5}}
-    host_class = ray.remote(max_concurrency=4, **on_replica_node)(ReplicaHost)
-    killed_pull = ray.remote(max_retries=0, **on_replica_node)(pull_killed_midway)
+    on_replica_node: dict[str, float] = {"replica_node": 0.5}
+    host_class = ray.remote(num_cpus=0, resources=on_replica_node, max_concurrency=4)(ReplicaHost)  # type: ignore[call-overload]
+    killed_pull = ray.remote(num_cpus=0, resources=on_replica_node, max_retries=0)(pull_killed_midway)
     writer = make(tmp_path / "writer")
     writer.build_from_articles(ARTICLES)
     shipped, replica_root = tmp_path / "shipped", tmp_path / "node2-index"
