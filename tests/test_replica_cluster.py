@@ -258,7 +258,7 @@ def scenario(tmp_path: Path, temp_dir: str) -> None:
 
 def run_on(cluster: dict[str, str], tmp_path: Path) -> None:
     on_replica_node: dict[str, float] = {"replica_node": 0.5}
-    host_class = ray.remote(num_cpus=0, resources=on_replica_node, max_concurrency=4)(ReplicaHost)  # type: ignore[call-overload]
+    host_class = ray.remote(num_cpus=0, resources=on_replica_node, max_concurrency=4)(ReplicaHost)  # type: ignore[call-overload, unused-ignore]
     killed_pull = ray.remote(num_cpus=0, resources=on_replica_node, max_retries=0)(pull_killed_midway)
     writer = make(tmp_path / "writer")
     writer.build_from_articles(ARTICLES)
