@@ -128,12 +128,12 @@ def test_dates_doubt_and_a_new_conversation(page, live_server):
     # reader makes of it is not one bare answer in large type below the confidence cut.
     follow_up = ask(page, "Where did the talks take place?")
     expect(follow_up.locator(".answer-text")).to_have_count(0)
-    # The reader finds Lavrov's denial but is unsure of its span: candidates, each with its source.
+    # The reader finds what Pompeo said but is unsure of its span: candidates, each with its source.
     expect(page.locator("#new-chat")).to_be_enabled()
     page.click("#new-chat")
     expect(page.locator("#log .msg")).to_have_count(0)
     expect(page.locator("#welcome")).to_be_visible()
-    unsure = ask(page, "What did Lavrov deny?")
+    unsure = ask(page, "What did Pompeo say?")
     expect(unsure.locator(".card-unsure .unsure-title")).to_contain_text("not sure")
     candidates = unsure.locator(".candidate")
     assert candidates.count() >= 1
