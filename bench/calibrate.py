@@ -144,13 +144,14 @@ def main() -> None:
         s, c = np.array(scores), np.array(correct)
         return s[0::2], c[0::2], s[1::2], stopped / len(read)
 
-    def balanced(stop: float | None) -> float:
-        p, right, n, _ = cascade(stop)
-        return float((((p >= threshold) & right).mean() + (n < threshold).mean()) / 2)
+    def balanced(stop: float | None) -> tuple[float, float]:
+        """Balanced accuracy at the threshold reading as the cascade does, and the share stopped early."""
+        p, right, n, stopped = cascade(stop)
+        return float((((p >= threshold) & right).mean() + (n < threshold).mean()) / 2), stopped
 
-    every_passage = balanced(None)
+    every_passage = balanced(None)[0]
     stop_grid = [float(x) for x in np.unique(np.round(np.geomspace(max(threshold, 0.001), 0.9, 40), 4))]
-    stop_rows = [(t, balanced(t), cascade(t)[3]) for t in stop_grid]
+    stop_rows = [(t, *balanced(t)) for t in stop_grid]
     stop_score = next((t for t, b, _ in stop_rows if b >= every_passage - STOP_TOLERANCE), None)
     pos_d, ok_d, neg_d, _ = cascade(stop_score)
     curve = fit_confidence_curve(np.concatenate([pos_d, neg_d]), np.concatenate([ok_d, np.zeros(len(neg_d), bool)]))

@@ -103,22 +103,18 @@ def two_node_cluster(temp_dir: str) -> Iterator[dict[str, str]]:
     port = _free_port()
     common = ["--block", "--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
     agents = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port")
-    head = subprocess.Popen(
-        [
-            str(RAY),
-            "start",
-            "--head",
-            f"--port={port}",
-            f"--temp-dir={temp_dir}",
-            "--include-dashboard=false",
-            *common,
-            *_ports(*agents),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+
+    def ray_start(*args: str) -> subprocess.Popen[bytes]:
+        """`ray start` with this cluster's shared options and fresh agent ports, in its own session."""
+        return subprocess.Popen(
+            [str(RAY), "start", *args, *common, *_ports(*agents)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    head = ray_start("--head", f"--port={port}", f"--temp-dir={temp_dir}", "--include-dashboard=false")
     started = [head]
     old_env = {k: os.environ.get(k) for k in ("PYTHONPATH",)}
     try:
@@ -127,20 +123,7 @@ def two_node_cluster(temp_dir: str) -> Iterator[dict[str, str]]:
         while subprocess.run([str(RAY), "status", f"--address={address}"], env=env, capture_output=True).returncode:
             assert head.poll() is None and time.monotonic() < deadline, "the head node did not start"
             time.sleep(1)
-        second = subprocess.Popen(
-            [
-                str(RAY),
-                "start",
-                f"--address={address}",
-                '--resources={"replica_node": 1}',
-                *common,
-                *_ports(*agents),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        second = ray_start(f"--address={address}", '--resources={"replica_node": 1}')
         started.append(second)
         os.environ.update({k: env[k] for k in old_env})
         ray.init(address=address, logging_level=logging.ERROR)

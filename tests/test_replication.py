@@ -109,13 +109,20 @@ def test_a_rebuilt_writer_ships_a_whole_copy_that_running_servers_reopen(writer,
     assert server.counts().articles == 1
 
 
-def test_a_damaged_file_is_refused_and_the_old_generation_keeps_serving(writer, tmp_path):
+def new_generation_published(writer: QAPipeline, tmp_path: Path) -> tuple[Path, Path, str]:
+    """A replica pulled from the writer, then a new generation built and published on the writer
+    but not yet pulled: the publish folder, the replica's index folder, its CURRENT."""
     shipped, root = tmp_path / "shipped", tmp_path / "replica"
     replication.publish(writer.store, shipped)
     replication.pull(shipped, root)
     before = (root / "CURRENT").read_text()
     writer.build_from_articles([LAUNCH])
     replication.publish(writer.store, shipped)
+    return shipped, root, before
+
+
+def test_a_damaged_file_is_refused_and_the_old_generation_keeps_serving(writer, tmp_path):
+    shipped, root, before = new_generation_published(writer, tmp_path)
     newest = shipped / replication.read_latest(shipped)["full"]["folder"]
     faiss_file = next(newest.glob("dense-*.faiss"))
     data = bytearray(faiss_file.read_bytes())
@@ -178,12 +185,7 @@ PULL_KILLED = textwrap.dedent(
 
 
 def test_a_pull_killed_mid_transfer_leaves_the_old_generation_serving(writer, tmp_path):
-    shipped, root = tmp_path / "shipped", tmp_path / "replica"
-    replication.publish(writer.store, shipped)
-    replication.pull(shipped, root)
-    before = (root / "CURRENT").read_text()
-    writer.build_from_articles([LAUNCH])
-    replication.publish(writer.store, shipped)
+    shipped, root, before = new_generation_published(writer, tmp_path)
     proc = subprocess.run(
         [sys.executable, "-c", PULL_KILLED, str(shipped), str(root)], cwd=ROOT, capture_output=True, text=True
     )

@@ -42,12 +42,15 @@ class ReadingCost:
     """What one question's reading cost: the passages and tokens read by the model, and the time
     spent tokenising and in forward passes (ms). Kept by a reader made by `for_question`."""
 
-    passages: int = 0
     windows: int = 0
     tokens: int = 0
     tokenize_ms: float = 0.0
     model_ms: float = 0.0
     seen: set[str] = field(default_factory=set, repr=False)  # distinct passages read
+
+    @property
+    def passages(self) -> int:
+        return len(self.seen)
 
 
 class Reader(Protocol):
@@ -269,7 +272,6 @@ class ExtractiveReader:
                 self.cost.tokenize_ms += 1000 * (t1 - t0)
                 self.cost.model_ms += 1000 * (time.perf_counter() - t1)
                 self.cost.seen.update(p for _, p in missing)
-                self.cost.passages = len(self.cost.seen)
                 self.cost.windows += len(windows.input_ids)
                 self.cost.tokens += sum(len(ids) for ids in windows.input_ids)
             read: dict[tuple[str, str], list[_Window]] = {k: [] for k in missing}
