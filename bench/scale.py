@@ -1,6 +1,6 @@
-"""Archive scale: what each index operation costs at 10k, 50k and 200k articles.
+"""Archive scale: what each index operation costs from 10k to 1M articles, and how it grows.
 
-    python -m bench.scale --squad-train ../shared/data/squad/train-v1.1.json [--sizes 10000 50000 200000]
+    python -m bench.scale --squad-train ../shared/data/squad/train-v1.1.json [--sizes 10000 50000 200000 1000000]
 
 Articles are four SQuAD-train paragraphs each (the ~19k paragraphs are reused in turn, each
 article opening with its own dispatch line, so no two articles are the same text).
@@ -16,7 +16,11 @@ over the same vectors, counting an approximate hit as right when its score reach
 questions asked one after another while idle, then while 1,000 articles are being added
 through the API.
 
-Each size's figures are saved to --work (resumable: a size already measured is not redone).
+Each size's figures are saved to --work (resumable: a size already measured is not redone), with
+the load average when its measurements started. The growth of each cost is plotted, log-log,
+in docs/scale.png (matplotlib: the `bench` extra), and the issue's targets at 1M articles are
+checked against the largest size measured, extrapolated by the growth measured below it when
+that is under 1M.
 """
 
 from __future__ import annotations
@@ -120,22 +124,25 @@ def disk_mb(path: Path) -> float:
 
 
 # ---- one size, in a fresh process so that RSS and cold start are its own ---------------------
-def measure(squad_train: str, n: int, work: Path, questions: list[str]) -> dict:
-    """Build in this process; measure start, search and writes in a fresh child."""
+def measure(squad_train: str, n: int, work: Path, questions: list[str], keep_index: bool) -> dict:
+    """Build in this process; measure start, search and writes in a fresh child. A kept index
+    (`keep_index`) is measured again as it is when its size-N.json is deleted; the child's
+    writes (105 added, 5 of them deleted) change it by 0.01% of 1M."""
     from qa.config import Settings
     from qa.pipeline import QAPipeline
 
     index_dir = work / f"index-{n}"
-    shutil.rmtree(index_dir, ignore_errors=True)
-    settings = Settings(index_dir=index_dir)
-    articles = make_articles(squad_train, n)
-    embedder = StandInEmbedder(np.load(work / "basis-2000.npy"))
-    p = QAPipeline(settings, embedder=embedder)
-    t = time.perf_counter()
-    p.build_from_articles(articles, progress=False, batch_articles=2000)
-    build_s = time.perf_counter() - t
-    counts = p.counts()
-    del p, articles
+    built = work / f"built-{n}.json"  # a kept index (--keep-index) is measured again, not rebuilt
+    if not (built.exists() and index_dir.exists()):
+        shutil.rmtree(index_dir, ignore_errors=True)
+        articles = make_articles(squad_train, n)
+        p = QAPipeline(Settings(index_dir=index_dir), embedder=StandInEmbedder(np.load(work / "basis-2000.npy")))
+        t = time.perf_counter()
+        p.build_from_articles(articles, progress=False, batch_articles=2000)
+        build_s = time.perf_counter() - t
+        built.write_text(json.dumps({"build_s": build_s, "passages": p.counts().passages}))
+        del p, articles
+    build = json.loads(built.read_text())
     # The articles the child adds, made here: loading SQuAD in the child would count in its RSS.
     fresh = work / f"fresh-{n}.json"
     fresh.write_text(json.dumps([asdict(a) for a in make_articles(squad_train, 110, offset=n + 10)]))
@@ -163,8 +170,12 @@ def measure(squad_train: str, n: int, work: Path, questions: list[str]) -> dict:
     if child.returncode != 0:
         raise RuntimeError(child.stderr[-3000:])
     result = json.loads(child.stdout.strip().splitlines()[-1])
-    result.update(articles=n, passages=counts.passages, build_s=round(build_s, 1), disk_mb=round(disk_mb(index_dir), 0))
-    shutil.rmtree(index_dir, ignore_errors=True)
+    result.update(
+        articles=n, passages=build["passages"], build_s=round(build["build_s"], 1), disk_mb=round(disk_mb(index_dir), 0)
+    )
+    if not keep_index:
+        shutil.rmtree(index_dir, ignore_errors=True)
+        built.unlink()
     return result
 
 
@@ -177,6 +188,7 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
     questions = json.loads(sys.stdin.read())
     vectors = np.load(work / "questions.npy")  # real MiniLM embeddings of the questions
     embedder = StandInEmbedder(np.load(work / "basis-2000.npy"))
+    load_at_start = os.getloadavg()[0]
     t = time.perf_counter()
     p = QAPipeline(Settings(index_dir=index_dir), embedder=embedder)
     p.load()
@@ -240,6 +252,7 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
     print(
         json.dumps(
             {
+                "load_average": round(load_at_start, 2),
                 "cold_start_s": round(cold_s, 2),
                 "dense_kind": gen.dense.kind,
                 "retrieval_p50_ms": percentile(times, 50),
@@ -354,13 +367,81 @@ def ask_during_ingest(squad_train: str, n_articles: int) -> dict:
     }
 
 
+# ---- growth: the issue's targets at 1M articles, and the plot ----------------------------------
+TARGET_ARTICLES = 1_000_000
+# (label, how to read it from one size's figures, target, unit); "add 1" counts the real embedding.
+TARGETS: tuple[tuple[str, str, float, str], ...] = (
+    ("add 1 article (index + real embedding)", "add1_total_ms", 1000, "ms"),
+    ("delete 1 article", "delete1_ms", 500, "ms"),
+    ("cold start", "cold_start_s", 10, "s"),
+    ("serving RSS (index)", "rss_mb", 3000, "MB"),
+    ("retrieval p95, no query embedding", "retrieval_p95_ms", 25, "ms"),
+)
+
+
+def at_target_size(sizes: list[int], values: list[float]) -> tuple[float, str]:
+    """The value at TARGET_ARTICLES: measured, or extrapolated from the two largest sizes by
+    their log-log slope (a cost growing as n^k keeps growing as n^k)."""
+    if sizes[-1] >= TARGET_ARTICLES or len(sizes) < 2:
+        return values[-1], f"measured at {sizes[-1]:,}"
+    (n_a, c_a), (n_b, c_b) = (sizes[-2], values[-2]), (sizes[-1], values[-1])
+    slope = float(np.log(max(c_b, 1e-9) / max(c_a, 1e-9)) / np.log(n_b / n_a))
+    return c_b * (TARGET_ARTICLES / n_b) ** slope, f"extrapolated from {n_a:,}-{n_b:,} (n^{slope:.2f})"
+
+
+def cost_values(results: dict[int, dict], real: dict, key: str) -> list[float]:
+    """One cost at each size, smallest first; "add1_total_ms" adds the real embedding's cost."""
+    extra = real["embed_article_ms"] if key == "add1_total_ms" else 0.0
+    return [results[n]["add1_ms" if key == "add1_total_ms" else key] + extra for n in sorted(results)]
+
+
+def target_rows(results: dict[int, dict], real: dict) -> list[tuple[str, ...]]:
+    sizes = sorted(results)
+    rows = []
+    for label, key, target, unit in TARGETS:
+        value, how = at_target_size(sizes, cost_values(results, real, key))
+        verdict = "met" if value <= target else "NOT met"
+        rows.append((label, f"{value:,.1f} {unit}", how, f"≤ {target:,} {unit}", verdict))
+    return rows
+
+
+def plot_growth(results: dict[int, dict], real: dict, path: Path) -> None:
+    """Each cost against the archive's size, log-log, with its target at 1M as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a server
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(results)
+    panels = [*TARGETS, ("build (whole archive)", "build_s", 0, "s")]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
+    for ax, (label, key, target, unit) in zip(axes.flat, panels, strict=True):
+        ax.loglog(sizes, cost_values(results, real, key), "o-", label="measured")
+        if target:
+            ax.axhline(target, color="tab:red", linestyle="--", label=f"target at 1M: {target:,} {unit}")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("articles")
+        ax.set_ylabel(unit)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Index costs against archive size (bench/scale.py; 5 passages an article)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--squad-train", required=True)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000, 1_000_000])
     ap.add_argument("--work", default="/tmp/qa-bench-scale", help="folder for the indexes and per-size results")
     ap.add_argument("--bulk-articles", type=int, default=1000)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument(
+        "--keep-index",
+        action="store_true",
+        help="keep each size's index in --work, to measure it again on a quieter machine",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -384,7 +465,7 @@ def main() -> None:
             results[n] = json.loads(saved.read_text())
             continue
         print(f"measuring {n} articles ...", flush=True)
-        results[n] = measure(args.squad_train, n, work, questions)
+        results[n] = measure(args.squad_train, n, work, questions, keep_index=args.keep_index)
         saved.write_text(json.dumps(results[n]))
         print(results[n], flush=True)
     real = real_embedding_costs(args.squad_train, questions)
@@ -397,6 +478,7 @@ def main() -> None:
             (
                 f"{n:,}",
                 f"{r['passages']:,}",
+                f"{r.get('load_average', float('nan')):.1f}",
                 r["dense_kind"],
                 f"{r['build_s']:.0f} s",
                 f"{r['add1_ms']:.0f} ms",
@@ -422,6 +504,7 @@ def main() -> None:
             (
                 "articles",
                 "passages",
+                "load average",
                 "dense index",
                 "build",
                 "add 1 (index)",
@@ -455,9 +538,16 @@ def main() -> None:
             + table(ivf_rows, ("articles", "lists", "probed", "recall@10", "dense search p50"))
             + "\n"
         )
+    body += (
+        f"\nThe targets at {TARGET_ARTICLES:,} articles (issue 29); the growth of each cost is plotted in "
+        "[scale.png](scale.png).\n\n"
+        + table(target_rows(results, real), ("cost", f"at {TARGET_ARTICLES:,}", "how", "target", ""))
+        + "\n"
+    )
     print(body)
     if not args.no_write:
-        write_section("scale", "Archive scale: index costs at 10k, 50k and 200k articles", body)
+        plot_growth(results, real, Path(__file__).resolve().parent.parent / "docs" / "scale.png")
+        write_section("scale", "Archive scale: index costs from 10k to 1M articles", body)
 
 
 if __name__ == "__main__":
