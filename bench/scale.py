@@ -397,7 +397,7 @@ def cost_values(results: dict[int, dict], real: dict, key: str) -> list[float]:
 
 def target_rows(results: dict[int, dict], real: dict) -> list[tuple[str, ...]]:
     sizes = sorted(results)
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for label, key, target, unit in TARGETS:
         value, how = at_target_size(sizes, cost_values(results, real, key))
         verdict = "met" if value <= target else "NOT met"
