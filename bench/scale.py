@@ -12,6 +12,11 @@ is the sum of both. Recall@10 of the approximate dense index is measured against
 over the same vectors, counting an approximate hit as right when its score reaches the exact
 10th score (ties among repeated paragraphs make identity-based recall meaningless).
 
+Retrieval (hybrid top 10, the query's vector given) is timed over 300 SQuAD questions right after
+the start (the postings and pages they need come from disk: a cold start's figures), then over
+300 others (a server that has been answering: most pages in the page cache); the target applies
+to the second.
+
 `/ask` during a bulk ingest: a real server over the bundled articles, real models, p95 of
 questions asked one after another while idle, then while 1,000 articles are being added
 through the API.
@@ -37,6 +42,7 @@ import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +130,7 @@ def disk_mb(path: Path) -> float:
 
 
 # ---- one size, in a fresh process so that RSS and cold start are its own ---------------------
-def measure(squad_train: str, n: int, work: Path, questions: list[str], keep_index: bool) -> dict:
+def measure(squad_train: str, n: int, work: Path, questions: dict[str, list[str]], keep_index: bool) -> dict:
     """Build in this process; measure start, search and writes in a fresh child. A kept index
     (`keep_index`) is measured again as it is when its size-N.json is deleted; the child's
     writes (105 added, 5 of them deleted) change it by 0.01% of 1M."""
@@ -179,14 +185,26 @@ def measure(squad_train: str, n: int, work: Path, questions: list[str], keep_ind
     return result
 
 
+def _timed_retrievals(p: Any, questions: list[str], vectors: np.ndarray) -> list[float]:
+    """Milliseconds of each retrieval (top 10, hybrid), the query already embedded."""
+    times = []
+    for q, v in zip(questions, vectors, strict=True):
+        t = time.perf_counter()
+        p.retriever.retrieve(q, 10, vector=v)
+        times.append(1000 * (time.perf_counter() - t))
+    return times
+
+
 def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
     from qa.config import Settings
     from qa.index import db
     from qa.pipeline import QAPipeline
     from qa.types import Article
 
-    questions = json.loads(sys.stdin.read())
+    asked = json.loads(sys.stdin.read())
+    questions, warm_questions = asked["measured"], asked["warm_up"]
     vectors = np.load(work / "questions.npy")  # real MiniLM embeddings of the questions
+    warm_vectors = np.load(work / "warm-up.npy")
     embedder = StandInEmbedder(np.load(work / "basis-2000.npy"))
     load_at_start = os.getloadavg()[0]
     t = time.perf_counter()
@@ -194,12 +212,11 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
     p.load()
     cold_s = time.perf_counter() - t
     gen = p.store.generation()
-    p.retriever.retrieve(questions[0], 10, vector=vectors[0])  # first touch of the pages
-    times = []
-    for q, v in zip(questions, vectors, strict=True):
-        t = time.perf_counter()
-        p.retriever.retrieve(q, 10, vector=v)
-        times.append(1000 * (time.perf_counter() - t))
+    # The first questions after a start read the lexical index's postings and SQLite's pages
+    # from disk; a server that has been answering has most of them in the page cache. So: 300
+    # other questions first (timed: the figures of a cold start), then the 300 measured ones.
+    cold = _timed_retrievals(p, warm_questions, warm_vectors)
+    times = _timed_retrievals(p, questions, vectors)
     serving_rss = rss_mb()  # peak so far: start and searches (no models: the stand-in embedder)
     # Approximate vs exact dense top 10 over the same stored vectors.
     recall: dict | None = None
@@ -257,6 +274,8 @@ def child(index_dir: str, squad_train: str, n: int, work: Path) -> None:
                 "dense_kind": gen.dense.kind,
                 "retrieval_p50_ms": percentile(times, 50),
                 "retrieval_p95_ms": percentile(times, 95),
+                "retrieval_cold_p50_ms": percentile(cold, 50),
+                "retrieval_cold_p95_ms": percentile(cold, 95),
                 "recall_at_10": recall,
                 "add1_ms": round(statistics.median(add1), 1),
                 "add100_s": round(add100_s, 2),
@@ -375,7 +394,7 @@ TARGETS: tuple[tuple[str, str, float, str], ...] = (
     ("delete 1 article", "delete1_ms", 500, "ms"),
     ("cold start", "cold_start_s", 10, "s"),
     ("serving RSS (index)", "rss_mb", 3000, "MB"),
-    ("retrieval p95, no query embedding", "retrieval_p95_ms", 25, "ms"),
+    ("retrieval p95 (after 300 other questions), no query embedding", "retrieval_p95_ms", 25, "ms"),
 )
 
 
@@ -451,12 +470,15 @@ def main() -> None:
         return
     work.mkdir(parents=True, exist_ok=True)
     data = json.load(open(args.squad_train))["data"]
-    questions = [qa["question"] for a in data for p in a["paragraphs"] for qa in p["qas"]][::97][:300]
+    every_question = [qa["question"] for a in data for p in a["paragraphs"] for qa in p["qas"]]
+    questions = every_question[::97][:300]
+    warm_up = every_question[48::97][:300]  # other questions, from the same spread of articles
     real_basis(args.squad_train, work)
-    if not (work / "questions.npy").exists():
-        from qa.index.embedding import SentenceTransformerEmbedder
+    for name, texts in (("questions.npy", questions), ("warm-up.npy", warm_up)):
+        if not (work / name).exists():
+            from qa.index.embedding import SentenceTransformerEmbedder
 
-        np.save(work / "questions.npy", SentenceTransformerEmbedder().encode(questions))
+            np.save(work / name, SentenceTransformerEmbedder().encode(texts))
     load = os.getloadavg()[0]
     results = {}
     for n in args.sizes:
@@ -465,7 +487,7 @@ def main() -> None:
             results[n] = json.loads(saved.read_text())
             continue
         print(f"measuring {n} articles ...", flush=True)
-        results[n] = measure(args.squad_train, n, work, questions, keep_index=args.keep_index)
+        results[n] = measure(args.squad_train, n, work, {"measured": questions, "warm_up": warm_up}, args.keep_index)
         saved.write_text(json.dumps(results[n]))
         print(results[n], flush=True)
     real = real_embedding_costs(args.squad_train, questions)
@@ -486,6 +508,7 @@ def main() -> None:
                 f"{r['add100_s']:.1f} s",
                 f"{r['delete1_ms']:.0f} ms",
                 f"{r['cold_start_s']:.1f} s",
+                f"{r['retrieval_cold_p50_ms']} / {r['retrieval_cold_p95_ms']} ms",
                 f"{r['retrieval_p50_ms']} / {r['retrieval_p95_ms']} ms",
                 f"{r['retrieval_p50_ms'] + real['query_embed_ms']:.1f} ms",
                 "exact"
@@ -512,7 +535,8 @@ def main() -> None:
                 "add 100 (index)",
                 "delete 1",
                 "cold start",
-                "retrieval p50 / p95 (no query embedding)",
+                "retrieval p50 / p95, the first 300 questions after the start",
+                "retrieval p50 / p95, 300 questions after those (no query embedding)",
                 "retrieval p50 with real query embedding",
                 "approx. recall@10 vs exact",
                 "peak RSS, index only: serving / after writes",
