@@ -19,7 +19,8 @@ from qa.index.replication import ReplicationError, SnapshotNotFoundError
 from qa.pipeline import QAPipeline
 from qa.serve.app import create_app
 from tests.fakes import FakeEmbedder, FakeReader
-from tests.test_replication import ARTICLES, LAUNCH, answer, make
+from tests.index_state import index_state
+from tests.test_replication import ARTICLES, LAUNCH, answer, make, many
 
 NEW_QUESTION = "When did the Zorblax rocket lift off?"
 
@@ -89,6 +90,27 @@ def test_a_failed_pull_is_logged_once_and_the_old_generation_keeps_serving(write
         assert answer(server, NEW_QUESTION) == "2031"
     finally:
         follower.stop()
+
+
+def test_two_followers_of_one_folder_take_turns_and_agree(writer, tmp_path, caplog):
+    """Two replicas on one node share its folder: their pulls take the folder's LOCK in turn."""
+    shipped, root = tmp_path / "shipped", tmp_path / "replica"
+    replication.publish(writer.store, shipped)
+    followers = [Follower(shipped, root, every_s=0.02, name=f"r{i}") for i in range(2)]
+    try:
+        with caplog.at_level(logging.WARNING, logger="qa.index.follower"):
+            kinds = sorted(f.start().kind for f in followers)
+            assert kinds == ["full", "unchanged"]  # the second found the first's copy current
+            for i in range(3):
+                writer.add_articles(many(1, i))
+                published = replication.publish(writer.store, shipped)
+                wait_for(lambda seq=published.seq: seq_of(root) == seq)
+            time.sleep(0.2)
+        assert "pull failed" not in caplog.text
+        assert index_state(make(root)) == index_state(writer)
+    finally:
+        for f in followers:
+            f.stop()
 
 
 def test_a_follower_never_pulls_over_a_writers_index(writer, tmp_path):
