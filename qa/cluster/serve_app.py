@@ -76,8 +76,9 @@ class QAReplica:
         return app
 
     def __del__(self) -> None:  # Serve calls it when it stops the replica
-        if self.follower is not None:
-            self.follower.stop()
+        follower = getattr(self, "follower", None)  # None too when __init__ failed before it
+        if follower is not None:
+            follower.stop()
 
 
 def _running_http_address() -> tuple[str, int] | None:
