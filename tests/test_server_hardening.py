@@ -164,6 +164,46 @@ def test_headers_past_the_limit_are_refused_with_431_and_do_not_grow_the_server(
     assert httpx.get(f"{server.url}/healthz", headers={"X-Ok": "b" * 1000}, timeout=10).status_code == 200
 
 
+def test_a_request_larger_than_the_header_limit_in_one_segment_is_not_taken_for_headers(serve):
+    """A bulk POST /articles whose headers and body arrive in one read (over the header limit)
+    is answered, not refused as endless headers; so is the next one on the same kept-alive
+    connection."""
+    limit = 16_384
+    server = serve(max_header_bytes=limit)
+    text = "A note from 2031 about harbour works. " * 60  # ~2.3 kB an article
+    for batch in range(2):
+        articles = [{"id": f"bulk{batch}-{i}", "title": f"Bulk {i}", "text": text} for i in range(12)]
+        body = json.dumps({"articles": articles}).encode()
+        assert len(body) > limit
+        head = (
+            f"POST /articles HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        if batch == 0:
+            sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(head + body)  # one write: one segment on loopback
+        assert read_one_response(sock).startswith(b"HTTP/1.1 201"), "refused"
+    sock.close()
+    assert httpx.get(f"{server.url}/articles/bulk1-11", timeout=10).status_code == 200
+
+
+def read_one_response(sock: socket.socket) -> bytes:
+    """One HTTP response with a Content-Length, read off a kept-alive connection."""
+    sock.settimeout(30)
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection: {received[:200]!r}"
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
 # ---- 3. who the client is, and the token throttle ---------------------------------------------
 def test_forged_forwarded_for_neither_escapes_the_throttle_nor_locks_the_admin_out(serve, caplog):
     caplog.set_level(logging.INFO)

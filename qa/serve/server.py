@@ -60,6 +60,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         # endless header grows the server by whatever the client sends.
         self._in_headers = True
         self._header_bytes = 0
+        self._headers_ended = 0  # requests whose headers have ended on this connection
 
     def _arm(self, phase: str, seconds: float) -> None:
         self._disarm()
@@ -110,10 +111,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._arm("headers", self.limits.header_timeout_s)
 
     def data_received(self, data: bytes) -> None:
-        was_in_headers = self._in_headers
+        was_in_headers, ended_before = self._in_headers, self._headers_ended
         super().data_received(data)
-        if not (was_in_headers and self._in_headers) or self.transport.is_closing():
-            return  # a segment that ends the headers holds body bytes too: not counted
+        # Only a segment read wholly inside one request's headers counts. One in which headers
+        # ended holds body bytes too, and may even hold a whole request (then _in_headers is
+        # already True again for the next one): a 70 kB POST in one segment is not 70 kB of headers.
+        if not was_in_headers or self._headers_ended != ended_before or self.transport.is_closing():
+            return
         self._header_bytes += len(data)
         if self._header_bytes > self.limits.max_header_bytes:
             self._disarm()
@@ -132,6 +136,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
+        self._headers_ended += 1
         self._disarm()
         super().on_headers_complete()
         self._arm("body", self.limits.body_timeout_s)
