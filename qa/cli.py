@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import TypeAlias
 
+    from qa.cluster.node_copy import CopySource
     from qa.config import Settings
     from qa.index.dense import DenseSettings
-    from qa.index.store import IndexStore
     from qa.ingest.files import IngestReport
     from qa.pipeline import QAPipeline
     from qa.retrieval.hybrid import Filters
@@ -46,6 +46,13 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
     return value
 
 
@@ -194,6 +201,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.ray is not None:
         return _serve_on_ray(args)
+    if args.replica_of is not None:
+        raise SystemExit(
+            "error: --replica-of places Ray Serve replicas on a cluster's nodes and needs --ray; on one host, "
+            f"keep a copy with `qa replica pull {args.replica_of} --every 1` and run `qa serve` on it"
+        )
     from qa.serve.app import create_app
     from qa.serve.server import serve
 
@@ -203,17 +215,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve_on_ray(args: argparse.Namespace) -> int:
-    _check_ray(args)
-    settings = _pipeline().settings  # builds the index here if there is none, not once per replica
+    if args.replica_of is None:
+        if args.pull_every is not None:
+            raise SystemExit("error: --pull-every goes with --replica-of FOLDER")
+        _check_ray(args)
+        settings, copy = _pipeline().settings, None  # builds the index here if there is none, not once per replica
+    else:
+        settings, copy = _replica_of(args)  # FOLDER checked first: before Ray, and no index built here
+        _check_ray(args)
     _join_ray(args)
     from qa.cluster.serve_app import deploy, wait_then_undeploy
 
-    started_serve = deploy(settings, args.host, args.port, args.replicas, args.cpus_per_replica)
+    started_serve = deploy(settings, args.host, args.port, args.replicas, args.cpus_per_replica, copy)
     print(
         f"serving on http://{args.host}:{args.port} from {args.replicas} Ray Serve replicas; Ctrl-C to stop", flush=True
     )
     wait_then_undeploy(started_serve)
     return 0
+
+
+def _replica_of(args: argparse.Namespace) -> tuple[Settings, CopySource]:
+    """--replica-of FOLDER: the replicas' settings and where they pull from, once FOLDER is known
+    to hold a publication (SnapshotNotFoundError says how to make one)."""
+    from qa.cluster.node_copy import CopySource, driver_settings
+    from qa.index.replication import read_latest
+
+    folder = args.replica_of.absolute()
+    latest = read_latest(folder)
+    settings = driver_settings(_settings())
+    copy = CopySource(folder, args.pull_every or 1.0)
+    print(
+        f"replicas pull {folder} (seq {latest['seq']} now) every {copy.pull_every_s:g} s into {settings.index_dir} "
+        f"on their nodes; a copy {settings.replica_max_lag_s:g} s behind answers 503 (QA_REPLICA_MAX_LAG_S)",
+        flush=True,
+    )
+    return settings, copy
 
 
 def _dense_settings(settings: Settings) -> DenseSettings:
@@ -259,12 +295,13 @@ def cmd_replica(args: argparse.Namespace) -> int:
 
         return _every(args, once)
     if args.action == "pull":
-        kept: list[IndexStore] = []  # the replica's store, its FAISS loaded, from one pull to the next
+        from qa.index.follower import Follower
+
+        # One store, its FAISS loaded, from one pull to the next.
+        follower = Follower(folder, settings.index_dir, name=args.name, dense_settings=_dense_settings(settings))
 
         def once() -> str:
-            if not kept:
-                kept.append(replication.replica_store(folder, settings.index_dir, _dense_settings(settings)))
-            done = replication.pull(folder, settings.index_dir, args.name, progress=not args.every, store=kept[0])
+            done = follower.pull_once(progress=not args.every)
             return (
                 f"replica {settings.index_dir} ({done.generation}) is at seq {done.seq}: {done.kind}, "
                 f"{done.bytes / 1e6:.1f} MB in {done.seconds:.2f} s"
@@ -440,6 +477,20 @@ def _add_serve(sub: Subparsers) -> None:
         type=positive_int,
         default=1,
         help="with --ray: CPUs each replica reserves and uses as torch threads (default 1)",
+    )
+    s.add_argument(
+        "--replica-of",
+        type=Path,
+        metavar="FOLDER",
+        help="with --ray: place replicas on any node, each answering from its node's own read-only copy at "
+        "QA_INDEX_DIR ('{node}' in it: the Ray node id), pulled from FOLDER, where the writer runs "
+        "`qa replica publish FOLDER --every 1`; every node must read FOLDER (shared or synced)",
+    )
+    s.add_argument(
+        "--pull-every",
+        type=positive_float,
+        metavar="SECONDS",
+        help="with --replica-of: each replica pulls FOLDER every SECONDS (default 1)",
     )
     s.set_defaults(func=cmd_serve)
 

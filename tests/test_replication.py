@@ -249,6 +249,51 @@ def test_a_replica_refuses_writes_and_cannot_publish(writer, tmp_path):
         replication.publish(replica.store, tmp_path / "again")
 
 
+def test_a_pull_that_waited_for_the_lock_acts_on_the_newest_publication(writer, tmp_path, monkeypatch):
+    """Two replicas on one node pull into one folder: one may read LATEST.json, wait for the LOCK
+    while the other takes a newer publication, and must not then pull a whole copy of the older one."""
+    shipped, root = tmp_path / "shipped", tmp_path / "replica"
+    replication.publish(writer.store, shipped)
+    replication.pull(shipped, root)
+    read_before_the_wait = replication.read_latest(shipped)
+    writer.add_articles([LAUNCH])
+    newer = replication.publish(writer.store, shipped)
+    replication.pull(shipped, root)  # the other replica's pull, meanwhile
+    before = (root / "CURRENT").read_text()
+    real, calls = replication.read_latest, []
+
+    def first_read_is_stale(folder: Path) -> dict:
+        calls.append(folder)
+        return read_before_the_wait if len(calls) == 1 else real(folder)
+
+    monkeypatch.setattr(replication, "read_latest", first_read_is_stale)
+    done = replication.pull(shipped, root)
+    assert (done.kind, done.seq) == ("unchanged", newer.seq)
+    assert (root / "CURRENT").read_text() == before
+    replica = make(root)
+    replica.load()
+    assert answer(replica, "When did the Zorblax rocket lift off?") == "2031"
+
+
+def test_a_synced_folder_behind_the_copy_never_takes_it_back(writer, tmp_path):
+    shipped, root = tmp_path / "shipped", tmp_path / "replica"
+    replication.publish(writer.store, shipped)
+    replication.pull(shipped, root)
+    older = (shipped / "LATEST.json").read_text()
+    writer.add_articles([LAUNCH])
+    newer = replication.publish(writer.store, shipped)
+    replication.pull(shipped, root)
+    before = (root / "CURRENT").read_text()
+    (shipped / "LATEST.json").write_text(older)  # e.g. an rsync that put back an older state
+    assert (replication.pull(shipped, root).kind, replica_seq(root)) == ("unchanged", newer.seq)
+    assert (root / "CURRENT").read_text() == before
+
+
+def replica_seq(root: Path) -> int | None:
+    state = replication.replica_state(root)
+    return None if state is None else state.seq
+
+
 def test_nothing_published_says_how_to_publish(tmp_path):
     with pytest.raises(SnapshotNotFoundError, match="qa replica publish"):
         replication.pull(tmp_path / "nothing", tmp_path / "replica")

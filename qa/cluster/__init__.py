@@ -4,7 +4,8 @@ In:  articles read and chunked by the driver (`qa ingest --ray`), or questions o
      (`qa serve --ray`).
 Out: passages embedded by Ray Data on the cluster's workers and committed by the one writer
      (embed_job), or the same FastAPI app answering from N Ray Serve replicas (serve_app),
-     each following the newest committed state of the index.
+     each following the newest committed state of the index: on the index node, or with
+     --replica-of on any node, over its node's own pulled copy (node_copy).
 
 Ray is an optional extra (`pip install -e ".[cluster]"`): this module never imports it at import
 time, the submodules do, and only `qa ... --ray` imports them.

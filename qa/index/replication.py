@@ -534,9 +534,12 @@ def pull(
     with store.write_lock("pulling from the writer"):
         for stale in root.glob(".tmp-*"):  # left by a pull that was killed
             shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+        latest = _latest_under_lock(source, store)
         state = replica_state(root)
         chain = None
         if state is not None and (state.source, state.generation) == (latest["source"], latest["generation"]):
+            if state.seq > int(latest["seq"]):  # a synced folder behind the copy: nothing to take from it
+                return TransferResult(kind, state.seq, 0, time.perf_counter() - started, store.generation().name)
             chain = _chain(latest, state.seq)
         if chain == []:  # up to date: only the time the writer was last known at this seq moves
             current = root / (root / "CURRENT").read_text().strip()
@@ -564,6 +567,16 @@ def pull(
         store.close()
     _record_pull(source, root, name, int(latest["seq"]))
     return TransferResult(kind, int(latest["seq"]), moved, time.perf_counter() - started, gen_name)
+
+
+def _latest_under_lock(source: Path, store: IndexStore) -> dict[str, Any]:
+    """The publication read again once the replica's LOCK is held: another pull of the same folder
+    (two replicas on one node) may have taken a newer one while this one waited, and acting on the
+    one read before would pull a whole copy of an older state over the newer one."""
+    latest = read_latest(source)
+    if IndexSpec(**latest["spec"]) != store.spec:
+        raise ReplicationError(f"the publication in {source} changed while this pull waited; pull again")
+    return latest
 
 
 def replica_store(source: str | Path, root: str | Path, dense_settings: DenseSettings | None = None) -> IndexStore:

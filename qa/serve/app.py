@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -70,9 +70,29 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
 
 
-def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = None) -> FastAPI:
+def _add_error_handlers(app: FastAPI) -> None:
+    # Starlette calls each handler with the class it is registered for, but types every handler
+    # as taking any Exception: a handler of a subclass does not type-check (arg-type).
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(QAError, _user_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Busy, _busy)  # type: ignore[arg-type]
+    app.add_exception_handler(ClientGone, _client_gone)  # type: ignore[arg-type]
+    # A body cut off by its client (or by the body deadline) is not a server error: no 500, no traceback.
+    app.add_exception_handler(ClientDisconnect, _client_gone)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def create_app(
+    settings: Settings | None = None,
+    pipeline: QAPipeline | None = None,
+    before_load: Callable[[], object] | None = None,
+    node: str | None = None,
+) -> FastAPI:
+    """The app over `settings`' index. `before_load` runs in the loading thread before the index
+    is opened (`qa serve --ray --replica-of`: the first pull; /healthz says loading meanwhile);
+    `node` names the cluster node on /healthz."""
     settings = settings or Settings()
-    state = AppState(settings)
+    state = AppState(settings, before_load, node)
     if settings.admin_token and len(settings.admin_token) < MIN_TOKEN_CHARS:
         log.warning(
             "QA_ADMIN_TOKEN has %d characters; use at least %d, e.g. python -c 'import secrets; "
@@ -100,15 +120,7 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
     app.include_router(articles.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
-    # Starlette calls each handler with the class it is registered for, but types every handler
-    # as taking any Exception: a handler of a subclass does not type-check (arg-type).
-    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(QAError, _user_error)  # type: ignore[arg-type]
-    app.add_exception_handler(Busy, _busy)  # type: ignore[arg-type]
-    app.add_exception_handler(ClientGone, _client_gone)  # type: ignore[arg-type]
-    # A body cut off by its client (or by the body deadline) is not a server error: no 500, no traceback.
-    app.add_exception_handler(ClientDisconnect, _client_gone)  # type: ignore[arg-type]
-    app.add_exception_handler(Exception, _unexpected)
+    _add_error_handlers(app)
 
     # The last added runs first. The admin check and the body limit both act before the body is
     # read; CORS headers go on their refusals too; the access log sees every outcome.

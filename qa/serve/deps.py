@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -34,8 +35,14 @@ RELOAD_EVERY_S = 2.0
 class AppState:
     """The pipeline once loaded (or why loading failed), and the gate in front of its models."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, before_load: Callable[[], object] | None = None, node: str | None = None
+    ) -> None:
         self.settings = settings
+        # Run before the index is opened, in the loading thread (`qa serve --ray --replica-of`: the
+        # first pull of the node's copy); an error it raises is the load's error (/healthz says it).
+        self.before_load = before_load
+        self.node = node  # the cluster node this server runs on, for /healthz (None: not on a cluster)
         self.pipeline: QAPipeline | None = None
         self.error: str | None = None
         self._retry_load = False  # the error is the index's: mending it on disk may cure it
@@ -78,6 +85,8 @@ class AppState:
         try:
             configure_torch_threads(self.settings.threads)
             pipeline = self._candidate = pipeline or self._candidate or QAPipeline(self.settings)
+            if self.before_load is not None:
+                self.before_load()
             report = pipeline.load_or_build()
             if report:
                 for warning in report.warnings:

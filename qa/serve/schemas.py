@@ -230,4 +230,5 @@ class Health(BaseModel):
     reader_backend: str | None = Field(None, description="what the reader runs on (QA_READER_BACKEND or auto's choice)")
     query_encoder: str | None = Field(None, description="what embeds questions (QA_QUERY_ENCODER or auto's choice)")
     replica: ReplicaHealth | None = Field(None, description="on a replica: its seq and lag")
+    node: str | None = Field(None, description="qa serve --ray: the Ray node this replica runs on")
     detail: str | None = None

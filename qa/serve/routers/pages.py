@@ -36,9 +36,10 @@ def healthz(state: StateDep) -> JSONResponse:
             reader_backend=state.pipeline.reader_backend,
             query_encoder=state.pipeline.query_encoder,
             replica=replica,
+            node=state.node,
         )
         # 503 while stale: a load balancer polling /healthz sends questions to the other replicas.
         return JSONResponse(health.model_dump(), status_code=503 if stale else 200)
     state.retry_if_mendable()
     status = "error" if state.error else "loading"
-    return JSONResponse(Health(status=status, detail=state.error).model_dump(), status_code=503)
+    return JSONResponse(Health(status=status, detail=state.error, node=state.node).model_dump(), status_code=503)
