@@ -141,7 +141,8 @@ def main() -> None:
             "questions; F1 over all; paired differences against torch passages, 95% intervals.\n\n"
             + table(rows, ("passages", "R@1 / R@5 / R@10", "vs torch (points)", "F1", "F1 vs torch"))
         )
-        report("passage_embedders_news", "Passage embedders on the news benchmark: int8 against float32", body, args)
+        title = f"Passage embedders on the news benchmark ({args.news_split}, {args.archive}): int8 against float32"
+        report(f"passage_embedders_news_{args.news_split}_{args.archive}", title, body, args)
 
 
 def report(name: str, title: str, body: str, args: argparse.Namespace) -> None:
