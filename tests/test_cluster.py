@@ -186,10 +186,10 @@ def test_ray_ingest_with_a_worker_killed_mid_job_makes_the_single_process_index(
 def test_ray_ingest_embeds_with_the_passage_embedder_the_index_records(
     ray_address: str, corpus: Corpus, tmp_path: Path
 ) -> None:
-    """QA_PASSAGE_EMBEDDER=onnx-int8: the Ray workers embed in int8 as a single-process ingest does:
-    the same passages, vectors as close as int8 in batches of other neighbours allows (dynamic
-    quantisation scales each batch by its own range: measured 0.983 at the least, as far as int8
-    is from float32), the same best answers."""
+    """QA_PASSAGE_EMBEDDER=onnx-int8: the Ray workers embed in int8 as a single-process ingest does,
+    though their batches hold other passages (32 against 16): the ONNX copy embeds one passage a
+    call, so a passage's int8 vector does not depend on its neighbours (dynamic quantisation
+    scales a call's activations by their own range)."""
     settings = Settings(index_dir=tmp_path / "int8", passage_embedder="onnx-int8")
     QAPipeline(settings).build([corpus.base])
     reference = QAPipeline(settings.model_copy(update={"index_dir": tmp_path / "int8-reference"}))
@@ -203,12 +203,7 @@ def test_ray_ingest_embeds_with_the_passage_embedder_the_index_records(
     pipeline = QAPipeline(settings)
     pipeline.load()
     assert pipeline.spec.embedder.endswith("+onnx-int8")
-    got, want = index_state(pipeline), index_state(reference)
-    assert [(c.id, c.start, c.end) for c in got.passages] == [(c.id, c.start, c.end) for c in want.passages]
-    cosine = [float(np.dot(got.vectors[k], want.vectors[k])) for k in want.vectors]
-    assert min(cosine) > 0.97, min(cosine)
-    for question in QUESTIONS:
-        assert _answers(pipeline, question)[0][:2] == _answers(reference, question)[0][:2], question
+    assert_same_index(pipeline, reference)
 
 
 def test_serve_refuses_more_replicas_than_the_index_node_has_cpus(ray_address: str, corpus: Corpus) -> None:
