@@ -9,7 +9,7 @@ is mostly overhead. On 2 AVX2 cores a question took 22.9 ms there, 8.1 ms under 
 in float32 (the same vectors) and 4.6 ms in int8 (cosine 0.98 or more to PyTorch's; the same
 recall and F1 end to end, other passages read for a third of questions; docs/benchmarks.md,
 `python -m bench.query_encoders`). The same graphs embed passages at ingest when
-QA_PASSAGE_EMBEDDER names them (batched, shortest first): float32 gives PyTorch's vectors, so an
+QA_PASSAGE_EMBEDDER names them (one passage a call, measured fastest): float32 gives PyTorch's vectors, so an
 index built either way opens under both; int8 gives other vectors, so an index records it under
 its own name (qa/index/loading.py, passage_embedder_name) and opens only under it
 (docs/benchmark-notes.md, `python -m bench.ingest_throughput`, `python -m bench.passage_embedders`).
