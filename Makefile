@@ -21,16 +21,17 @@ $(VENV)/.installed: pyproject.toml
 qa/reader_model/model.%.onnx: $(VENV)/.installed qa/reader_model/model.safetensors
 	$(VENV)/bin/qa export-reader --recipe $*
 
-# The embedder as ONNX for questions: the same vectors as PyTorch in a third of the time for one
-# question (QA_QUERY_ENCODER=auto takes it when it is there).
-qa/query_encoder/query.fp32.onnx: $(VENV)/.installed
-	$(VENV)/bin/qa export-embedder
+# The embedder as ONNX: float32 for questions, the same vectors as PyTorch in a third of the time
+# for one question (QA_QUERY_ENCODER=auto takes it when it is there); int8 for passages at
+# ingest when QA_PASSAGE_EMBEDDER=onnx-int8 (faster bulk ingest; docs/benchmark-notes.md).
+qa/query_encoder/query.%.onnx: $(VENV)/.installed
+	$(VENV)/bin/qa export-embedder --recipe $*
 
 # The reader for CTranslate2 (int8): a folder, made the same way.
 qa/reader_model/ct2-int8/model.bin: $(VENV)/.installed qa/reader_model/model.safetensors
 	$(VENV)/bin/qa export-reader --recipe ct2-int8
 
-install: $(VENV)/.installed qa/reader_model/model.fp32.onnx qa/reader_model/model.int8.onnx qa/reader_model/ct2-int8/model.bin qa/query_encoder/query.fp32.onnx
+install: $(VENV)/.installed qa/reader_model/model.fp32.onnx qa/reader_model/model.int8.onnx qa/reader_model/ct2-int8/model.bin qa/query_encoder/query.fp32.onnx qa/query_encoder/query.int8.onnx
 
 run: install
 	$(VENV)/bin/qa serve --host $(HOST) --port $(PORT)

@@ -80,7 +80,7 @@ def embed_on_ray(texts: list[str], workers: int) -> tuple[np.ndarray, dict]:
     start = time.perf_counter()
     first: tuple[float, int] | None = None
     parts = []
-    for block in embed_on_cluster(texts, None, workers):
+    for block in embed_on_cluster(texts, (None, "torch"), workers):
         parts.append(block)
         if first is None:
             first = (time.perf_counter(), len(block))

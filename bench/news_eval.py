@@ -74,6 +74,8 @@ def digest(files: list[Path], settings: Settings) -> str:
             if p.is_file():
                 h.update(p.name.encode() + p.read_bytes())
     h.update(f"{settings.chunk_size}:{settings.chunk_overlap}:{settings.embedder_path}".encode())
+    if settings.passage_embedder != "torch":  # torch: the digest of indexes built before the setting
+        h.update(settings.passage_embedder.encode())
     return h.hexdigest()[:16]
 
 

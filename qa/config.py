@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from qa.names import QueryEncoderName, ReaderBackend
+from qa.names import PassageEmbedderName, QueryEncoderName, ReaderBackend
 from qa.resources import SEEDS_DIR, default_index_dir
 
 MAX_QUESTION_CHARS = 1000  # documented limit of the API and the CLI
@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     query_encoder: Literal["auto", QueryEncoderName] = Field(
         "auto",
         description="what embeds questions; auto: the ONNX copy of the embedder when `qa export-embedder` made it",
+    )
+    passage_embedder: PassageEmbedderName = Field(
+        "torch",
+        description="what embeds passages at ingest; onnx-int8 is faster, and an index built with it "
+        "opens only under it (qa/index/loading.py)",
     )
     reader_backend: Literal["auto", ReaderBackend] = Field(
         "auto",

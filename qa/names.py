@@ -13,3 +13,8 @@ BACKENDS: tuple[str, ...] = get_args(ReaderBackend)
 # (qa/index/embedding.py, qa/index/loading.py).
 QueryEncoderName = Literal["torch", "onnx-fp32", "onnx-int8"]
 QUERY_ENCODERS: tuple[str, ...] = get_args(QueryEncoderName)
+
+# What embeds passages at ingest (QA_PASSAGE_EMBEDDER): the embedder itself, or its ONNX copy in
+# float32 (the same vectors) or int8 (other vectors: an index records which, qa/index/loading.py).
+PassageEmbedderName = Literal["torch", "onnx-fp32", "onnx-int8"]
+PASSAGE_EMBEDDERS: tuple[str, ...] = get_args(PassageEmbedderName)

@@ -150,7 +150,10 @@ class QAPipeline:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, reader: Reader | None = None) -> None:
         self.settings = settings
         self.embedder: Embedder = embedder or SentenceTransformerEmbedder(
-            str(settings.embedder_path) if settings.embedder_path else None, settings.query_encoder, settings.threads
+            str(settings.embedder_path) if settings.embedder_path else None,
+            settings.query_encoder,
+            settings.threads,
+            settings.passage_embedder,
         )
         self._reader = reader
         self.chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
@@ -240,6 +243,10 @@ class QAPipeline:
         questions are being answered (2 cores: a write must not double their latency)."""
         chunks = self.chunk_articles(articles)
         texts = [c.text for a in articles for c in chunks[a.id]]
+        # Shortest first: a batch of passages of similar lengths pads little (as `qa ingest --ray`
+        # sends them); the vectors go back to the passages' own order below.
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        texts = [texts[i] for i in order]
         parts = []
         bar = None
         if progress:
@@ -254,7 +261,9 @@ class QAPipeline:
                 bar.update(len(texts[i : i + EMBED_BATCH]))
         if bar is not None:
             bar.close()
-        vectors = np.concatenate(parts) if parts else np.zeros((0, self.spec.dim), np.float32)
+        vectors = np.zeros((len(texts), self.spec.dim), np.float32)
+        if parts:
+            vectors[order] = np.concatenate(parts)
         return embedded_batch(articles, chunks, vectors)
 
     def _wait_for_idle(self) -> None:

@@ -79,7 +79,7 @@ class Corpus:
         lines = SEED_JSONL.read_text(encoding="utf-8").splitlines()
         self.new = root / "new.jsonl"
         self.new.write_text("\n".join(lines[:12]) + "\n", encoding="utf-8")
-        base = root / "base.jsonl"
+        self.base = base = root / "base.jsonl"
         base.write_text("\n".join(lines[12:14]) + "\n", encoding="utf-8")
         self.base_index = root / "base-index"
         base_pipeline = QAPipeline(Settings(index_dir=self.base_index))
@@ -181,6 +181,29 @@ def test_ray_ingest_with_a_worker_killed_mid_job_makes_the_single_process_index(
     assert "embedding on 2 Ray workers: 100%" in output and f"{corpus.passages}/{corpus.passages}" in output
     assert _actors("EmbedPassages")[killed]["NumRestarts"] >= 1  # Ray brought the killed worker back
     assert_same_index(_loaded(index_dir), corpus.reference)
+
+
+def test_ray_ingest_embeds_with_the_passage_embedder_the_index_records(
+    ray_address: str, corpus: Corpus, tmp_path: Path
+) -> None:
+    """QA_PASSAGE_EMBEDDER=onnx-int8: the Ray workers embed in int8 as a single-process ingest does,
+    though their batches hold other passages (32 against 16): the ONNX copy embeds one passage a
+    call, so a passage's int8 vector does not depend on its neighbours (dynamic quantisation
+    scales a call's activations by their own range)."""
+    settings = Settings(index_dir=tmp_path / "int8", passage_embedder="onnx-int8")
+    QAPipeline(settings).build([corpus.base])
+    reference = QAPipeline(settings.model_copy(update={"index_dir": tmp_path / "int8-reference"}))
+    shutil.copytree(settings.index_dir, reference.settings.index_dir)
+    reference.load()
+    reference.add_articles(ingest_paths([corpus.new], settings.max_article_chars).articles)
+    env = {**os.environ, "QA_INDEX_DIR": str(settings.index_dir), "QA_PASSAGE_EMBEDDER": "onnx-int8"}
+    command = [sys.executable, "-m", "qa.cli", "ingest", str(corpus.new), "--ray", ray_address]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pipeline = QAPipeline(settings)
+    pipeline.load()
+    assert pipeline.spec.embedder.endswith("+onnx-int8")
+    assert_same_index(pipeline, reference)
 
 
 def test_serve_refuses_more_replicas_than_the_index_node_has_cpus(ray_address: str, corpus: Corpus) -> None:

