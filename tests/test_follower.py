@@ -20,7 +20,7 @@ from qa.pipeline import QAPipeline
 from qa.serve.app import create_app
 from tests.fakes import FakeEmbedder, FakeReader
 from tests.index_state import index_state
-from tests.test_replication import ARTICLES, LAUNCH, answer, make, many
+from tests.test_replication import ARTICLES, LAUNCH, answer, damage, make, many
 
 NEW_QUESTION = "When did the Zorblax rocket lift off?"
 
@@ -72,10 +72,7 @@ def test_a_failed_pull_is_logged_once_and_the_old_generation_keeps_serving(write
         with caplog.at_level(logging.WARNING, logger="qa.index.follower"):
             writer.build_from_articles([LAUNCH])  # a new generation: the next pull is a whole copy
             replication.publish(writer.store, shipped)
-            newest = shipped / replication.read_latest(shipped)["full"]["folder"] / "store.sqlite"
-            data = bytearray(newest.read_bytes())
-            data[len(data) // 2] ^= 0xFF
-            newest.write_bytes(bytes(data))
+            damage(shipped / replication.read_latest(shipped)["full"]["folder"] / "store.sqlite")
             wait_for(lambda: "pull failed" in caplog.text)
             time.sleep(0.5)  # ten more failed pulls
             assert caplog.text.count("pull failed") == 1 and "keeps serving seq" in caplog.text

@@ -44,7 +44,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: the cluster tests
 from qa.index import replication  # noqa: E402
 from qa.pipeline import QAPipeline  # noqa: E402
 from qa.types import Article  # noqa: E402
-from tests.test_replication import ARTICLES, LAUNCH, answer, make  # noqa: E402
+from tests.test_replication import ARTICLES, LAUNCH, answer, damage, make  # noqa: E402
 
 pytestmark = [pytest.mark.cluster]
 
@@ -313,10 +313,7 @@ def run_on(cluster: dict[str, str], tmp_path: Path) -> None:
 
     # A damaged copy is refused, and the old generation still serves.
     newest = shipped / replication.read_latest(shipped)["full"]["folder"]
-    database = newest / "store.sqlite"
-    data = bytearray(database.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    database.write_bytes(bytes(data))
+    damage(newest / "store.sqlite")
     with pytest.raises(ray.exceptions.RayTaskError, match="SnapshotCorruptError"):
         ray.get(host.pull.remote())
     assert ray.get(host.current.remote()) == before

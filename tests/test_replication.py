@@ -121,13 +121,17 @@ def new_generation_published(writer: QAPipeline, tmp_path: Path) -> tuple[Path, 
     return shipped, root, before
 
 
+def damage(path: Path) -> None:
+    """Flip one byte in the middle of a published file, as a bad disk or transfer would."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def test_a_damaged_file_is_refused_and_the_old_generation_keeps_serving(writer, tmp_path):
     shipped, root, before = new_generation_published(writer, tmp_path)
     newest = shipped / replication.read_latest(shipped)["full"]["folder"]
-    faiss_file = next(newest.glob("dense-*.faiss"))
-    data = bytearray(faiss_file.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    faiss_file.write_bytes(bytes(data))
+    damage(next(newest.glob("dense-*.faiss")))
     with pytest.raises(SnapshotCorruptError, match="differs from its manifest.*keeps serving"):
         replication.pull(shipped, root)
     assert (root / "CURRENT").read_text() == before
