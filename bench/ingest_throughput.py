@@ -86,7 +86,7 @@ def ray_measure(workdir: Path, base: Sequence[Article], articles: Sequence[Artic
 
     root = str(Path(__file__).resolve().parent.parent)  # the workers import this checkout's qa
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    ray.init(num_cpus=workers, include_dashboard=False, logging_level="WARNING")
+    ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING)
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # as `qa ingest --ray` does
 
     def measure(embedder: str, threads: int) -> dict:
