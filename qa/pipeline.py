@@ -188,6 +188,12 @@ class QAPipeline:
         return self.embedder.query_encoder if isinstance(self.embedder, SentenceTransformerEmbedder) else None
 
     @property
+    def passage_embedder(self) -> str | None:
+        """What embeds passages (QA_PASSAGE_EMBEDDER); an index opens only under the one it was
+        built with (int8) or its equal (torch, onnx-fp32)."""
+        return self.embedder.passage_embedder if isinstance(self.embedder, SentenceTransformerEmbedder) else None
+
+    @property
     def threshold(self) -> float:
         return self.calibration.no_answer_threshold
 

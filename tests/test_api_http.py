@@ -37,6 +37,7 @@ def test_health_and_openapi(client):
             return False
 
     assert health["query_encoder"] == next(filter(current, AUTO_QUERY_ENCODERS), "torch")
+    assert health["passage_embedder"] == "torch"  # the default: QA_PASSAGE_EMBEDDER unset
     spec = client.get("/openapi.json").json()
     assert "/ask" in spec["paths"] and "AskRequest" in spec["components"]["schemas"]
     assert client.get("/docs").status_code == 200

@@ -122,6 +122,7 @@ def test_an_int8_index_answers_over_the_bundled_articles(tmp_path):
     pipeline = QAPipeline(settings)
     pipeline.build([SEEDS])
     assert _recorded(tmp_path / "index") == INT8_NAME
+    assert pipeline.passage_embedder == "onnx-int8"  # what /healthz reports
     hits = pipeline.search("When does New START expire?", 5)
     assert "is set to expire in 2021" in hits[0].chunk.text
     result = pipeline.ask("When does New START expire?")

@@ -229,6 +229,9 @@ class Health(BaseModel):
     passages: int = 0
     reader_backend: str | None = Field(None, description="what the reader runs on (QA_READER_BACKEND or auto's choice)")
     query_encoder: str | None = Field(None, description="what embeds questions (QA_QUERY_ENCODER or auto's choice)")
+    passage_embedder: str | None = Field(
+        None, description="what embedded the index's passages and embeds new ones (QA_PASSAGE_EMBEDDER)"
+    )
     replica: ReplicaHealth | None = Field(None, description="on a replica: its seq and lag")
     node: str | None = Field(None, description="qa serve --ray: the Ray node this replica runs on")
     detail: str | None = None

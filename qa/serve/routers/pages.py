@@ -35,6 +35,7 @@ def healthz(state: StateDep) -> JSONResponse:
             passages=counts.passages,
             reader_backend=state.pipeline.reader_backend,
             query_encoder=state.pipeline.query_encoder,
+            passage_embedder=state.pipeline.passage_embedder,
             replica=replica,
             node=state.node,
         )
