@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
     from qa.cluster.node_copy import CopySource
     from qa.config import Settings
-    from qa.index.dense import DenseSettings
     from qa.ingest.files import IngestReport
     from qa.pipeline import QAPipeline
     from qa.retrieval.hybrid import Filters
@@ -252,12 +251,6 @@ def _replica_of(args: argparse.Namespace) -> tuple[Settings, CopySource]:
     return settings, copy
 
 
-def _dense_settings(settings: Settings) -> DenseSettings:
-    from qa.index.dense import DenseSettings
-
-    return DenseSettings(settings.ivf_threshold, settings.ivf_nprobe, settings.dense_checkpoint_every)
-
-
 def _every(args: argparse.Namespace, once: Callable[[], str]) -> int:
     """Run `once` now, and with --every again every so many seconds until Ctrl-C; an error in a
     repeated run is printed and tried again at the next (a copy keeps serving meanwhile)."""
@@ -280,11 +273,13 @@ def _every(args: argparse.Namespace, once: Callable[[], str]) -> int:
 
 def cmd_replica(args: argparse.Namespace) -> int:
     from qa.index import replication
+    from qa.index.dense import DenseSettings
 
     settings = _settings()
+    dense = DenseSettings.of(settings)
     folder = args.folder
     if args.action == "publish":
-        store = replication.open_store(settings.index_dir, _dense_settings(settings))
+        store = replication.open_store(settings.index_dir, dense)
 
         def once() -> str:
             done = replication.publish(store, folder, full=args.full, progress=not args.every)
@@ -298,7 +293,7 @@ def cmd_replica(args: argparse.Namespace) -> int:
         from qa.index.follower import Follower
 
         # One store, its FAISS loaded, from one pull to the next.
-        follower = Follower(folder, settings.index_dir, name=args.name, dense_settings=_dense_settings(settings))
+        follower = Follower(folder, settings.index_dir, name=args.name, dense_settings=dense)
 
         def once() -> str:
             done = follower.pull_once(progress=not args.every)
@@ -309,7 +304,7 @@ def cmd_replica(args: argparse.Namespace) -> int:
 
         return _every(args, once)
     if args.action == "forget":
-        store = replication.open_store(settings.index_dir, _dense_settings(settings))
+        store = replication.open_store(settings.index_dir, dense)
         if not replication.forget(store, folder):
             print(f"error: the index at {settings.index_dir} keeps no change log for {folder}", file=sys.stderr)
             return 1

@@ -161,7 +161,7 @@ class QAPipeline:
         self.store = IndexStore(
             settings.index_dir,
             self.spec,
-            DenseSettings(settings.ivf_threshold, settings.ivf_nprobe, settings.dense_checkpoint_every),
+            DenseSettings.of(settings),
             lock_timeout_s=settings.write_lock_timeout_s,
         )
         self.retriever = Retriever(self.store, self.embedder, settings.dense_k, settings.bm25_k, settings.rrf_k)

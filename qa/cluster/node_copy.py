@@ -66,6 +66,6 @@ def replica_settings(settings: Settings, node_id: str) -> Settings:
 def follower_for(settings: Settings, source: CopySource, node_id: str) -> Follower:
     """The follower that keeps the copy at settings.index_dir current (it records its seq in the
     publish folder as `<host>-<node id>`, for `qa replica status`)."""
-    dense = DenseSettings(settings.ivf_threshold, settings.ivf_nprobe, settings.dense_checkpoint_every)
+    dense = DenseSettings.of(settings)
     name = f"{socket.gethostname()}-{node_id[:12]}"
     return Follower(source.folder, settings.index_dir, source.pull_every_s, name, dense)

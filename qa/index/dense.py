@@ -37,6 +37,8 @@ from qa.index import db
 if TYPE_CHECKING:
     import faiss
 
+    from qa.config import Settings
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "dense.json"
@@ -49,6 +51,11 @@ class DenseSettings:
     nprobe: int = 24
     checkpoint_every: int = 2_000  # changes since the last checkpoint before the next is written
     checkpoint_fraction: float = 0.05  # ... or this share of the archive, whichever is larger
+
+    @classmethod
+    def of(cls, settings: Settings) -> DenseSettings:
+        """The dense index's part of the settings (QA_IVF_THRESHOLD, QA_IVF_NPROBE, QA_DENSE_CHECKPOINT_EVERY)."""
+        return cls(settings.ivf_threshold, settings.ivf_nprobe, settings.dense_checkpoint_every)
 
 
 def _sha256(path: Path) -> str:
