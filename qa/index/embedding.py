@@ -11,7 +11,6 @@ import numpy as np
 
 from qa.index.loading import (
     EMBEDDER_NAME,
-    ONNX_PASSAGE_BATCH,
     OnnxQueryEncoder,
     choose_passage_encoder,
     choose_query_encoder,
@@ -83,7 +82,7 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         onnx = choose_passage_encoder(self.passage_embedder, self._path, self._threads)
         if onnx is not None:
-            return onnx.encode_batched(texts, ONNX_PASSAGE_BATCH)  # not batch_size: measured best
+            return onnx.encode_each(texts)  # not batch_size: one a call measured fastest
         return self._torch_encode(texts, batch_size, progress)
 
     def _torch_encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:

@@ -61,19 +61,14 @@ class OnnxQueryEncoder:
         (vectors,) = self.session.run(["embedding"], feeds)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
-    def encode_batched(self, texts: Sequence[str], batch_size: int = 1) -> np.ndarray:
-        """Many texts (passages), `batch_size` at a time (ONNX_PASSAGE_BATCH), shortest first so
-        that a batch pads little (as sentence-transformers does); the vectors in the order of
-        `texts`."""
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        vectors = np.empty((len(texts), 0), np.float32)
-        for i in range(0, len(texts), batch_size):
-            rows = order[i : i + batch_size]
-            part = self([texts[j] for j in rows])
-            if not vectors.shape[1]:
-                vectors = np.empty((len(texts), part.shape[1]), np.float32)
-            vectors[rows] = part
-        return vectors
+    def encode_each(self, texts: Sequence[str]) -> np.ndarray:
+        """Many texts (passages, at least one), one per ONNX Runtime call. Measured on 306 Reuters
+        passages sorted by length (2 cores with AVX512-VNNI, shared; 1 thread), int8 embedded 112
+        passages/s one at a time, 80 four at a time, 49 sixteen at a time (float32 ONNX 46 / 39 /
+        28; PyTorch 38 / 43 / 34); at 2 threads one and four tied: batching buys these graphs
+        nothing on a CPU. A text alone pads nothing, so each int8 vector depends on its passage
+        alone, not on its neighbours."""
+        return np.concatenate([self([text]) for text in texts])
 
 
 class UnsupportedEmbedderError(QAError, ValueError):
@@ -174,13 +169,6 @@ def choose_query_encoder(backend: str, path: str | None = None, threads: int = 2
         command,
     )
     return None
-
-
-# Passages per ONNX Runtime call at ingest. One: measured on 306 Reuters passages sorted by length
-# (2 cores with AVX512-VNNI, shared; 1 thread), int8 embedded 112 passages/s one at a time, 80 four
-# at a time, 49 sixteen at a time (float32 ONNX 46 / 39 / 28; PyTorch 38 / 43 / 34): batching
-# buys these graphs nothing on a CPU, and one text pads nothing. At 2 threads one and four tied.
-ONNX_PASSAGE_BATCH = 1
 
 
 class PassageEmbedderError(QAError, ValueError):
