@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bench.news_eval import NEWS, REUTERS, ROOT, open_archive
-from bench.report import load_average, table, write_section
+from bench.report import load_average, paired, table, write_section
 from qa.config import Settings
 from qa.eval.gold import GoldQuestion, load_gold
 from qa.eval.runner import evaluate, hit_holds_answer
@@ -36,13 +36,6 @@ from qa.pipeline import QAPipeline
 KS = (1, 5, 10)
 PASSAGES = ("torch", "onnx-int8")
 QUERIES = ("onnx-fp32", "onnx-int8")
-
-
-def paired(found: np.ndarray, base: np.ndarray) -> str:
-    """The difference in points of two per-question 0/1 (or F1) arrays, with a 95% interval."""
-    diff = 100 * (found.astype(float) - base.astype(float))
-    half = 1.96 * float(np.std(diff, ddof=1)) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
-    return f"{diff.mean():+.2f} ± {half:.2f}"
 
 
 def ranks(pipeline: QAPipeline, questions: Sequence[GoldQuestion], vectors: np.ndarray, mode: str) -> np.ndarray:
@@ -81,7 +74,7 @@ def squad(path: str, limit: int | None, threads: int) -> tuple[list[tuple], int]
                 query,
                 mode,
                 " / ".join(f"{100 * hit[k].mean():.2f}" for k in KS),
-                " / ".join(paired(hit[k], was[k]) for k in KS),
+                " / ".join(paired(100 * hit[k], 100 * was[k]) for k in KS),
             )
         )
     return rows, len(questions)
@@ -106,9 +99,9 @@ def news(split: str, archive: str, reuters: Path, threads: int) -> tuple[list[tu
             (
                 passages,
                 " / ".join(f"{100 * hit[k].mean():.2f}" for k in KS),
-                " / ".join(paired(hit[k], (was > 0) & (was <= k)) for k in KS),
+                " / ".join(paired(100 * hit[k], 100 * ((was > 0) & (was <= k))) for k in KS),
                 f"{100 * f1.mean():.2f}",
-                paired(f1, np.array([r.f1 for r in results["torch"]])),
+                paired(100 * f1, 100 * np.array([r.f1 for r in results["torch"]])),
             )
         )
     return rows, len(base)

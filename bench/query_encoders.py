@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bench.report import load_average, percentile, table, write_section
+from bench.report import load_average, paired, percentile, table, write_section
 from qa.config import Settings
 from qa.eval.gold import GoldQuestion, load_gold
 from qa.eval.metrics import best_over_golds, f1_score
@@ -78,8 +78,7 @@ def end_to_end(
             n,
             reread[name],
             round(float(np.mean(f1[name])), 2),
-            f"{np.mean(np.subtract(f1[name], f1[base])):+.2f} ± "
-            f"{1.96 * float(np.std(np.subtract(f1[name], f1[base]), ddof=1)) / np.sqrt(n):.2f}",
+            paired(np.array(f1[name]), np.array(f1[base])),
             round(float(np.mean(f1_any[name])), 2),
         )
         for name in vectors
