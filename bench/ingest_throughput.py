@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import logging
-import os
 import statistics
 import tempfile
 import time
@@ -80,14 +78,10 @@ def run_rounds(arms: list[tuple[str, int]], rounds: int, measure: Callable[[str,
 
 
 def ray_measure(workdir: Path, base: Sequence[Article], articles: Sequence[Article], workers: int) -> Callable:
-    import ray
-
+    from bench.cluster import start_local_ray  # Ray: only with --ray-workers
     from qa.cluster.embed_job import ingest_on_cluster
 
-    root = str(Path(__file__).resolve().parent.parent)  # the workers import this checkout's qa
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING)
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # as `qa ingest --ray` does
+    start_local_ray(workers)
 
     def measure(embedder: str, threads: int) -> dict:
         pipeline = fresh_pipeline(workdir, embedder, threads, base)
